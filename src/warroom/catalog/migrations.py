@@ -1,0 +1,50 @@
+"""Versioned schema migrations of the catalog.
+
+``MIGRATIONS`` is append-only: version N's function brings a catalog at version N-1 to N. The
+applied versions are recorded in ``warroom_schema_version``. Migrating takes a lock first (an
+advisory lock on PostgreSQL; on SQLite every catalog transaction is ``BEGIN IMMEDIATE``) so
+that several processes starting at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, func, insert, select, text
+
+from warroom.catalog import schema
+
+MigrationStep = Callable[[Connection], None]
+
+MIGRATION_LOCK_KEY = 0x57524B01  # "WRK" + 1: any constant unique to this product
+
+
+def _v1_checkpoints(conn: Connection) -> None:
+    schema.checkpoints.create(conn)
+
+
+MIGRATIONS: list[tuple[int, MigrationStep]] = [
+    (1, _v1_checkpoints),
+]
+
+HEAD = MIGRATIONS[-1][0]
+
+
+def migrate(engine: Engine) -> int:
+    """Apply every migration newer than the catalog's version; return the version reached."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        schema.schema_version.create(conn, checkfirst=True)
+        current = conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0
+        for version, step in MIGRATIONS:
+            if version > current:
+                step(conn)
+                conn.execute(
+                    insert(schema.schema_version).values(
+                        version=version, applied_at=datetime.now(UTC)
+                    )
+                )
+                current = version
+        return current

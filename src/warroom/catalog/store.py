@@ -1,0 +1,207 @@
+"""The :class:`Catalog`: typed reads and writes over the catalog tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from warroom.catalog import migrations, schema
+from warroom.errors import ConfigurationError, StorageError
+from warroom.redact import redact_url
+
+__all__ = ["Catalog", "CheckpointRecord", "open_catalog"]
+
+
+@dataclass
+class CheckpointRecord:
+    """One checkpoint of any type, as the catalog indexes it."""
+
+    type: str
+    name: str
+    status: str
+    created_at: datetime
+    source: str | None = None
+    size_original: int | None = None
+    size_stored: int | None = None
+    checksum: str | None = None
+    verified_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "source": self.source,
+            "size_original": self.size_original,
+            "size_stored": self.size_stored,
+            "checksum": self.checksum,
+            "verified_at": self.verified_at.isoformat() if self.verified_at else None,
+            "details": self.details,
+        }
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Map the URLs users write to SQLAlchemy's: ``postgresql://`` uses psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, a busy timeout, and ``BEGIN IMMEDIATE`` so concurrent writers queue, not fail."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_catalog(url: str) -> Catalog:
+    """Connect to the catalog at ``url`` and migrate it to the newest schema."""
+    shown = redact_url(url)
+    try:
+        sa_url = make_url(_sqlalchemy_url(url))
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"invalid catalog URL {shown!r}: use sqlite:///path/catalog.db or "
+            "postgresql://user@host/dbname"
+        ) from exc
+    if sa_url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"unsupported catalog database {sa_url.get_backend_name()!r} in {shown!r}; "
+            "use SQLite or PostgreSQL"
+        )
+    if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
+        Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(sa_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    catalog = Catalog(engine, shown)
+    try:
+        migrations.migrate(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StorageError(
+            f"cannot open the catalog at {shown}: {getattr(exc, 'orig', None) or exc}"
+        ) from exc
+    return catalog
+
+
+class Catalog:
+    """Reads and writes of the catalog. Every method is one transaction."""
+
+    def __init__(self, engine: Engine, location: str) -> None:
+        self.engine = engine
+        self.location = location
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"catalog {self.location} failed: {getattr(exc, 'orig', None) or exc}"
+            ) from exc
+
+    def upsert_checkpoint(self, record: CheckpointRecord) -> None:
+        values = {
+            "status": record.status,
+            "created_at": record.created_at,
+            "source": record.source,
+            "size_original": record.size_original,
+            "size_stored": record.size_stored,
+            "checksum": record.checksum,
+            "verified_at": record.verified_at,
+            "details": record.details,
+        }
+        table = schema.checkpoints
+        with self.transaction() as conn:
+            changed = conn.execute(
+                update(table)
+                .where(table.c.type == record.type, table.c.name == record.name)
+                .values(**values)
+            ).rowcount
+            if not changed:
+                conn.execute(table.insert().values(type=record.type, name=record.name, **values))
+
+    def get_checkpoint(self, type_: str, name: str) -> CheckpointRecord | None:
+        table = schema.checkpoints
+        with self.transaction() as conn:
+            row = conn.execute(
+                select(table).where(table.c.type == type_, table.c.name == name)
+            ).first()
+        return _record(row._mapping) if row else None
+
+    def list_checkpoints(self, type_: str | None = None) -> list[CheckpointRecord]:
+        table = schema.checkpoints
+        query = select(table).order_by(table.c.created_at, table.c.name)
+        if type_ is not None:
+            query = query.where(table.c.type == type_)
+        with self.transaction() as conn:
+            return [_record(row._mapping) for row in conn.execute(query)]
+
+    def set_verified(self, type_: str, name: str, status: str, at: datetime) -> None:
+        table = schema.checkpoints
+        with self.transaction() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.type == type_, table.c.name == name)
+                .values(status=status, verified_at=at)
+            )
+
+    def delete_checkpoint(self, type_: str, name: str) -> None:
+        table = schema.checkpoints
+        with self.transaction() as conn:
+            conn.execute(delete(table).where(table.c.type == type_, table.c.name == name))
+
+    def replace_checkpoints(self, type_: str, records: list[CheckpointRecord]) -> None:
+        """Make the checkpoints of ``type_`` exactly ``records`` (used by catalog rebuild)."""
+        table = schema.checkpoints
+        with self.transaction() as conn:
+            conn.execute(delete(table).where(table.c.type == type_))
+            for record in records:
+                values = record.to_dict() | {
+                    "created_at": record.created_at,
+                    "verified_at": record.verified_at,
+                }
+                conn.execute(table.insert().values(**values))
+
+
+def _record(row: Any) -> CheckpointRecord:
+    return CheckpointRecord(
+        type=row["type"],
+        name=row["name"],
+        status=row["status"],
+        created_at=row["created_at"],
+        source=row["source"],
+        size_original=row["size_original"],
+        size_stored=row["size_stored"],
+        checksum=row["checksum"],
+        verified_at=row["verified_at"],
+        details=row["details"] or {},
+    )

@@ -1,0 +1,283 @@
+"""The ``warroom`` commands.
+
+Exit codes: 0 done; 1 the operation failed; 2 bad input or configuration (the message says
+which and how to fix it); 3 integrity failure. With ``--json`` stdout holds one JSON document
+and nothing else; progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from warroom import __version__
+from warroom.cli.render import (
+    ProgressPrinter,
+    checkpoint_table,
+    emit_json,
+    human_bytes,
+    reporting_errors,
+    say,
+)
+from warroom.database.backups import Progress
+from warroom.services import Services, build_services
+
+app = typer.Typer(
+    name="warroom",
+    help="War Room Checkpoints: verified database backups, resumable workflows and "
+    "safe deployments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+create_app = typer.Typer(help="Create a checkpoint.", no_args_is_help=True)
+restore_app = typer.Typer(help="Restore from a checkpoint.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Maintain the catalog (the index of checkpoints).", no_args_is_help=True
+)
+app.add_typer(create_app, name="create")
+app.add_typer(restore_app, name="restore")
+app.add_typer(catalog_app, name="catalog")
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
+]
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        max=64,
+        help="Parallel streams: with more than 1, one stored part per table.",
+    ),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Database URL (postgresql://user@host:5432/db or sqlite:///app.db); "
+        "default: DATABASE_URL.",
+        show_default=False,
+    ),
+]
+
+
+class CheckpointType(StrEnum):
+    workflow = "workflow"
+    database = "database"
+    deployment = "deployment"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"warroom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Settings come from the environment (CHECKPOINT_DIR, BACKUP_DIR, DATABASE_URL,
+    WARROOM_CATALOG_URL, ...) and an optional ./warroom.toml (or WARROOM_CONFIG)."""
+
+
+@contextmanager
+def _services(as_json: bool) -> Iterator[Services]:
+    with reporting_errors(as_json), build_services() as services:
+        yield services
+
+
+def _progress() -> tuple[Progress, ProgressPrinter]:
+    printer = ProgressPrinter()
+    return Progress(printer), printer
+
+
+@create_app.command("database")
+def create_database(
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", "-n", help="Checkpoint name; default db-<UTC timestamp>.", show_default=False
+        ),
+    ] = None,
+    url: UrlOption = None,
+    jobs: JobsOption = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Back up a database into BACKUP_DIR, streamed through SHA-256 and zstd."""
+    with _services(as_json) as services:
+        progress, printer = _progress()
+        manifest = services.backups.create(url=url, name=name, jobs=jobs, progress=progress)
+        printer.done()
+        if as_json:
+            emit_json(manifest_summary(manifest))
+            return
+        say(
+            f"created database checkpoint [bold]{manifest.name}[/] of {manifest.source}: "
+            f"{human_bytes(manifest.size_original)} → {human_bytes(manifest.size_stored)} "
+            f"stored in {manifest.duration_seconds:.1f} s, {len(manifest.tables)} tables, "
+            f"{len(manifest.parts)} parts, sha256 {manifest.checksum[:16]}"
+        )
+
+
+def manifest_summary(manifest: Any) -> dict[str, Any]:
+    return {
+        "name": manifest.name,
+        "type": "database",
+        "engine": manifest.engine,
+        "source": manifest.source,
+        "created_at": manifest.created_at.isoformat(),
+        "duration_seconds": manifest.duration_seconds,
+        "size_original": manifest.size_original,
+        "size_stored": manifest.size_stored,
+        "checksum": manifest.checksum,
+        "tables": manifest.tables,
+        "parts": [part.name for part in manifest.parts],
+    }
+
+
+@app.command("list")
+def list_checkpoints(
+    type_: Annotated[
+        CheckpointType | None,
+        typer.Option("--type", "-t", help="Only this type.", show_default=False),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List checkpoints, oldest first."""
+    with _services(as_json) as services:
+        records = services.catalog.list_checkpoints(type_.value if type_ else None)
+        rows = [record.to_dict() for record in records]
+        if as_json:
+            emit_json({"checkpoints": rows})
+            return
+        if not rows:
+            say("no checkpoints" + (f" of type {type_.value}" if type_ else ""))
+            return
+        checkpoint_table(
+            rows,
+            [
+                ("NAME", lambda r: r["name"]),
+                ("TYPE", lambda r: r["type"]),
+                ("STATUS", lambda r: r["status"]),
+                ("CREATED (UTC)", lambda r: r["created_at"][:19].replace("T", " ")),
+                ("ORIGINAL", lambda r: human_bytes(r["size_original"])),
+                ("STORED", lambda r: human_bytes(r["size_stored"])),
+                ("CHECKSUM", lambda r: (r["checksum"] or "-")[:12]),
+                ("SOURCE", lambda r: r["source"] or "-"),
+            ],
+        )
+
+
+@app.command("verify")
+def verify(
+    name: Annotated[str, typer.Argument(help="The database checkpoint to verify.")],
+    restore_test: Annotated[
+        bool,
+        typer.Option(
+            "--restore-test",
+            help="Also restore into a scratch database and compare every table's row count.",
+        ),
+    ] = False,
+    url: UrlOption = None,
+    jobs: JobsOption = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part)."""
+    with _services(as_json) as services:
+        progress, printer = _progress()
+        report = services.backups.verify(
+            name, restore_test=restore_test, url=url, jobs=jobs, progress=progress
+        )
+        printer.done()
+        if as_json:
+            emit_json(report.to_dict())
+            return
+        message = (
+            f"{name}: intact ({report.parts_checked} parts, "
+            f"{human_bytes(report.bytes_checked)} checked)"
+        )
+        if report.restore_tested:
+            message += f"; restore test passed ({report.tables_checked} tables, row counts match)"
+        say(message)
+
+
+@restore_app.command("database")
+def restore_database(
+    name: Annotated[str, typer.Argument(help="The database checkpoint to restore.")],
+    new_db: Annotated[
+        str | None,
+        typer.Option(
+            "--new-db",
+            help="Restore into this new database on the same server.",
+            show_default=False,
+        ),
+    ] = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(
+            "--target-url",
+            help="Restore over this existing database (needs --yes; a safety backup of it "
+            "is taken first).",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm replacing the data at --target-url.")
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Server for --new-db; default DATABASE_URL, else the backup's source.",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: JobsOption = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore a database checkpoint; integrity is checked before anything is touched."""
+    with _services(as_json) as services:
+        progress, printer = _progress()
+        report = services.backups.restore(
+            name,
+            new_db=new_db,
+            target_url=target_url,
+            confirm=yes,
+            url=url,
+            jobs=jobs,
+            progress=progress,
+        )
+        printer.done()
+        if as_json:
+            emit_json(report.to_dict())
+            return
+        if report.safety_backup:
+            say(f"safety backup of the previous contents: [bold]{report.safety_backup}[/]")
+        say(
+            f"restored {name} into {report.target} in {report.duration_seconds:.1f} s: "
+            f"{report.tables_checked} tables, {report.rows} rows, row counts match the backup"
+        )
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(as_json: JsonOption = False) -> None:
+    """Re-index every database backup from the manifests in BACKUP_DIR."""
+    with _services(as_json) as services:
+        indexed, problems = services.backups.rebuild_catalog()
+        if as_json:
+            emit_json({"indexed": indexed, "problems": problems})
+        else:
+            say(f"indexed {indexed} database checkpoints from {services.backup_storage.location}")
+            for problem in problems:
+                say(f"[yellow]skipped[/] {problem}")
+        if problems:
+            raise typer.Exit(3)

@@ -1,0 +1,178 @@
+"""Stream filters between a source and storage, and the self-describing object format.
+
+Every stored object starts with a header, so a restore needs no configuration to decode it::
+
+    b"WRCK" | format version (1 byte) | length of the codec chain (1 byte) | chain, ASCII
+
+The chain names the filters applied to the plain bytes, in order (today ``zstd``, or nothing).
+While encoding, :class:`Encoder` computes the SHA-256 and size of both the plain and the stored
+bytes; :class:`Decoder` recomputes them while decoding, so a single read both restores and
+verifies. A damaged object raises :class:`~warroom.errors.IntegrityError` naming the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import zstandard
+
+from warroom.errors import IntegrityError
+
+__all__ = ["Decoder", "Digest", "Encoder", "MAGIC"]
+
+MAGIC = b"WRCK"
+FORMAT_VERSION = 1
+ZSTD = "zstd"
+_OUT_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Sizes and SHA-256 (hex) of an object's plain and stored bytes."""
+
+    plain_size: int
+    plain_sha256: str
+    stored_size: int
+    stored_sha256: str
+
+
+def _header(chain: tuple[str, ...]) -> bytes:
+    names = ",".join(chain).encode("ascii")
+    return MAGIC + bytes([FORMAT_VERSION, len(names)]) + names
+
+
+class Encoder:
+    """Encodes one stream: ``for stored_chunk in encoder.encode(plain_chunks)``.
+
+    ``digest`` is available once the returned iterator is exhausted. Compression runs on
+    ``threads`` zstd worker threads (0: in the calling thread).
+    """
+
+    def __init__(self, level: int = 3, threads: int = 0) -> None:
+        self._compressor = zstandard.ZstdCompressor(
+            level=level, threads=threads, write_checksum=True
+        )
+        self._digest: Digest | None = None
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        return (ZSTD,)
+
+    @property
+    def digest(self) -> Digest:
+        if self._digest is None:
+            raise RuntimeError("the stream has not been fully encoded yet")
+        return self._digest
+
+    def encode(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        plain_hash, stored_hash = hashlib.sha256(), hashlib.sha256()
+        plain_size = stored_size = 0
+        compressor = self._compressor.compressobj()
+
+        def emit(data: bytes) -> bytes:
+            nonlocal stored_size
+            stored_hash.update(data)
+            stored_size += len(data)
+            return data
+
+        yield emit(_header(self.chain))
+        for chunk in chunks:
+            plain_hash.update(chunk)
+            plain_size += len(chunk)
+            out = compressor.compress(chunk)
+            if out:
+                yield emit(out)
+        yield emit(compressor.flush())
+        self._digest = Digest(
+            plain_size, plain_hash.hexdigest(), stored_size, stored_hash.hexdigest()
+        )
+
+
+class Decoder:
+    """Decodes one stored object: ``for plain_chunk in decoder.decode(stored_chunks)``.
+
+    Raises IntegrityError for a foreign or unknown header, corrupt or truncated data. The
+    ``digest`` of what was read is available once the iterator is exhausted; callers compare it
+    with the manifest (:meth:`check`).
+    """
+
+    def __init__(self, name: str = "object") -> None:
+        self.name = name
+        self._digest: Digest | None = None
+
+    @property
+    def digest(self) -> Digest:
+        if self._digest is None:
+            raise RuntimeError("the stream has not been fully decoded yet")
+        return self._digest
+
+    def decode(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        plain_hash, stored_hash = hashlib.sha256(), hashlib.sha256()
+        plain_size = stored_size = 0
+        source = iter(chunks)
+        buffered = b""
+        for chunk in source:
+            stored_hash.update(chunk)
+            stored_size += len(chunk)
+            buffered += chunk
+            if len(buffered) >= 6 and len(buffered) >= 6 + buffered[5]:
+                break
+        chain, rest = self._parse_header(buffered)
+        decompressor = zstandard.ZstdDecompressor().decompressobj() if chain else None
+
+        def plain(data: bytes) -> Iterator[bytes]:
+            nonlocal plain_size
+            if decompressor is not None:
+                try:
+                    data = decompressor.decompress(data)
+                except zstandard.ZstdError as exc:
+                    raise IntegrityError(f"{self.name} is corrupt: {exc}", part=self.name) from exc
+            if data:
+                plain_hash.update(data)
+                plain_size += len(data)
+                yield data
+
+        yield from plain(rest)
+        for chunk in source:
+            stored_hash.update(chunk)
+            stored_size += len(chunk)
+            yield from plain(chunk)
+        if decompressor is not None and not decompressor.eof:
+            raise IntegrityError(f"{self.name} is truncated", part=self.name)
+        self._digest = Digest(
+            plain_size, plain_hash.hexdigest(), stored_size, stored_hash.hexdigest()
+        )
+
+    def _parse_header(self, data: bytes) -> tuple[tuple[str, ...], bytes]:
+        if len(data) < 6 or data[:4] != MAGIC:
+            raise IntegrityError(
+                f"{self.name} is not a War Room object (bad header)", part=self.name
+            )
+        if data[4] != FORMAT_VERSION:
+            raise IntegrityError(
+                f"{self.name} has format version {data[4]}, this version reads "
+                f"{FORMAT_VERSION}; upgrade warroom",
+                part=self.name,
+            )
+        end = 6 + data[5]
+        chain = tuple(filter(None, data[6:end].decode("ascii", "replace").split(",")))
+        if any(name != ZSTD for name in chain):
+            raise IntegrityError(f"{self.name} uses an unknown codec chain {chain}", part=self.name)
+        return chain, data[end:]
+
+    def check(self, plain_sha256: str, stored_sha256: str | None = None) -> None:
+        """Raise IntegrityError unless what was read matches the recorded checksums."""
+        digest = self.digest
+        if stored_sha256 is not None and digest.stored_sha256 != stored_sha256:
+            raise IntegrityError(
+                f"{self.name} is damaged: stored checksum {digest.stored_sha256[:16]}... "
+                f"does not match the manifest's {stored_sha256[:16]}...",
+                part=self.name,
+            )
+        if digest.plain_sha256 != plain_sha256:
+            raise IntegrityError(
+                f"{self.name} is damaged: content checksum does not match the manifest",
+                part=self.name,
+            )

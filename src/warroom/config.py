@@ -1,0 +1,116 @@
+"""Settings: environment variables, then an optional ``warroom.toml``, then defaults.
+
+The seed's variables keep their names (``CHECKPOINT_DIR``, ``BACKUP_DIR``,
+``CHECKPOINT_RETENTION_DAYS``, ``ENABLE_AUTO_CHECKPOINTS``, ``DATABASE_CHECKPOINT_SCHEDULE``,
+``DATABASE_URL``); new ones start with ``WARROOM_``. In ``warroom.toml`` the same settings are
+written in lower case (``backup_dir = "/srv/backups"``). Nothing is read at import time:
+:meth:`Settings.load` is called by the composition root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from warroom.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+CONFIG_FILE_VARIABLE = "WARROOM_CONFIG"
+DEFAULT_CONFIG_FILE = "warroom.toml"
+
+
+def _aliases(env_name: str, field_name: str) -> AliasChoices:
+    return AliasChoices(env_name, field_name)
+
+
+class Settings(BaseSettings):
+    """Every setting of the product, validated once."""
+
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=False, populate_by_name=True)
+
+    checkpoint_dir: Path = Field(
+        Path("./data/checkpoints"), validation_alias=_aliases("CHECKPOINT_DIR", "checkpoint_dir")
+    )
+    backup_dir: Path = Field(
+        Path("./data/backups"), validation_alias=_aliases("BACKUP_DIR", "backup_dir")
+    )
+    checkpoint_retention_days: int = Field(
+        7,
+        ge=0,
+        validation_alias=_aliases("CHECKPOINT_RETENTION_DAYS", "checkpoint_retention_days"),
+    )
+    enable_auto_checkpoints: bool = Field(
+        True, validation_alias=_aliases("ENABLE_AUTO_CHECKPOINTS", "enable_auto_checkpoints")
+    )
+    database_checkpoint_schedule: str = Field(
+        "0 3 * * *",
+        validation_alias=_aliases("DATABASE_CHECKPOINT_SCHEDULE", "database_checkpoint_schedule"),
+    )
+    database_url: str | None = Field(
+        None, validation_alias=_aliases("DATABASE_URL", "database_url")
+    )
+    catalog_url: str = Field(
+        "sqlite:///./data/catalog.db",
+        validation_alias=_aliases("WARROOM_CATALOG_URL", "catalog_url"),
+        description="SQLAlchemy URL of the catalog (SQLite file or PostgreSQL database).",
+    )
+    pg_bin_dir: Path | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_PG_BIN_DIR", "pg_bin_dir"),
+        description="Directory holding pg_dump/pg_restore; found automatically when unset.",
+    )
+    connect_timeout: int = Field(
+        10,
+        ge=1,
+        validation_alias=_aliases("WARROOM_CONNECT_TIMEOUT", "connect_timeout"),
+        description="Seconds to wait for a database connection before giving up.",
+    )
+    compression_level: int = Field(
+        3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get(CONFIG_FILE_VARIABLE, DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file),
+        )
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build the settings, turning validation problems into one clear ConfigurationError."""
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file and not Path(config_file).is_file():
+            raise ConfigurationError(
+                f"{CONFIG_FILE_VARIABLE} names {config_file!r}, which is not a file; "
+                "point it at your warroom.toml or unset it"
+            )
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(f"invalid settings: {problems}") from exc
+        except ValueError as exc:  # an unreadable warroom.toml
+            raise ConfigurationError(f"cannot read the configuration file: {exc}") from exc

@@ -1,0 +1,145 @@
+"""Database engines: one per URL scheme, each dumping to and loading from stored parts.
+
+An engine never touches storage itself. :meth:`DatabaseEngine.dump` hands each part's plain
+byte stream to a ``write_part`` callback (possibly from several threads at once) that encodes
+and stores it; :meth:`DatabaseEngine.load` asks a ``read_part`` callback for each part's
+decoded stream, whose checksum is checked as it is read. :func:`open_database` picks the engine
+from the URL (``postgresql://`` or ``sqlite:///``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from warroom.errors import ConfigurationError
+from warroom.redact import redact_url
+
+__all__ = [
+    "DatabaseEngine",
+    "DumpInfo",
+    "PartRecord",
+    "ReadPart",
+    "WritePart",
+    "open_database",
+]
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """One stored part of a backup, as its manifest records it."""
+
+    name: str
+    role: str  # "schema", "data" or "file"
+    plain_size: int
+    plain_sha256: str
+    stored_size: int
+    stored_sha256: str
+    table: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "table": self.table,
+            "plain_size": self.plain_size,
+            "plain_sha256": self.plain_sha256,
+            "stored_size": self.stored_size,
+            "stored_sha256": self.stored_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartRecord:
+        return cls(
+            name=str(data["name"]),
+            role=str(data["role"]),
+            table=data.get("table"),
+            plain_size=int(data["plain_size"]),
+            plain_sha256=str(data["plain_sha256"]),
+            stored_size=int(data["stored_size"]),
+            stored_sha256=str(data["stored_sha256"]),
+        )
+
+
+WritePart = Callable[[str, str, str | None, Iterable[bytes]], PartRecord]
+"""``write_part(name, role, table, plain_chunks)``: encode and store one part."""
+
+ReadPart = Callable[[str], Iterator[bytes]]
+"""``read_part(name)``: the decoded bytes of one part; raises IntegrityError if damaged."""
+
+
+@dataclass
+class DumpInfo:
+    """What an engine learnt while dumping, recorded in the manifest."""
+
+    server_version: str
+    tool: str
+    tool_version: str
+    tables: dict[str, int]
+    database: dict[str, Any] = field(default_factory=dict)
+
+
+class DatabaseEngine(Protocol):
+    """One database, addressed by URL. ``display`` is the URL without its password."""
+
+    scheme: str
+    display: str
+
+    @property
+    def identity(self) -> str:
+        """What two URLs of the same database share (for locks): host, port and database."""
+        ...
+
+    @property
+    def database_name(self) -> str: ...
+
+    def dump(self, write_part: WritePart, jobs: int) -> DumpInfo: ...
+
+    def exists(self) -> bool: ...
+
+    def sibling(self, database_name: str) -> DatabaseEngine:
+        """The database called ``database_name`` beside this one (same server or directory)."""
+        ...
+
+    def scratch(self) -> AbstractContextManager[DatabaseEngine]:
+        """A throwaway, not yet created database beside this one, dropped on leaving."""
+        ...
+
+    def create_empty(self, database: dict[str, Any]) -> None:
+        """Create this database, empty, with the recorded properties (encoding, collation)."""
+        ...
+
+    def load(self, parts: list[PartRecord], read_part: ReadPart, jobs: int) -> None:
+        """Restore the parts into this (new, empty) database."""
+        ...
+
+    def drop(self) -> None: ...
+
+    def owner(self) -> str | None:
+        """The role owning this database, where the engine has such a thing."""
+        ...
+
+    def replace_with(self, staging: DatabaseEngine) -> None:
+        """Make ``staging`` (a restored sibling) become this database; the old one is dropped."""
+        ...
+
+    def count_rows(self) -> dict[str, int]: ...
+
+
+def open_database(url: str, *, pg_bin_dir: Any = None, connect_timeout: int = 10) -> DatabaseEngine:
+    """The engine for ``url``; a clear ConfigurationError for anything else."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        from warroom.database.postgres import PostgresEngine
+
+        return PostgresEngine(url, pg_bin_dir=pg_bin_dir, connect_timeout=connect_timeout)
+    if scheme == "sqlite":
+        from warroom.database.sqlite import SqliteEngine
+
+        return SqliteEngine.from_url(url)
+    raise ConfigurationError(
+        f"unsupported database URL {redact_url(url)!r}: use postgresql://user@host:5432/dbname "
+        "or sqlite:///path/to/app.db"
+    )

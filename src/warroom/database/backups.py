@@ -1,0 +1,539 @@
+"""Database checkpoints: create, list, verify and restore backups; rebuild the catalog.
+
+The storage layout is ``database/<name>/<part>`` plus ``database/<name>/manifest.json``, written
+last. Nothing else makes a backup exist: a backup that fails or is interrupted at any point is
+removed at once, and whatever a killed process leaves behind has no manifest and is swept by the
+next backup (:meth:`BackupService.sweep_leftovers`).
+
+Locks (``flock`` in ``BACKUP_DIR/.locks``): one per source database, so two backups of one
+database never interleave, and one per checkpoint name, so a sweep never removes a backup that
+is still being written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from warroom import __version__
+from warroom.catalog import Catalog, CheckpointRecord
+from warroom.codec import Decoder, Encoder
+from warroom.config import Settings
+from warroom.database import DatabaseEngine, PartRecord, open_database
+from warroom.database.manifest import Manifest, backup_prefix, manifest_key, validate_name
+from warroom.errors import (
+    ConfigurationError,
+    ConflictError,
+    IncompatibleBackupError,
+    InputError,
+    IntegrityError,
+    NameTakenError,
+    NotFoundError,
+    WarroomError,
+)
+from warroom.locks import hold_lock, lock_file_name, try_lock
+from warroom.storage import Storage
+
+__all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
+
+CHECKPOINT_TYPE = "database"
+STATUS_COMPLETED = "completed"
+STATUS_VERIFIED = "verified"
+STATUS_DAMAGED = "damaged"
+
+
+class Progress:
+    """Counts bytes as they flow and calls ``report(total_bytes, message)`` now and then.
+
+    Thread-safe: parallel parts report into one counter. ``report`` is called at most every
+    ``interval`` seconds, plus once when a stage starts.
+    """
+
+    def __init__(
+        self, report: Callable[[int, str], None] | None = None, interval: float = 0.5
+    ) -> None:
+        self._report = report
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self.total = 0
+        self.stage = ""
+
+    def start(self, stage: str) -> None:
+        with self._lock:
+            self.stage, self.total = stage, 0
+        if self._report:
+            self._report(0, stage)
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self.total += nbytes
+            now = time.monotonic()
+            due = now - self._last >= self._interval
+            if due:
+                self._last = now
+            total, stage = self.total, self.stage
+        if due and self._report:
+            self._report(total, stage)
+
+    def counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.advance(len(chunk))
+            yield chunk
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    parts_checked: int
+    bytes_checked: int
+    restore_tested: bool = False
+    tables_checked: int = 0
+    status: str = STATUS_COMPLETED
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class RestoreReport:
+    name: str
+    target: str
+    tables_checked: int
+    rows: int
+    safety_backup: str | None = None
+    duration_seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(manifest: Manifest, status: str = STATUS_COMPLETED) -> CheckpointRecord:
+    return CheckpointRecord(
+        type=CHECKPOINT_TYPE,
+        name=manifest.name,
+        status=status,
+        created_at=manifest.created_at,
+        source=manifest.source,
+        size_original=manifest.size_original,
+        size_stored=manifest.size_stored,
+        checksum=manifest.checksum,
+        details={
+            "engine": manifest.engine,
+            "kind": manifest.kind,
+            "database": manifest.source_database,
+            "server_version": manifest.server_version,
+            "tool_version": manifest.tool_version,
+            "duration_seconds": manifest.duration_seconds,
+            "parts": len(manifest.parts),
+            "tables": len(manifest.tables),
+        },
+    )
+
+
+class BackupService:
+    """Every database-checkpoint operation, over one repository and one catalog."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        catalog: Catalog,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.catalog = catalog
+        self.clock = clock
+        self.lock_dir = Path(settings.backup_dir) / ".locks"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _engine(self, url: str) -> DatabaseEngine:
+        return open_database(
+            url,
+            pg_bin_dir=self.settings.pg_bin_dir,
+            connect_timeout=self.settings.connect_timeout,
+        )
+
+    def _source_url(self, url: str | None) -> str:
+        url = url or self.settings.database_url
+        if not url:
+            raise ConfigurationError(
+                "no database given: pass --url postgresql://user@host:5432/dbname "
+                "(or sqlite:///path/app.db), or set DATABASE_URL"
+            )
+        return url
+
+    def _name_lock(self, name: str) -> Path:
+        return self.lock_dir / lock_file_name(f"name:{name}")
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.storage.stat(manifest_key(name))
+        except NotFoundError:
+            return False
+        return True
+
+    def _write_part(
+        self, prefix: str, progress: Progress, threads: int, written: list[PartRecord]
+    ) -> Callable[[str, str, str | None, Iterable[bytes]], PartRecord]:
+        """A ``write_part`` callback that stores each part and appends its record."""
+
+        def write_part(
+            part: str, role: str, table: str | None, chunks: Iterable[bytes]
+        ) -> PartRecord:
+            encoder = Encoder(level=self.settings.compression_level, threads=threads)
+            self.storage.put(prefix + part, encoder.encode(progress.counted(chunks)))
+            digest = encoder.digest
+            record = PartRecord(
+                name=part,
+                role=role,
+                table=table,
+                plain_size=digest.plain_size,
+                plain_sha256=digest.plain_sha256,
+                stored_size=digest.stored_size,
+                stored_sha256=digest.stored_sha256,
+            )
+            written.append(record)  # list.append is atomic: parts may finish in any thread
+            return record
+
+        return write_part
+
+    def _reader(self, manifest: Manifest, progress: Progress) -> Callable[[str], Iterator[bytes]]:
+        parts = {part.name: part for part in manifest.parts}
+        prefix = backup_prefix(manifest.name)
+
+        def read_part(part_name: str) -> Iterator[bytes]:
+            part = parts[part_name]
+            decoder = Decoder(name=f"{manifest.name}/{part_name}")
+            try:
+                stored = self.storage.get(prefix + part_name)
+            except NotFoundError as exc:
+                raise IntegrityError(
+                    f"backup {manifest.name!r} is damaged: part {part_name!r} is missing",
+                    name=manifest.name,
+                    part=part_name,
+                ) from exc
+            yield from progress.counted(decoder.decode(stored))
+            decoder.check(part.plain_sha256, part.stored_sha256)
+
+        return read_part
+
+    # -- create -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        url: str | None = None,
+        name: str | None = None,
+        jobs: int = 1,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Back up the database at ``url`` (default DATABASE_URL) as checkpoint ``name``."""
+        if jobs < 1:
+            raise InputError(f"--jobs must be at least 1, not {jobs}")
+        return self._create(self._engine(self._source_url(url)), name, jobs, progress)
+
+    def _create(
+        self, engine: DatabaseEngine, name: str | None, jobs: int, progress: Progress | None
+    ) -> Manifest:
+        started = self.clock()
+        name = validate_name(name or f"db-{started:%Y%m%dT%H%M%SZ}")
+        progress = progress or Progress()
+        prefix = backup_prefix(name)
+        with ExitStack() as locks:
+            locks.enter_context(
+                hold_lock(
+                    self.lock_dir / lock_file_name(f"source:{engine.identity}"),
+                    f"a backup of {engine.display}",
+                )
+            )
+            locks.enter_context(hold_lock(self._name_lock(name), f"a backup named {name!r}"))
+            if self._exists(name):
+                raise NameTakenError(
+                    f"a backup named {name!r} already exists; choose another --name",
+                    name=name,
+                )
+            self.sweep_leftovers()
+            progress.start(f"backing up {engine.display}")
+            threads = (os.cpu_count() or 1) if jobs == 1 else 0
+            written: list[PartRecord] = []
+            try:
+                info = engine.dump(self._write_part(prefix, progress, threads, written), jobs)
+                parts = sorted(written, key=lambda part: part.name)
+                manifest = Manifest(
+                    name=name,
+                    engine=engine.scheme,
+                    kind="logical",
+                    created_at=started,
+                    completed_at=self.clock(),
+                    source=engine.display,
+                    source_database=engine.database_name,
+                    server_version=info.server_version,
+                    tool=info.tool,
+                    tool_version=info.tool_version,
+                    codec=["zstd"],
+                    parts=parts,
+                    tables=info.tables,
+                    database=info.database,
+                    warroom_version=__version__,
+                )
+                self.storage.put(manifest_key(name), [manifest.to_json()])
+            except BaseException:
+                self.storage.delete_prefix(prefix)
+                raise
+        self.catalog.upsert_checkpoint(_record(manifest))
+        return manifest
+
+    # -- read -------------------------------------------------------------------------------
+
+    def list_backups(self) -> list[CheckpointRecord]:
+        return self.catalog.list_checkpoints(CHECKPOINT_TYPE)
+
+    def manifest(self, name: str) -> Manifest:
+        """The manifest of backup ``name``, from storage (the truth, not the catalog)."""
+        validate_name(name)
+        try:
+            data = b"".join(self.storage.get(manifest_key(name)))
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"no database checkpoint named {name!r} in {self.storage.location}; "
+                "`warroom list --type database` shows the ones there are",
+                name=name,
+            ) from exc
+        return Manifest.from_json(name, data)
+
+    def _check_stored(self, manifest: Manifest) -> None:
+        """Compare every part's stored bytes with the manifest without decoding (fast)."""
+        prefix = backup_prefix(manifest.name)
+        for part in manifest.parts:
+            digest = hashlib.sha256()
+            try:
+                for chunk in self.storage.get(prefix + part.name):
+                    digest.update(chunk)
+            except NotFoundError as exc:
+                raise IntegrityError(
+                    f"backup {manifest.name!r} is damaged: part {part.name!r} is missing",
+                    name=manifest.name,
+                    part=part.name,
+                ) from exc
+            if digest.hexdigest() != part.stored_sha256:
+                raise IntegrityError(
+                    f"backup {manifest.name!r} is damaged: part {part.name!r} does not match "
+                    "its checksum",
+                    name=manifest.name,
+                    part=part.name,
+                )
+
+    # -- verify -----------------------------------------------------------------------------
+
+    def verify(
+        self,
+        name: str,
+        *,
+        restore_test: bool = False,
+        url: str | None = None,
+        jobs: int = 1,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Re-read and check every part; with ``restore_test``, also restore into a scratch
+        database and compare every table's row count with the one recorded at backup time."""
+        progress = progress or Progress()
+        try:
+            manifest = self.manifest(name)
+            progress.start(f"verifying {name}")
+            read_part = self._reader(manifest, progress)
+            for part in manifest.parts:
+                for _chunk in read_part(part.name):
+                    pass
+            report = VerifyReport(name, len(manifest.parts), manifest.size_original)
+            if restore_test:
+                server = self._engine(url or self.settings.database_url or manifest.source)
+                self._check_compatible(manifest, server)
+                progress.start(f"restore test of {name}")
+                with server.scratch() as scratch:
+                    scratch.create_empty(manifest.database)
+                    scratch.load(manifest.parts, self._reader(manifest, progress), jobs)
+                    report.tables_checked = self._check_rows(manifest, scratch)
+                report.restore_tested = True
+        except IntegrityError:
+            if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name):
+                self.catalog.set_verified(CHECKPOINT_TYPE, name, STATUS_DAMAGED, self.clock())
+            raise
+        report.status = STATUS_VERIFIED if restore_test else STATUS_COMPLETED
+        record = self.catalog.get_checkpoint(CHECKPOINT_TYPE, name)
+        if record is None:
+            self.catalog.upsert_checkpoint(_record(manifest, report.status))
+        if restore_test or record is None or record.status == STATUS_DAMAGED:
+            self.catalog.set_verified(CHECKPOINT_TYPE, name, report.status, self.clock())
+        return report
+
+    @staticmethod
+    def _check_rows(manifest: Manifest, restored: DatabaseEngine) -> int:
+        counts = restored.count_rows()
+        wrong = {
+            table: (expected, counts.get(table))
+            for table, expected in manifest.tables.items()
+            if counts.get(table) != expected
+        }
+        if wrong:
+            listing = ", ".join(
+                f"{table}: {got} rows, backup recorded {expected}"
+                for table, (expected, got) in sorted(wrong.items())
+            )
+            raise IntegrityError(
+                f"backup {manifest.name!r} restored with wrong row counts: {listing}",
+                name=manifest.name,
+                tables=sorted(wrong),
+            )
+        return len(manifest.tables)
+
+    @staticmethod
+    def _check_compatible(manifest: Manifest, target: DatabaseEngine) -> None:
+        if manifest.engine != target.scheme:
+            raise IncompatibleBackupError(
+                f"backup {manifest.name!r} is a {manifest.engine} backup and cannot be restored "
+                f"into {target.display} ({target.scheme}); restore it into a {manifest.engine} "
+                "database",
+                name=manifest.name,
+            )
+
+    # -- restore ----------------------------------------------------------------------------
+
+    def restore(
+        self,
+        name: str,
+        *,
+        new_db: str | None = None,
+        target_url: str | None = None,
+        confirm: bool = False,
+        url: str | None = None,
+        jobs: int = 1,
+        progress: Progress | None = None,
+    ) -> RestoreReport:
+        """Restore backup ``name`` into a new database (``new_db``, on the server of ``url``,
+        DATABASE_URL or the backup's source) or over ``target_url`` (needs ``confirm``; a safety
+        backup of the target is taken first). Every part is checked before anything is touched;
+        the target is replaced only once the restore is complete and its row counts match."""
+        if (new_db is None) == (target_url is None):
+            raise InputError("give exactly one target: --new-db NAME or --target-url URL")
+        if jobs < 1:
+            raise InputError(f"--jobs must be at least 1, not {jobs}")
+        if target_url is not None and not confirm:
+            raise InputError(
+                "restoring over an existing database replaces all of its data; "
+                "add --yes to confirm (a safety backup of it is taken first)"
+            )
+        progress = progress or Progress()
+        manifest = self.manifest(name)
+        if new_db is not None:
+            server = self._engine(url or self.settings.database_url or manifest.source)
+            target = server.sibling(new_db)
+        else:
+            assert target_url is not None
+            target = self._engine(target_url)
+        self._check_compatible(manifest, target)
+        progress.start(f"checking {name}")
+        self._check_stored(manifest)
+
+        with hold_lock(
+            self.lock_dir / lock_file_name(f"restore:{target.identity}"),
+            f"a restore into {target.display}",
+        ):
+            return self._restore_locked(manifest, target, new_db is not None, progress, jobs)
+
+    def _restore_locked(
+        self,
+        manifest: Manifest,
+        target: DatabaseEngine,
+        must_be_new: bool,
+        progress: Progress,
+        jobs: int,
+    ) -> RestoreReport:
+        started = time.monotonic()
+        name = manifest.name
+        safety: str | None = None
+        replace = target.exists()
+        if replace and must_be_new:
+            raise ConflictError(
+                f"database {target.display} already exists; choose another --new-db name, "
+                "or restore over it with --target-url URL --yes",
+                target=target.display,
+            )
+        database = dict(manifest.database)
+        if replace:
+            label = re.sub(r"[^A-Za-z0-9._-]+", "-", target.database_name)[:40]
+            safety_name = f"safety-{label}-{self.clock():%Y%m%dT%H%M%S%fZ}"
+            safety = self._create(target, safety_name, jobs, progress).name
+            database["owner"] = target.owner()
+            staging = target.sibling(f"{target.database_name[:30]}_warroom_{uuid.uuid4().hex[:8]}")
+        else:
+            staging = target
+        progress.start(f"restoring {name} into {target.display}")
+        try:
+            staging.create_empty(database)
+            staging.load(manifest.parts, self._reader(manifest, progress), jobs)
+            tables = self._check_rows(manifest, staging)
+            if replace:
+                target.replace_with(staging)
+        except BaseException:
+            try:
+                staging.drop()
+            except WarroomError:
+                pass  # the original failure matters more; the staging name says what it is
+            raise
+        return RestoreReport(
+            name=name,
+            target=target.display,
+            tables_checked=tables,
+            rows=sum(manifest.tables.values()),
+            safety_backup=safety,
+            duration_seconds=round(time.monotonic() - started, 3),
+        )
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def sweep_leftovers(self) -> list[str]:
+        """Remove backups that have no manifest and that no running backup is writing."""
+        removed = []
+        for name in self.storage.children("database"):
+            try:
+                validate_name(name)
+            except InputError:
+                continue
+            if self._exists(name):
+                continue
+            with try_lock(self._name_lock(name)) as free:
+                if free and not self._exists(name):
+                    self.storage.delete_prefix(backup_prefix(name))
+                    removed.append(name)
+        return removed
+
+    def rebuild_catalog(self) -> tuple[int, list[str]]:
+        """Re-index every backup from its manifest; return (indexed, problems)."""
+        records, problems = [], []
+        for name in self.storage.children("database"):
+            try:
+                if not self._exists(name):
+                    continue
+                records.append(_record(self.manifest(name)))
+            except (IntegrityError, InputError) as exc:
+                problems.append(f"{name}: {exc.message}")
+        self.catalog.replace_checkpoints(CHECKPOINT_TYPE, records)
+        return len(records), problems

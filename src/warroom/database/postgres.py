@@ -1,0 +1,341 @@
+"""The PostgreSQL engine: logical backups with ``pg_dump`` and restores with ``pg_restore``.
+
+A backup is one consistent snapshot, exported from a read-only repeatable-read transaction that
+stays open while every ``pg_dump`` imports it (``--snapshot``). It is stored as parts:
+
+- ``schema``: ``pg_dump --schema-only`` (custom format, uncompressed: storage compresses);
+- ``data`` (one job): ``pg_dump --data-only`` of the whole database; or, with ``jobs > 1``,
+  ``table-NNNNN`` parts, one per table, plus ``data-rest`` (sequence values, large objects),
+  dumped ``jobs`` at a time.
+
+Row counts of every table are taken in the same snapshot. A restore runs the schema's pre-data
+section, loads the data parts (``jobs`` at a time, each streamed into ``pg_restore``'s stdin),
+then the post-data section (indexes, constraints, triggers) with ``pg_restore --jobs``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
+from warroom.database.pgtools import PgProcess, PgTool, find_tools
+from warroom.errors import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnreachableError,
+    InputError,
+)
+from warroom.redact import redact_text, redact_url
+
+__all__ = ["PostgresEngine"]
+
+MAX_DB_NAME = 63
+_TABLES_QUERY = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+
+def _qualified(schema: str, table: str) -> str:
+    return f"{schema}.{table}"
+
+
+def _pattern(schema: str, table: str) -> str:
+    """A pg_dump ``--table`` pattern matching exactly this table (quotes make it literal)."""
+    return '"{}"."{}"'.format(schema.replace('"', '""'), table.replace('"', '""'))
+
+
+class PostgresEngine:
+    """One PostgreSQL database. The password never reaches argv, logs or messages."""
+
+    scheme = "postgresql"
+
+    def __init__(self, url: str, *, pg_bin_dir: Path | None, connect_timeout: int) -> None:
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(
+                f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}; "
+                "expected postgresql://user:password@host:5432/dbname"
+            ) from exc
+        if not params.get("dbname"):
+            raise ConfigurationError(
+                f"the URL {redact_url(url)!r} names no database; add it: "
+                "postgresql://user@host:5432/dbname"
+            )
+        password = params.pop("password", None)
+        self._params: dict[str, Any] = params
+        self._password: str | None = str(password) if password is not None else None
+        self._pg_bin_dir = pg_bin_dir
+        self._connect_timeout = connect_timeout
+        self.display = redact_url(url)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def database_name(self) -> str:
+        return str(self._params["dbname"])
+
+    @property
+    def identity(self) -> str:
+        host = self._params.get("host") or "localhost"
+        return f"postgresql://{host}:{self._params.get('port') or 5432}/{self.database_name}"
+
+    def sibling(self, database_name: str) -> PostgresEngine:
+        if not 0 < len(database_name.encode()) <= MAX_DB_NAME:
+            raise InputError(
+                f"database name {database_name!r} must be 1 to {MAX_DB_NAME} bytes long"
+            )
+        clone = object.__new__(PostgresEngine)
+        clone.__dict__.update(self.__dict__)
+        clone._params = {**self._params, "dbname": database_name}
+        clone.display = self.display.rsplit("/", 1)[0] + "/" + database_name
+        return clone
+
+    # -- connections and tools --------------------------------------------------------------
+
+    def _conninfo(self, dbname: str | None = None) -> str:
+        params = {**self._params, "dbname": dbname or self.database_name}
+        params.setdefault("connect_timeout", self._connect_timeout)
+        params.setdefault("application_name", "warroom")
+        return make_conninfo(**params)
+
+    def _tool_env(self) -> dict[str, str]:
+        env = {"PGCONNECT_TIMEOUT": str(self._connect_timeout), "PGAPPNAME": "warroom"}
+        if self._password:
+            env["PGPASSWORD"] = self._password
+        return env
+
+    @contextmanager
+    def _connect(self, dbname: str | None = None, autocommit: bool = True) -> Iterator[Any]:
+        where = self.display if dbname is None else self.sibling(dbname).display
+        try:
+            conn = psycopg.connect(
+                self._conninfo(dbname), autocommit=autocommit, password=self._password
+            )
+        except psycopg.OperationalError as exc:
+            reason = redact_text(str(exc).strip(), self._password)
+            raise DatabaseUnreachableError(
+                f"cannot connect to {where}: {reason}", database=where
+            ) from exc
+        try:
+            with conn:
+                yield conn
+        except psycopg.Error as exc:
+            reason = redact_text(str(exc).strip(), self._password)
+            raise DatabaseError(f"{where}: {reason}", database=where) from exc
+
+    def _tools(self, conn: Any, *names: str) -> dict[str, PgTool]:
+        major = int(conn.info.server_version) // 10000
+        return find_tools(major, self._pg_bin_dir, *names)
+
+    def _run(self, tool: PgTool, args: list[str], **kwargs: Any) -> PgProcess:
+        return PgProcess(tool, args, env=self._tool_env(), secrets=(self._password,), **kwargs)
+
+    # -- backup -----------------------------------------------------------------------------
+
+    def dump(self, write_part: WritePart, jobs: int) -> DumpInfo:
+        with self._connect(autocommit=False) as conn:
+            tool = self._tools(conn, "pg_dump")["pg_dump"]
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            tables = [tuple(row) for row in conn.execute(_TABLES_QUERY)]
+            database = self._database_properties(conn)
+            base = [
+                "--format=custom",
+                "--compress=0",
+                f"--snapshot={snapshot}",
+                f"--dbname={self._conninfo()}",
+            ]
+            tasks: list[tuple[str, str, str | None, list[str]]] = [
+                ("schema", "schema", None, ["--schema-only"])
+            ]
+            if jobs <= 1:
+                tasks.append(("data", "data", None, ["--data-only"]))
+            else:
+                for index, (schema, table) in enumerate(tables):
+                    tasks.append(
+                        (
+                            f"table-{index:05d}",
+                            "data",
+                            _qualified(schema, table),
+                            ["--data-only", f"--table={_pattern(schema, table)}"],
+                        )
+                    )
+                excluded = [f"--exclude-table-data={_pattern(s, t)}" for s, t in tables]
+                tasks.append(("data-rest", "data", None, ["--data-only", *excluded]))
+
+            def run(task: tuple[str, str, str | None, list[str]]) -> PartRecord:
+                name, role, table, args = task
+                with self._run(tool, [*base, *args], stdout=subprocess.PIPE) as proc:
+                    return write_part(name, role, table, proc.stream_stdout())
+
+            with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pg_dump") as pool:
+                futures = [pool.submit(run, task) for task in tasks]
+                # Counted in the exported snapshot while pg_dump runs: the same rows it dumps.
+                counts = self._count(conn, tables)
+                for future in futures:
+                    future.result()
+            conn.rollback()
+        return DumpInfo(
+            server_version=database.pop("server_version"),
+            tool="pg_dump",
+            tool_version=tool.version,
+            tables=counts,
+            database=database,
+        )
+
+    @staticmethod
+    def _database_properties(conn: Any) -> dict[str, Any]:
+        row = conn.execute(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype, "
+            "current_setting('server_version') "
+            "FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+        return {
+            "encoding": row[0],
+            "collate": row[1],
+            "ctype": row[2],
+            "server_version": row[3],
+        }
+
+    @staticmethod
+    def _count(conn: Any, tables: list[tuple[str, str]]) -> dict[str, int]:
+        counts = {}
+        for schema, table in tables:
+            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            counts[_qualified(schema, table)] = conn.execute(query).fetchone()[0]
+        return counts
+
+    def count_rows(self) -> dict[str, int]:
+        with self._connect() as conn:
+            tables = [tuple(row) for row in conn.execute(_TABLES_QUERY)]
+            return self._count(conn, tables)
+
+    # -- restore ----------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        with self._connect("postgres") as conn:
+            return bool(
+                conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (self.database_name,)
+                ).fetchone()
+            )
+
+    @contextmanager
+    def scratch(self) -> Iterator[PostgresEngine]:
+        scratch = self.sibling(f"warroom_scratch_{uuid.uuid4().hex[:12]}")
+        try:
+            yield scratch
+        finally:
+            scratch.drop()
+
+    def create_empty(self, database: dict[str, Any]) -> None:
+        options: list[sql.Composable] = [sql.SQL("TEMPLATE template0")]
+        for key, keyword in (
+            ("encoding", "ENCODING"),
+            ("collate", "LC_COLLATE"),
+            ("ctype", "LC_CTYPE"),
+        ):
+            if database.get(key):
+                options.append(sql.SQL(keyword + " {}").format(sql.Literal(database[key])))
+        if database.get("owner"):
+            options.append(sql.SQL("OWNER {}").format(sql.Identifier(database["owner"])))
+        statement = sql.SQL("CREATE DATABASE {} ").format(
+            sql.Identifier(self.database_name)
+        ) + sql.SQL(" ").join(options)
+        with self._connect("postgres") as conn:
+            conn.execute(statement)
+
+    def load(self, parts: list[PartRecord], read_part: ReadPart, jobs: int) -> None:
+        with self._connect() as conn:
+            tool = self._tools(conn, "pg_restore")["pg_restore"]
+        common = ["--exit-on-error", f"--dbname={self._conninfo()}"]
+        with tempfile.TemporaryDirectory(prefix="warroom-restore-") as tmp:
+            schema_file = Path(tmp) / "schema.pgdump"
+            with open(schema_file, "wb") as out:
+                for chunk in read_part("schema"):
+                    out.write(chunk)
+            with self._run(tool, [*common, "--section=pre-data", str(schema_file)]) as proc:
+                proc.check()
+
+            def load_data(part: PartRecord) -> None:
+                with self._run(tool, [*common], stdin=subprocess.PIPE) as proc:
+                    try:
+                        for chunk in read_part(part.name):
+                            proc.stdin.write(chunk)
+                        proc.stdin.close()
+                    except BrokenPipeError:
+                        proc.check()  # pg_restore died: its stderr says why
+                        raise
+                    proc.check()
+
+            data_parts = [part for part in parts if part.role == "data"]
+            with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="restore") as pool:
+                for future in [pool.submit(load_data, part) for part in data_parts]:
+                    future.result()
+            post_data = [*common, "--section=post-data", f"--jobs={max(1, jobs)}", str(schema_file)]
+            with self._run(tool, post_data) as proc:
+                proc.check()
+
+    def drop(self) -> None:
+        with self._connect("postgres") as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.database_name)
+                )
+            )
+
+    def owner(self) -> str:
+        with self._connect("postgres") as conn:
+            row = conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                (self.database_name,),
+            ).fetchone()
+        if row is None:
+            raise DatabaseError(f"database {self.display} does not exist")
+        return str(row[0])
+
+    def replace_with(self, staging: Any) -> None:
+        """Swap by renames: no moment without a complete database under this name."""
+        retired = f"{self.database_name[:40]}_warroom_old_{uuid.uuid4().hex[:8]}"
+        name, staged = sql.Identifier(self.database_name), sql.Identifier(staging.database_name)
+        rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+        with self._connect("postgres") as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
+            try:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (self.database_name,),
+                )
+                conn.execute(rename.format(name, sql.Identifier(retired)))
+            except psycopg.Error:
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
+                raise
+            try:
+                conn.execute(rename.format(staged, name))
+            except psycopg.Error:
+                conn.execute(rename.format(sql.Identifier(retired), name))
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
+                raise
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(retired)))

@@ -1,0 +1,49 @@
+"""The composition root: settings in, every service out, each built once and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+
+from warroom.catalog import Catalog, open_catalog
+from warroom.config import Settings
+from warroom.database.backups import BackupService
+from warroom.storage import Storage, open_storage
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass
+class Services:
+    """Everything the adapters (CLI, API) call. Close it (or use ``with``) when done."""
+
+    settings: Settings
+    catalog: Catalog
+    backup_storage: Storage
+    backups: BackupService
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    settings = settings or Settings.load()
+    catalog = open_catalog(settings.catalog_url)
+    backup_storage = open_storage(settings.backup_dir)
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        backup_storage=backup_storage,
+        backups=BackupService(settings, backup_storage, catalog),
+    )

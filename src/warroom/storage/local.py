@@ -1,0 +1,166 @@
+"""The local-directory storage backend.
+
+Writes are atomic in the way restic's local backend is: a temporary file in the destination
+directory, written, fsynced, renamed over the final name, then the directory fsynced. Temporary
+files start with ``.tmp-`` and are never listed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from warroom.errors import NotFoundError, StorageError
+from warroom.storage import ObjectInfo
+
+__all__ = ["LocalStorage"]
+
+READ_CHUNK = 1 << 20
+TEMP_PREFIX = ".tmp-"
+
+
+def _check_key(key: str) -> None:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+
+
+def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
+    reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+    return StorageError(f"cannot {action} {path}: {reason}", path=str(path))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage:
+    """A repository in a local (or mounted) directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().absolute()
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        _check_key(key)
+        return self.root / key
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error("create directory", path.parent, exc) from exc
+        temp = path.parent / f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex}"
+        written = 0
+        try:
+            with open(temp, "xb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise _storage_error("write", path, exc) from exc
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return written
+
+    def get(self, key: str) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no object {key!r} in {self.root}", key=key) from exc
+        except OSError as exc:
+            raise _storage_error("read", path, exc) from exc
+        return self._stream(handle, path)
+
+    @staticmethod
+    def _stream(handle: BinaryIO, path: Path) -> Iterator[bytes]:
+        with handle as fh:
+            try:
+                while chunk := fh.read(READ_CHUNK):
+                    yield chunk
+            except OSError as exc:
+                raise _storage_error("read", path, exc) from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no object {key!r} in {self.root}", key=key) from exc
+        except OSError as exc:
+            raise _storage_error("read", path, exc) from exc
+        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        found: builtins.list[ObjectInfo] = []
+        try:
+            for dirpath, _dirs, files in os.walk(self.root):
+                for filename in files:
+                    if filename.startswith(TEMP_PREFIX):
+                        continue
+                    full = Path(dirpath) / filename
+                    key = full.relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        st = full.stat()
+                        found.append(
+                            ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                        )
+        except OSError as exc:
+            raise _storage_error("list", self.root, exc) from exc
+        yield from sorted(found, key=lambda info: info.key)
+
+    def children(self, prefix: str) -> builtins.list[str]:
+        path = self._path(prefix.rstrip("/"))
+        try:
+            return sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+        except OSError as exc:
+            raise _storage_error("list", path, exc) from exc
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _storage_error("delete", path, exc) from exc
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix.rstrip("/"))
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            if path.parent.exists():
+                _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _storage_error("delete", path, exc) from exc
+
+    def free_bytes(self) -> int | None:
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return shutil.disk_usage(probe).free
