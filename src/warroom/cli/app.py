@@ -24,6 +24,7 @@ from warroom.cli.render import (
     say,
 )
 from warroom.database.backups import Progress
+from warroom.database.manifest import validate_name
 from warroom.services import Services, build_services
 
 app = typer.Typer(
@@ -95,6 +96,14 @@ def _services(as_json: bool) -> Iterator[Services]:
         yield services
 
 
+def _check_names(as_json: bool, *names: str | None) -> None:
+    """Refuse a bad checkpoint name before any file (catalog, lock, repository) is touched."""
+    with reporting_errors(as_json):
+        for name in names:
+            if name is not None:
+                validate_name(name)
+
+
 def _progress() -> tuple[Progress, ProgressPrinter]:
     printer = ProgressPrinter()
     return Progress(printer), printer
@@ -113,6 +122,7 @@ def create_database(
     as_json: JsonOption = False,
 ) -> None:
     """Back up a database into BACKUP_DIR, streamed through SHA-256 and zstd."""
+    _check_names(as_json, name)
     with _services(as_json) as services:
         progress, printer = _progress()
         manifest = services.backups.create(url=url, name=name, jobs=jobs, progress=progress)
@@ -192,6 +202,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part)."""
+    _check_names(as_json, name)
     with _services(as_json) as services:
         progress, printer = _progress()
         report = services.backups.verify(
@@ -245,6 +256,7 @@ def restore_database(
     as_json: JsonOption = False,
 ) -> None:
     """Restore a database checkpoint; integrity is checked before anything is touched."""
+    _check_names(as_json, name)
     with _services(as_json) as services:
         progress, printer = _progress()
         report = services.backups.restore(

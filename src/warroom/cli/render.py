@@ -25,7 +25,8 @@ __all__ = [
     "say",
 ]
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Piped output is not cut to 80 columns: scripts and pagers get whole values.
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 250)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -87,7 +88,11 @@ class ProgressPrinter:
             self._finish_line()
             self._stage, self._stage_started, self._last_line = stage, now, 0.0
         elapsed = max(now - self._stage_started, 1e-6)
-        line = f"{stage}: {human_bytes(total)} ({human_bytes(int(total / elapsed))}/s)"
+        line = (
+            f"{stage}: {human_bytes(total)} ({human_bytes(int(total / elapsed))}/s)"
+            if total
+            else f"{stage} ..."
+        )
         if self.interactive:
             sys.stderr.write("\r\x1b[K" + line)
             sys.stderr.flush()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import zstandard
 
@@ -98,8 +99,9 @@ class Decoder:
     with the manifest (:meth:`check`).
     """
 
-    def __init__(self, name: str = "object") -> None:
-        self.name = name
+    def __init__(self, label: str = "object", **details: Any) -> None:
+        self.name = label
+        self.details = details or {"part": label}
         self._digest: Digest | None = None
 
     @property
@@ -128,7 +130,7 @@ class Decoder:
                 try:
                     data = decompressor.decompress(data)
                 except zstandard.ZstdError as exc:
-                    raise IntegrityError(f"{self.name} is corrupt: {exc}", part=self.name) from exc
+                    raise IntegrityError(f"{self.name} is corrupt: {exc}", **self.details) from exc
             if data:
                 plain_hash.update(data)
                 plain_size += len(data)
@@ -140,7 +142,7 @@ class Decoder:
             stored_size += len(chunk)
             yield from plain(chunk)
         if decompressor is not None and not decompressor.eof:
-            raise IntegrityError(f"{self.name} is truncated", part=self.name)
+            raise IntegrityError(f"{self.name} is truncated", **self.details)
         self._digest = Digest(
             plain_size, plain_hash.hexdigest(), stored_size, stored_hash.hexdigest()
         )
@@ -148,18 +150,18 @@ class Decoder:
     def _parse_header(self, data: bytes) -> tuple[tuple[str, ...], bytes]:
         if len(data) < 6 or data[:4] != MAGIC:
             raise IntegrityError(
-                f"{self.name} is not a War Room object (bad header)", part=self.name
+                f"{self.name} is not a War Room object (bad header)", **self.details
             )
         if data[4] != FORMAT_VERSION:
             raise IntegrityError(
                 f"{self.name} has format version {data[4]}, this version reads "
                 f"{FORMAT_VERSION}; upgrade warroom",
-                part=self.name,
+                **self.details,
             )
         end = 6 + data[5]
         chain = tuple(filter(None, data[6:end].decode("ascii", "replace").split(",")))
         if any(name != ZSTD for name in chain):
-            raise IntegrityError(f"{self.name} uses an unknown codec chain {chain}", part=self.name)
+            raise IntegrityError(f"{self.name} uses an unknown codec chain {chain}", **self.details)
         return chain, data[end:]
 
     def check(self, plain_sha256: str, stored_sha256: str | None = None) -> None:
@@ -169,10 +171,10 @@ class Decoder:
             raise IntegrityError(
                 f"{self.name} is damaged: stored checksum {digest.stored_sha256[:16]}... "
                 f"does not match the manifest's {stored_sha256[:16]}...",
-                part=self.name,
+                **self.details,
             )
         if digest.plain_sha256 != plain_sha256:
             raise IntegrityError(
                 f"{self.name} is damaged: content checksum does not match the manifest",
-                part=self.name,
+                **self.details,
             )

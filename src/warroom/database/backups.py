@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ from warroom.errors import (
     WarroomError,
 )
 from warroom.locks import hold_lock, lock_file_name, try_lock
-from warroom.storage import Storage
+from warroom.storage import ChunkStream, Storage
 
 __all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
 
@@ -215,22 +215,22 @@ class BackupService:
 
         return write_part
 
+    def _get_part(self, name: str, part: str) -> ChunkStream:
+        try:
+            return self.storage.get(backup_prefix(name) + part)
+        except NotFoundError as exc:
+            raise IntegrityError(
+                f"backup {name!r} is damaged: part {part!r} is missing", name=name, part=part
+            ) from exc
+
     def _reader(self, manifest: Manifest, progress: Progress) -> Callable[[str], Iterator[bytes]]:
         parts = {part.name: part for part in manifest.parts}
-        prefix = backup_prefix(manifest.name)
 
         def read_part(part_name: str) -> Iterator[bytes]:
             part = parts[part_name]
-            decoder = Decoder(name=f"{manifest.name}/{part_name}")
-            try:
-                stored = self.storage.get(prefix + part_name)
-            except NotFoundError as exc:
-                raise IntegrityError(
-                    f"backup {manifest.name!r} is damaged: part {part_name!r} is missing",
-                    name=manifest.name,
-                    part=part_name,
-                ) from exc
-            yield from progress.counted(decoder.decode(stored))
+            decoder = Decoder(f"{manifest.name}/{part_name}", name=manifest.name, part=part_name)
+            with closing(self._get_part(manifest.name, part_name)) as stored:
+                yield from progress.counted(decoder.decode(stored))
             decoder.check(part.plain_sha256, part.stored_sha256)
 
         return read_part
@@ -321,18 +321,10 @@ class BackupService:
 
     def _check_stored(self, manifest: Manifest) -> None:
         """Compare every part's stored bytes with the manifest without decoding (fast)."""
-        prefix = backup_prefix(manifest.name)
         for part in manifest.parts:
             digest = hashlib.sha256()
-            try:
-                for chunk in self.storage.get(prefix + part.name):
-                    digest.update(chunk)
-            except NotFoundError as exc:
-                raise IntegrityError(
-                    f"backup {manifest.name!r} is damaged: part {part.name!r} is missing",
-                    name=manifest.name,
-                    part=part.name,
-                ) from exc
+            for chunk in self._get_part(manifest.name, part.name):
+                digest.update(chunk)
             if digest.hexdigest() != part.stored_sha256:
                 raise IntegrityError(
                     f"backup {manifest.name!r} is damaged: part {part.name!r} does not match "

@@ -15,18 +15,23 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from warroom.errors import ConfigurationError, DatabaseError
 from warroom.redact import redact_text
 
-__all__ = ["PgProcess", "PgTool", "find_tools"]
+__all__ = ["PgProcess", "PgTool", "ProcessGroup", "find_tools", "run_parallel"]
 
 READ_CHUNK = 1 << 20
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+T = TypeVar("T")
+R = TypeVar("R")
+A = TypeVar("A")
+_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)*)")
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,7 @@ def _probe(path: str) -> PgTool | None:
     match = _VERSION.search(out.stdout)
     if out.returncode != 0 or not match:
         return None
-    version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
-    return PgTool(Path(path).name, path, version)
+    return PgTool(Path(path).name, path, match.group(1))
 
 
 def _candidates(name: str, bin_dir: Path | None) -> list[str]:
@@ -103,9 +107,11 @@ class PgProcess:
         secrets: tuple[str | None, ...] = (),
         stdin: int | None = None,
         stdout: int | None = None,
+        group: ProcessGroup | None = None,
     ) -> None:
         self.tool = tool
         self._secrets = secrets
+        self._group = group
         self._stderr = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
@@ -118,11 +124,23 @@ class PgProcess:
         except OSError as exc:
             self._stderr.close()
             raise ConfigurationError(f"cannot run {tool.path}: {exc.strerror}") from exc
+        if group is not None:
+            group.add(self)
 
     def __enter__(self) -> PgProcess:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._group is not None:
+            self._group.discard(self)
+        self.terminate()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._stderr.close()
+
+    def terminate(self) -> None:
+        """Stop the program if it still runs (SIGTERM, then SIGKILL after 10 s)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -130,10 +148,6 @@ class PgProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._stderr.close()
 
     @property
     def stdout(self) -> IO[bytes]:
@@ -166,3 +180,55 @@ class PgProcess:
                 tool=self.tool.name,
                 exit_code=code,
             )
+
+
+class ProcessGroup:
+    """The programs of one operation: when one part fails or the user interrupts, every other
+    program is stopped at once instead of being waited for."""
+
+    def __init__(self) -> None:
+        self._running: set[PgProcess] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def add(self, process: PgProcess) -> None:
+        with self._lock:
+            self._running.add(process)
+            stopped = self._stopped
+        if stopped:
+            process.terminate()
+
+    def discard(self, process: PgProcess) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def terminate(self) -> None:
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for process in running:
+            process.terminate()
+
+
+def run_parallel(
+    items: Iterable[T],
+    work: Callable[[T], R],
+    jobs: int,
+    group: ProcessGroup,
+    alongside: Callable[[], A] | None = None,
+) -> tuple[list[R], A | None]:
+    """Run ``work`` over ``items``, ``jobs`` at a time, while the calling thread runs
+    ``alongside``. The first failure (or Ctrl-C) stops every program of ``group`` and is
+    raised; results come back in the order of ``items``."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="warroom") as pool:
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            extra = alongside() if alongside is not None else None
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            group.terminate()
+            raise
+    return [future.result() for future in futures], extra

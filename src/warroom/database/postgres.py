@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
-from warroom.database.pgtools import PgProcess, PgTool, find_tools
+from warroom.database.pgtools import PgProcess, PgTool, ProcessGroup, find_tools, run_parallel
 from warroom.errors import (
     ConfigurationError,
     DatabaseError,
@@ -147,6 +146,7 @@ class PostgresEngine:
         return find_tools(major, self._pg_bin_dir, *names)
 
     def _run(self, tool: PgTool, args: list[str], **kwargs: Any) -> PgProcess:
+        """Start ``tool``; the password travels in PGPASSWORD, never on the command line."""
         return PgProcess(tool, args, env=self._tool_env(), secrets=(self._password,), **kwargs)
 
     # -- backup -----------------------------------------------------------------------------
@@ -182,18 +182,17 @@ class PostgresEngine:
                 excluded = [f"--exclude-table-data={_pattern(s, t)}" for s, t in tables]
                 tasks.append(("data-rest", "data", None, ["--data-only", *excluded]))
 
+            group = ProcessGroup()
+
             def run(task: tuple[str, str, str | None, list[str]]) -> PartRecord:
                 name, role, table, args = task
-                with self._run(tool, [*base, *args], stdout=subprocess.PIPE) as proc:
+                with self._run(tool, [*base, *args], stdout=subprocess.PIPE, group=group) as proc:
                     return write_part(name, role, table, proc.stream_stdout())
 
-            with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pg_dump") as pool:
-                futures = [pool.submit(run, task) for task in tasks]
-                # Counted in the exported snapshot while pg_dump runs: the same rows it dumps.
-                counts = self._count(conn, tables)
-                for future in futures:
-                    future.result()
+            # Rows are counted in the exported snapshot while pg_dump runs: the rows it dumps.
+            _, counts = run_parallel(tasks, run, jobs, group, lambda: self._count(conn, tables))
             conn.rollback()
+        assert counts is not None
         return DumpInfo(
             server_version=database.pop("server_version"),
             tool="pg_dump",
@@ -278,8 +277,10 @@ class PostgresEngine:
             with self._run(tool, [*common, "--section=pre-data", str(schema_file)]) as proc:
                 proc.check()
 
+            group = ProcessGroup()
+
             def load_data(part: PartRecord) -> None:
-                with self._run(tool, [*common], stdin=subprocess.PIPE) as proc:
+                with self._run(tool, [*common], stdin=subprocess.PIPE, group=group) as proc:
                     try:
                         for chunk in read_part(part.name):
                             proc.stdin.write(chunk)
@@ -290,9 +291,7 @@ class PostgresEngine:
                     proc.check()
 
             data_parts = [part for part in parts if part.role == "data"]
-            with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="restore") as pool:
-                for future in [pool.submit(load_data, part) for part in data_parts]:
-                    future.result()
+            run_parallel(data_parts, load_data, jobs, group)
             post_data = [*common, "--section=post-data", f"--jobs={max(1, jobs)}", str(schema_file)]
             with self._run(tool, post_data) as proc:
                 proc.check()

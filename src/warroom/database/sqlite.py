@@ -143,6 +143,9 @@ class SqliteEngine:
                 result = check.execute("PRAGMA integrity_check").fetchone()[0]
             if result != "ok":
                 raise DatabaseError(f"the restored SQLite file fails integrity_check: {result}")
+            umask = os.umask(0)
+            os.umask(umask)
+            temp.chmod(0o666 & ~umask)
             os.replace(temp, self.path)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot restore into {self.path}: {exc}") from exc

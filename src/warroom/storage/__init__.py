@@ -8,8 +8,9 @@ Contract, for every backend:
 
 - ``put(key, chunks)`` consumes the iterable and makes the object visible only once every byte
   is durably stored; on any failure nothing is visible under ``key`` (an older object stays).
-- ``get(key)`` streams the object in chunks; the caller should close the iterator when it stops
-  early. A missing object raises :class:`~warroom.errors.NotFoundError`.
+- ``get(key)`` streams the object in chunks (a :class:`ChunkStream`); it closes itself when
+  exhausted, and a caller that stops early closes it (``with closing(storage.get(key))``). A
+  missing object raises :class:`~warroom.errors.NotFoundError` at once, not while iterating.
 - ``stat`` raises :class:`~warroom.errors.NotFoundError` for a missing object; ``delete`` and
   ``delete_prefix`` are idempotent.
 - Every other failure (permissions, disk full, I/O) raises :class:`~warroom.errors.StorageError`.
@@ -27,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from warroom.errors import ConfigurationError
 
-__all__ = ["ObjectInfo", "Storage", "open_storage"]
+__all__ = ["ChunkStream", "ObjectInfo", "Storage", "open_storage"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class ObjectInfo:
     key: str
     size: int
     modified: datetime
+
+
+class ChunkStream(Protocol):
+    """An object's bytes, in chunks; ``close`` releases it early."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class Storage(Protocol):
@@ -49,7 +60,7 @@ class Storage(Protocol):
         """Store ``chunks`` atomically under ``key``; return the number of bytes stored."""
         ...
 
-    def get(self, key: str) -> Iterator[bytes]: ...
+    def get(self, key: str) -> ChunkStream: ...
 
     def stat(self, key: str) -> ObjectInfo: ...
 

@@ -45,6 +45,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _FileChunks:
+    """A file read in chunks, closed when exhausted or by ``close``."""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self._handle = handle
+        self._path = path
+
+    def __iter__(self) -> _FileChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = self._handle.read(READ_CHUNK)
+        except OSError as exc:
+            self.close()
+            raise _storage_error("read", self._path, exc) from exc
+        except ValueError:  # read after close
+            raise StopIteration from None
+        if not chunk:
+            self.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 class LocalStorage:
     """A repository in a local (or mounted) directory."""
 
@@ -84,24 +111,14 @@ class LocalStorage:
             raise
         return written
 
-    def get(self, key: str) -> Iterator[bytes]:
+    def get(self, key: str) -> _FileChunks:
         path = self._path(key)
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+            return _FileChunks(open(path, "rb"), path)  # noqa: SIM115 - _FileChunks closes it
         except FileNotFoundError as exc:
             raise NotFoundError(f"no object {key!r} in {self.root}", key=key) from exc
         except OSError as exc:
             raise _storage_error("read", path, exc) from exc
-        return self._stream(handle, path)
-
-    @staticmethod
-    def _stream(handle: BinaryIO, path: Path) -> Iterator[bytes]:
-        with handle as fh:
-            try:
-                while chunk := fh.read(READ_CHUNK):
-                    yield chunk
-            except OSError as exc:
-                raise _storage_error("read", path, exc) from exc
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)

@@ -1,0 +1,548 @@
+"""Database-backup benchmark: ``warroom`` against ``pg_dump``/``pg_restore``, in one run.
+
+What it measures, on one PostgreSQL database (default ``warroom_bench``: pgbench scale 50 plus
+2 M text/jsonb rows, about 1.3 GB; created by ``/work/shared/bench/make-bench-db.sh`` only if it
+is missing):
+
+Backups (each writes to a file or repository under ``bench/out/run-<timestamp>/``)
+  1. ``pg_dump -Fc -f FILE`` (default compression): the baseline the targets refer to;
+  2. ``pg_dump -Fc -Z0 | zstd -T2 -o FILE``: a reference for "custom format + zstd";
+  3. ``warroom create database --jobs 1`` and 4. ``--jobs 2`` (fresh repository and catalog).
+
+Restores (each into a new database, dropped right after)
+  5. ``createdb -T template0`` + ``pg_restore -d DB FILE`` of the ``-Fc`` file: the baseline;
+  6. the same with ``pg_restore -j 2``, for reference;
+  7. ``warroom restore database --jobs 1`` of the ``--jobs 1`` backup and
+  8. ``--jobs 2`` of the ``--jobs 2`` backup (``warroom`` creates the database itself, checks
+     every part's checksum first and every table's row count at the end).
+
+For every step: wall time; stored size (file size, or the sum of the backup's files in the
+repository: parts and manifest); CPU seconds of the process tree (``wait4``) and of the whole
+machine (``/proc/stat``; the difference is mostly the PostgreSQL server); and memory, three ways:
+
+- ``own``: the peak RSS of the top process alone (the kernel's ``VmHWM``, read every 50 ms until
+  it exits). For ``warroom`` this is the Python process, without its pg_dump/pg_restore children.
+  This is the figure the "peak memory" target is judged on.
+- ``tree``: the peak of the summed RSS of the top process and all its descendants (sampled every
+  50 ms, so a short spike can be missed): what the machine must have free.
+- ``maxrss``: ``ru_maxrss`` from ``wait4``, the largest single process of the tree (exactly what
+  ``/usr/bin/time -f %M`` prints).
+
+Before the timed steps the database is read once (an untimed ``pg_dump`` to /dev/null) so every
+step finds it in the page cache, and a ``CHECKPOINT`` precedes every step so no step pays for the
+previous one's dirty buffers. Sizes are in MB = 10^6 bytes. The machine has few cores: run
+nothing else heavy meanwhile.
+
+Run (a few minutes)::
+
+    .venv/bin/python bench/bench_database.py [--db warroom_bench] [--server URL] [--repeat N]
+
+It prints a table and the ratios against the issue's targets, and writes every figure to
+``bench/out/results-<timestamp>.json``. Dumps and repositories are deleted at the end unless
+``--keep`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BENCH_DIR.parent
+WARROOM = PROJECT_DIR / ".venv" / "bin" / "warroom"
+MAKE_DB = Path("/work/shared/bench/make-bench-db.sh")
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
+MB = 1_000_000
+SAMPLE_SECONDS = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# The issue's targets: ratios to pg_dump -Fc / pg_restore, and peak memory in MB.
+BACKUP_TIME_TARGET = 0.5
+SIZE_TARGET = 1.0
+MEMORY_TARGET_MB = 200
+RESTORE_TIME_TARGET = 0.8
+
+
+# -- measuring one command ------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    """Everything measured about one command (sizes and memory in bytes, times in seconds)."""
+
+    label: str
+    wall: float
+    tree_cpu: float
+    machine_cpu: float
+    own_peak: int
+    tree_peak: int
+    maxrss: int
+    cpu_by_program: dict[str, float] = field(default_factory=dict)
+    peak_by_program: dict[str, int] = field(default_factory=dict)
+    size: int | None = None
+    reported: dict[str, object] = field(default_factory=dict)
+
+
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, program name, CPU seconds so far) for every process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[0] is field 3 of proc(5): state; ppid is field 4, utime 14, stime 15.
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        table[int(entry)] = (int(fields[1]), name, cpu)
+    return table
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of one process in bytes; zeros once it has exited."""
+    values = {"VmRSS:": 0, "VmHWM:": 0}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                words = line.split()
+                if words and words[0] in values:
+                    values[words[0]] = int(words[1]) * 1024
+    except OSError:
+        pass
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has spent not idle since boot (all cores)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(value) for value in fh.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / CLOCK_TICKS
+
+
+class TreeSampler(threading.Thread):
+    """Samples the memory and CPU of a process and its descendants until stopped."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.own_peak = 0
+        self.tree_peak = 0
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self.cpu: dict[int, tuple[str, float]] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.sample()
+            self._done.wait(SAMPLE_SECONDS)
+
+    def sample(self) -> None:
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _name, _cpu) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        tree, pending = [], [self.root]
+        while pending:
+            pid = pending.pop()
+            if pid in table:
+                tree.append(pid)
+                pending.extend(children.get(pid, []))
+        total = 0
+        for pid in tree:
+            rss, hwm = _memory(pid)
+            if rss == 0 and hwm == 0:
+                continue  # a zombie: its figures are gone, keep the last ones
+            name, cpu = table[pid][1], table[pid][2]
+            total += rss
+            self.peaks[pid] = (name, max(hwm, self.peaks.get(pid, (name, 0))[1]))
+            self.cpu[pid] = (name, cpu)
+            if pid == self.root:
+                self.own_peak = max(self.own_peak, hwm)
+        self.tree_peak = max(self.tree_peak, total)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def measure(
+    label: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[Measurement, str]:
+    """Run ``argv`` to completion; return its measurement and its standard output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        busy_before = _machine_busy()
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        # wait4 instead of Popen.wait: it also returns the tree's rusage (CPU, ru_maxrss).
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        machine_cpu = _machine_busy() - busy_before
+        sampler.stop()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        sys.exit(f"{label} failed (exit code {proc.returncode}):\n{stderr.strip()}")
+    cpu_by_program: dict[str, float] = {}
+    for name, cpu in sampler.cpu.values():
+        cpu_by_program[name] = round(cpu_by_program.get(name, 0.0) + cpu, 2)
+    peak_by_program: dict[str, int] = {}
+    for name, peak in sampler.peaks.values():
+        peak_by_program[name] = max(peak_by_program.get(name, 0), peak)
+    measurement = Measurement(
+        label=label,
+        wall=round(wall, 3),
+        tree_cpu=round(usage.ru_utime + usage.ru_stime, 2),
+        machine_cpu=round(machine_cpu, 2),
+        own_peak=sampler.own_peak,
+        tree_peak=sampler.tree_peak,
+        maxrss=usage.ru_maxrss * 1024,
+        cpu_by_program=cpu_by_program,
+        peak_by_program=peak_by_program,
+    )
+    return measurement, stdout
+
+
+# -- the database and its tools ---------------------------------------------------------------
+
+
+class Server:
+    """The PostgreSQL server under test and its client programs."""
+
+    def __init__(self, url: str, bin_dir: Path) -> None:
+        self.url = url.rstrip("/")
+        self.bin = bin_dir
+
+    def tool(self, name: str) -> str:
+        return str(self.bin / name)
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        argv = [self.tool("psql"), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql, self.db_url(db)]
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+    def db_url(self, db: str) -> str:
+        return f"{self.url}/{db}"
+
+    def exists(self, db: str) -> bool:
+        return self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") == "1"
+
+    def size(self, db: str) -> int:
+        return int(self.psql(f"SELECT pg_database_size('{db}')"))
+
+    def drop(self, db: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    def checkpoint(self) -> None:
+        self.psql("CHECKPOINT")
+
+
+def find_bin_dir(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    if found:
+        return found[-1]
+    psql = shutil.which("psql")
+    if psql is None:
+        sys.exit("no PostgreSQL client programs found; pass --pg-bin DIR")
+    return Path(psql).parent
+
+
+def ensure_database(server: Server, db: str) -> None:
+    if server.exists(db):
+        return
+    print(f"database {db} is missing: creating it with {MAKE_DB} (takes a few minutes)")
+    subprocess.run(["bash", str(MAKE_DB), db, server.url], check=True)
+
+
+def tree_size(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+# -- the steps ------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, server: Server, db: str, work: Path, repeat: int) -> None:
+        self.server = server
+        self.db = db
+        self.work = work
+        self.repeat = repeat
+        self.repo = work / "repo"
+        self.results: dict[str, Measurement] = {}
+        self.warroom_env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("WARROOM_") and key != "DATABASE_URL"
+        }
+        self.warroom_env.update(
+            BACKUP_DIR=str(self.repo),
+            WARROOM_CATALOG_URL=f"sqlite:///{work / 'catalog.db'}",
+        )
+
+    def step(self, key: str, label: str, run: Callable[[int], Measurement]) -> Measurement:
+        """Run ``run(i)`` ``repeat`` times after a CHECKPOINT each; keep the median by wall."""
+        print(f"  {label} ...", end="", flush=True)
+        runs = []
+        for i in range(self.repeat):
+            self.server.checkpoint()
+            runs.append(run(i))
+        runs.sort(key=lambda m: m.wall)
+        result = runs[(len(runs) - 1) // 2]
+        walls = ", ".join(f"{m.wall:.1f}" for m in runs)
+        print(f" {result.wall:.1f} s" + (f" (runs: {walls})" if self.repeat > 1 else ""))
+        self.results[key] = result
+        return result
+
+    def warm_up(self) -> None:
+        dump = [self.server.tool("pg_dump"), "-Fc", "-Z0", self.server.db_url(self.db)]
+        subprocess.run(dump, check=True, stdout=subprocess.DEVNULL)
+
+    # backups
+
+    def pg_dump(self, i: int) -> Measurement:
+        target = self.work / "pg_dump-Fc.dump"
+        argv = [self.server.tool("pg_dump"), "-Fc", "-f", str(target), self.server.db_url(self.db)]
+        result, _ = measure("pg_dump -Fc", argv)
+        result.size = target.stat().st_size
+        return result
+
+    def pg_dump_zstd(self, i: int) -> Measurement:
+        target = self.work / "pg_dump-Z0.dump.zst"
+        script = 'set -o pipefail; "$0" -Fc -Z0 "$1" | zstd -q -f -T2 -o "$2"'
+        argv = ["bash", "-c", script, self.server.tool("pg_dump"), self.server.db_url(self.db)]
+        result, _ = measure("pg_dump -Fc -Z0 | zstd -T2", [*argv, str(target)])
+        result.size = target.stat().st_size
+        return result
+
+    def warroom_backup(self, jobs: int, i: int) -> Measurement:
+        name = f"bench-j{jobs}-{i}"
+        argv = [str(WARROOM), "create", "database", "--url", self.server.db_url(self.db)]
+        argv += ["--name", name, "--jobs", str(jobs), "--json"]
+        result, stdout = measure(
+            f"warroom backup -j{jobs}", argv, env=self.warroom_env, cwd=self.work
+        )
+        doc = json.loads(stdout)
+        result.size = tree_size(self.repo / "database" / name)
+        result.reported = {key: doc[key] for key in ("duration_seconds", "size_stored")}
+        result.reported["parts"] = len(doc["parts"])
+        return result
+
+    # restores
+
+    def restore_target(self, i: int) -> str:
+        name = f"{self.db}_bench_restore_{os.getpid()}_{i}"
+        self.server.drop(name)
+        return name
+
+    def pg_restore(self, jobs: int, i: int) -> Measurement:
+        target = self.restore_target(i)
+        dump = self.work / "pg_dump-Fc.dump"
+        script = '"$0/createdb" -T template0 "$2" && "$0/pg_restore" "$3" -d "$1/$2" "$4"'
+        jobs_arg = f"--jobs={jobs}"  # --jobs=1 is pg_restore's default: one job
+        argv = ["bash", "-c", script, str(self.server.bin), self.server.url, target, jobs_arg]
+        try:
+            result, _ = measure(f"pg_restore -j{jobs}", [*argv, str(dump)])
+        finally:
+            self.server.drop(target)
+        return result
+
+    def warroom_restore(self, jobs: int, i: int) -> Measurement:
+        target = self.restore_target(i)
+        argv = [str(WARROOM), "restore", "database", f"bench-j{jobs}-{self.repeat - 1}"]
+        argv += ["--new-db", target, "--url", self.server.db_url("postgres")]
+        argv += ["--jobs", str(jobs), "--json"]
+        try:
+            result, stdout = measure(
+                f"warroom restore -j{jobs}", argv, env=self.warroom_env, cwd=self.work
+            )
+        finally:
+            self.server.drop(target)
+        doc = json.loads(stdout)
+        result.reported = {key: doc[key] for key in ("duration_seconds", "tables_checked", "rows")}
+        return result
+
+    def run(self) -> None:
+        print("warm-up: reading the database once (untimed)")
+        self.warm_up()
+        print("backups:")
+        self.step("pg_dump", "pg_dump -Fc (default compression)", self.pg_dump)
+        self.step("pg_dump_zstd", "pg_dump -Fc -Z0 | zstd -T2", self.pg_dump_zstd)
+        for jobs in (1, 2):
+            self.step(
+                f"warroom_backup_j{jobs}",
+                f"warroom create database --jobs {jobs}",
+                lambda i, jobs=jobs: self.warroom_backup(jobs, i),
+            )
+        print("restores:")
+        for jobs in (1, 2):
+            self.step(
+                f"pg_restore_j{jobs}",
+                f"pg_restore -j {jobs} of the -Fc file",
+                lambda i, jobs=jobs: self.pg_restore(jobs, i),
+            )
+        for jobs in (1, 2):
+            self.step(
+                f"warroom_restore_j{jobs}",
+                f"warroom restore database --jobs {jobs}",
+                lambda i, jobs=jobs: self.warroom_restore(jobs, i),
+            )
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / MB:.0f}"
+
+
+def verdicts(results: Mapping[str, Measurement]) -> list[tuple[str, float, float, bool]]:
+    """(what, measured, limit, met) for every target and configuration."""
+    base_dump, base_restore = results["pg_dump"], results["pg_restore_j1"]
+    rows = []
+    for jobs in (1, 2):
+        backup = results[f"warroom_backup_j{jobs}"]
+        restore = results[f"warroom_restore_j{jobs}"]
+        assert backup.size is not None and base_dump.size is not None
+        checks = [
+            ("backup wall / pg_dump -Fc", backup.wall / base_dump.wall, BACKUP_TIME_TARGET),
+            ("stored size / pg_dump -Fc", backup.size / base_dump.size, SIZE_TARGET),
+            ("backup peak memory, MB", backup.own_peak / MB, MEMORY_TARGET_MB),
+            ("restore peak memory, MB", restore.own_peak / MB, MEMORY_TARGET_MB),
+            ("restore wall / pg_restore", restore.wall / base_restore.wall, RESTORE_TIME_TARGET),
+        ]
+        for what, value, limit in checks:
+            met = value < limit if "memory" in what else value <= limit
+            rows.append((f"--jobs {jobs}: {what}", value, limit, met))
+    return rows
+
+
+def report(results: Mapping[str, Measurement]) -> None:
+    header = (
+        f"{'step':<34}{'wall s':>8}{'MB':>6}{'own MB':>8}{'tree MB':>9}{'maxrss':>8}"
+        f"{'tree CPU':>10}{'all CPU':>9}"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for m in results.values():
+        print(
+            f"{m.label:<34}{m.wall:>8.1f}{_mb(m.size):>6}{_mb(m.own_peak):>8}"
+            f"{_mb(m.tree_peak):>9}{_mb(m.maxrss):>8}{m.tree_cpu:>10.1f}{m.machine_cpu:>9.1f}"
+        )
+    print("\nCPU seconds by program (sampled) and warroom's own figures:")
+    for m in results.values():
+        programs = ", ".join(f"{name} {cpu:.1f}" for name, cpu in m.cpu_by_program.items())
+        extra = f"; reported {m.reported}" if m.reported else ""
+        print(f"  {m.label}: {programs}{extra}")
+    print("\nratios:")
+    dump, zstd, restore = results["pg_dump"], results["pg_dump_zstd"], results["pg_restore_j1"]
+    for jobs in (1, 2):
+        ours = results[f"warroom_backup_j{jobs}"]
+        assert ours.size is not None and dump.size is not None and zstd.size is not None
+        print(
+            f"  backup -j{jobs}: wall {ours.wall / dump.wall:.2f}x pg_dump -Fc, "
+            f"{ours.wall / zstd.wall:.2f}x pg_dump|zstd; size {ours.size / dump.size:.2f}x "
+            f"pg_dump -Fc, {ours.size / zstd.size:.2f}x pg_dump|zstd"
+        )
+    for jobs in (1, 2):
+        ours = results[f"warroom_restore_j{jobs}"]
+        print(
+            f"  restore -j{jobs}: wall {ours.wall / restore.wall:.2f}x pg_restore, "
+            f"{ours.wall / results['pg_restore_j2'].wall:.2f}x pg_restore -j2"
+        )
+    print("\ntargets (memory: the Python process's own peak, VmHWM):")
+    for what, value, limit, met in verdicts(results):
+        comparison = "<" if "memory" in what else "<="
+        print(f"  {what:<42} {value:7.2f} {comparison} {limit:<5g} {'met' if met else 'NOT met'}")
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, object]:
+    with open("/proc/meminfo") as fh:
+        total_kb = int(fh.readline().split()[1])
+    with open("/proc/cpuinfo") as fh:
+        model = next((line.split(":", 1)[1].strip() for line in fh if "model name" in line), "")
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(total_kb / 2**20, 1),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", default="warroom_bench", help="database to back up")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help="server URL, no database")
+    parser.add_argument("--pg-bin", help="PostgreSQL client programs (default: newest found)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step; median reported")
+    parser.add_argument("--keep", action="store_true", help="keep dumps and repository")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    server = Server(args.server, find_bin_dir(args.pg_bin))
+    ensure_database(server, args.db)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = BENCH_DIR / "out"
+    work = out / f"run-{stamp}"
+    work.mkdir(parents=True)
+    host = machine()
+    info: dict[str, object] = {
+        "date": stamp,
+        "machine": host,
+        "database": args.db,
+        "database_bytes": server.size(args.db),
+        "server_version": server.psql("SHOW server_version"),
+        "repeat": args.repeat,
+    }
+    print(
+        f"{args.db}: {server.size(args.db) / MB:.0f} MB on PostgreSQL {info['server_version']}; "
+        f"{host['nproc']} cores, {host['memory_gib']} GiB"
+    )
+    bench = Bench(server, args.db, work, args.repeat)
+    try:
+        bench.run()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report(bench.results)
+    results_file = out / f"results-{stamp}.json"
+    info["results"] = {key: asdict(m) for key, m in bench.results.items()}
+    info["targets"] = [
+        {"what": what, "value": round(value, 3), "limit": limit, "met": met}
+        for what, value, limit, met in verdicts(bench.results)
+    ]
+    results_file.write_text(json.dumps(info, indent=2) + "\n")
+    print(f"\nfigures written to {results_file.relative_to(PROJECT_DIR)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m warroom`` is the ``warroom`` command."""
+
+from warroom.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""Database checkpoints of a real PostgreSQL database, through the service layer."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.conftest import pg_database_exists, pg_url
+from tests.dbcompare import fill_rich_database, pg_snapshot
+from warroom.database.manifest import manifest_key
+from warroom.errors import (
+    ConflictError,
+    IncompatibleBackupError,
+    InputError,
+    IntegrityError,
+    NameTakenError,
+    NotFoundError,
+)
+from warroom.services import Services
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_round_trip_restores_an_equal_database(
+    services: Services, pg_db: str, pg_names: list[str], jobs: int
+) -> None:
+    fill_rich_database(pg_db)
+    original = pg_snapshot(pg_db)
+
+    manifest = services.backups.create(url=pg_db, name="rich", jobs=jobs)
+    assert manifest.tables["public.customers"] == 300
+    assert manifest.tables["billing.invoices"] == 900
+    assert manifest.tables["public.events_2026"] + manifest.tables["public.events_2027"] == 600
+    if jobs > 1:
+        assert len([p for p in manifest.parts if p.table]) == len(manifest.tables)
+
+    pg_names.append("wrt_restored_" + str(jobs))
+    report = services.backups.restore("rich", new_db=pg_names[0], url=pg_db, jobs=jobs)
+    assert report.tables_checked == len(manifest.tables)
+
+    restored = pg_snapshot(pg_url(pg_names[0]))
+    assert restored.schema == original.schema
+    assert restored.tables == original.tables
+    assert restored.sequences == original.sequences
+    assert restored.large_objects == original.large_objects
+
+
+def test_restore_over_an_existing_database_takes_a_safety_backup(
+    services: Services, pg_db: str
+) -> None:
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 50) g")
+    services.backups.create(url=pg_db, name="good")
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("UPDATE t SET v = 'bad migration'")
+        conn.execute("CREATE TABLE junk (x int)")
+
+    with pytest.raises(InputError, match="--yes"):
+        services.backups.restore("good", target_url=pg_db)
+    report = services.backups.restore("good", target_url=pg_db, confirm=True)
+
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute("SELECT DISTINCT v FROM t").fetchall() == [("before",)]
+        assert conn.execute("SELECT to_regclass('junk')").fetchone() == (None,)
+    assert report.safety_backup is not None
+    safety = services.backups.manifest(report.safety_backup)
+    assert "public.junk" in safety.tables  # the bad state itself can be restored again
+    names = {record.name for record in services.backups.list_backups()}
+    assert names == {"good", report.safety_backup}
+
+
+def test_verify_and_restore_test(services: Services, pg_db: str) -> None:
+    fill_rich_database(pg_db)
+    services.backups.create(url=pg_db, name="checked")
+    report = services.backups.verify("checked", restore_test=True, url=pg_db)
+    assert report.restore_tested and report.tables_checked > 5
+    record = services.catalog.get_checkpoint("database", "checked")
+    assert record is not None and record.status == "verified" and record.verified_at
+    with psycopg.connect(pg_db) as conn:
+        leftovers = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'warroom_scratch_%'"
+        ).fetchall()
+    assert leftovers == []
+
+
+def _part_path(services: Services, name: str, part: str) -> object:
+    return services.settings.backup_dir / "database" / name / part
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_damaged_backup_is_refused_and_target_untouched(
+    services: Services, pg_db: str, damage: str
+) -> None:
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v "
+                     "FROM generate_series(1, 2000) g")
+    services.backups.create(url=pg_db, name="victim")
+    before = pg_snapshot(pg_db)
+    path = services.settings.backup_dir / "database" / "victim" / "data"
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) - 100]))
+    else:
+        path.unlink()
+
+    with pytest.raises(IntegrityError, match="data") as verify_error:
+        services.backups.verify("victim")
+    assert verify_error.value.details["part"] == "data"
+    record = services.catalog.get_checkpoint("database", "victim")
+    assert record is not None and record.status == "damaged"
+    with pytest.raises(IntegrityError, match="victim"):
+        services.backups.restore("victim", target_url=pg_db, confirm=True)
+    assert pg_snapshot(pg_db) == before
+    # Refused before anything was touched: not even a safety backup was taken.
+    assert [r.name for r in services.backups.list_backups()] == ["victim"]
+
+
+def test_missing_or_tampered_manifest(services: Services, pg_db: str) -> None:
+    services.backups.create(url=pg_db, name="m")
+    manifest_path = services.settings.backup_dir / manifest_key("m")
+    document = json.loads(manifest_path.read_text())
+    document["tables"] = {"public.fake": 1}
+    document["parts"][0]["plain_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(document))
+    with pytest.raises(IntegrityError, match="manifest"):
+        services.backups.verify("m")
+    manifest_path.unlink()
+    with pytest.raises(NotFoundError, match="no database checkpoint named 'm'"):
+        services.backups.verify("m")
+    with pytest.raises(NotFoundError):
+        services.backups.restore("m", new_db="wrt_never", url=pg_db)
+    assert not pg_database_exists("wrt_never")
+
+
+def test_name_rules_and_conflicts(services: Services, pg_db: str, pg_names: list[str]) -> None:
+    services.backups.create(url=pg_db, name="taken")
+    with pytest.raises(NameTakenError, match="already exists"):
+        services.backups.create(url=pg_db, name="taken")
+    with pytest.raises(ConflictError, match="already exists"):
+        services.backups.restore("taken", new_db=pg_db.rsplit("/", 1)[1], url=pg_db)
+    with pytest.raises(InputError, match="exactly one target"):
+        services.backups.restore("taken")
+
+
+def test_postgres_backup_cannot_restore_into_sqlite(
+    services: Services, pg_db: str, tmp_path: object
+) -> None:
+    services.backups.create(url=pg_db, name="pg")
+    with pytest.raises(IncompatibleBackupError, match="postgresql backup"):
+        services.backups.restore("pg", target_url="sqlite:///app.db", confirm=True)
+
+
+def test_catalog_rebuild_from_manifests(services: Services, pg_db: str) -> None:
+    services.backups.create(url=pg_db, name="one")
+    services.backups.create(url=pg_db, name="two")
+    services.catalog.replace_checkpoints("database", [])  # the catalog is lost
+    assert services.backups.list_backups() == []
+    indexed, problems = services.backups.rebuild_catalog()
+    assert (indexed, problems) == (2, [])
+    assert [r.name for r in services.backups.list_backups()] == ["one", "two"]

@@ -1,0 +1,77 @@
+"""Throwaway PostgreSQL clusters (initdb on a free port in a temp dir) for tests that need a
+server of their own: password authentication, WAL archiving. Never the machine's own server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    port: int
+    password: str
+
+    def url(self, dbname: str = "postgres", password: str | None = None) -> str:
+        secret = self.password if password is None else password
+        return f"postgresql://postgres:{secret}@127.0.0.1:{self.port}/{dbname}"
+
+
+def _run_as_postgres_if_root(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root: drop to the postgres user when we are root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@contextmanager
+def throwaway_cluster(password: str = "s3cret-pw", auth: str = "scram-sha-256") -> Iterator[Cluster]:
+    base = Path(tempfile.mkdtemp(prefix="warroom-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    data_dir, port = base / "data", free_port()
+    pwfile = base / "pw"
+    pwfile.write_text(password)
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, "postgres", "postgres")
+    subprocess.run(
+        _run_as_postgres_if_root(
+            [str(PG_BIN / "initdb"), "-D", str(data_dir), "-U", "postgres", "--pwfile",
+             str(pwfile), f"--auth={auth}", "-E", "UTF8", "--locale=C.UTF-8"]
+        ),
+        check=True, capture_output=True,
+    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        _run_as_postgres_if_root(
+            [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-o", options, "-w", "-l",
+             str(base / "log"), "start"]
+        ),
+        check=True, capture_output=True,
+    )
+    try:
+        yield Cluster(data_dir, port, password)
+    finally:
+        subprocess.run(
+            _run_as_postgres_if_root(
+                [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "stop"]
+            ),
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)
