@@ -105,8 +105,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for variable in list(os.environ):
         if variable.startswith("WARROOM_") and variable != "WARROOM_TEST_PG_URL":
             monkeypatch.delenv(variable)
-    for variable in ("CHECKPOINT_DIR", "BACKUP_DIR", "DATABASE_URL", "CHECKPOINT_RETENTION_DAYS",
-                     "ENABLE_AUTO_CHECKPOINTS", "DATABASE_CHECKPOINT_SCHEDULE"):
+    for variable in (
+        "CHECKPOINT_DIR",
+        "BACKUP_DIR",
+        "DATABASE_URL",
+        "CHECKPOINT_RETENTION_DAYS",
+        "ENABLE_AUTO_CHECKPOINTS",
+        "DATABASE_CHECKPOINT_SCHEDULE",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -24,7 +24,9 @@ class PgSnapshot:
 def _schema(url: str) -> str:
     out = subprocess.run(
         [f"{PG_BIN}/pg_dump", "--schema-only", "--no-owner", f"--dbname={url}"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     # pg_dump >= 15.14 writes a random \restrict key; everything else must be equal.
     return "\n".join(line for line in out.splitlines() if not re.match(r"\\(un)?restrict", line))
@@ -51,9 +53,7 @@ def pg_snapshot(url: str) -> PgSnapshot:
             "SELECT schemaname, sequencename FROM pg_sequences ORDER BY 1, 2"
         ).fetchall():
             row: Any = conn.execute(
-                sql.SQL("SELECT last_value, is_called FROM {}").format(
-                    sql.Identifier(schema, name)
-                )
+                sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
             ).fetchone()
             sequences[f"{schema}.{name}"] = (row[0], row[1])
         large_objects = conn.execute(
@@ -106,14 +106,16 @@ COMMENT ON TABLE customers IS 'people who pay';
 
 RICH_DATA = r"""
 INSERT INTO customers (email, name, mood, profile, avatar)
-SELECT 'user' || g || '@Example.com', 'name ' || g || E'\n\ttab', (ARRAY['ok','sad','happy'])[1 + g % 3]::mood,
+SELECT 'user' || g || '@Example.com', 'name ' || g || E'\n\ttab',
+       (ARRAY['ok','sad','happy'])[1 + g % 3]::mood,
        jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g)),
        CASE WHEN g % 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END
 FROM generate_series(1, 300) g;
 INSERT INTO billing.invoices (customer_id, amount, note)
 SELECT 1 + g % 300, g * 1.25, CASE WHEN g % 7 = 0 THEN NULL ELSE 'note ''quoted'' \ ' || g END
 FROM generate_series(1, 900) g;
-INSERT INTO events SELECT g, DATE '2026-03-01' + g, repeat('x', g % 50) FROM generate_series(1, 600) g;
+INSERT INTO events SELECT g, DATE '2026-03-01' + g, repeat('x', g % 50)
+FROM generate_series(1, 600) g;
 INSERT INTO "Odd ""Name"" 1" VALUES (1), (NULL);
 SELECT setval('ticket_seq', 4242);
 SELECT lo_from_bytea(0, 'a large object');

@@ -41,7 +41,9 @@ def _run_as_postgres_if_root(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def throwaway_cluster(password: str = "s3cret-pw", auth: str = "scram-sha-256") -> Iterator[Cluster]:
+def throwaway_cluster(
+    password: str = "s3cret-pw", auth: str = "scram-sha-256"
+) -> Iterator[Cluster]:
     base = Path(tempfile.mkdtemp(prefix="warroom-pg-"))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
@@ -52,18 +54,40 @@ def throwaway_cluster(password: str = "s3cret-pw", auth: str = "scram-sha-256") 
         shutil.chown(pwfile, "postgres", "postgres")
     subprocess.run(
         _run_as_postgres_if_root(
-            [str(PG_BIN / "initdb"), "-D", str(data_dir), "-U", "postgres", "--pwfile",
-             str(pwfile), f"--auth={auth}", "-E", "UTF8", "--locale=C.UTF-8"]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--pwfile",
+                str(pwfile),
+                f"--auth={auth}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
         ),
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         _run_as_postgres_if_root(
-            [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-o", options, "-w", "-l",
-             str(base / "log"), "start"]
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-o",
+                options,
+                "-w",
+                "-l",
+                str(base / "log"),
+                "start",
+            ]
         ),
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     try:
         yield Cluster(data_dir, port, password)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 __all__ = ["redact_text", "redact_url", "url_password"]
 
@@ -35,7 +35,8 @@ def redact_url(url: str) -> str:
         f"{key}=***" if key.lower() in ("password", "sslpassword") else f"{key}={value}"
         for key, _, value in (item.partition("=") for item in parts.query.split("&") if item)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    # Built by hand: urlunsplit drops the empty host of sqlite:////abs/path.
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def redact_text(text: str, *secrets: str | None) -> str:

@@ -40,7 +40,11 @@ def warroom_command(*args: str) -> list[str]:
 
 def run_warroom(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> Result:
     done = subprocess.run(
-        warroom_command(*args), env=env, cwd=cwd, capture_output=True, text=True,
+        warroom_command(*args),
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
     return Result(done.returncode, done.stdout, done.stderr)

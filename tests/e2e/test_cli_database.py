@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def env(tmp_path: Path, pg_db: str) -> dict[str, str]:
 def test_create_list_verify_restore(
     env: dict[str, str], tmp_path: Path, pg_db: str, pg_names: list[str]
 ) -> None:
-    created = run_warroom("create", "database", "--name", "nightly", "--json", env=env,
-                          cwd=tmp_path)
+    created = run_warroom(
+        "create", "database", "--name", "nightly", "--json", env=env, cwd=tmp_path
+    )
     assert created.code == 0, created.stderr
     document = created.json()
     assert document["name"] == "nightly" and document["tables"]["public.small"] == 500
@@ -50,8 +52,9 @@ def test_create_list_verify_restore(
     assert "restore test passed" in verified.stderr
 
     pg_names.append("wrt_cli_restored")
-    restored = run_warroom("restore", "database", "nightly", "--new-db", "wrt_cli_restored",
-                           env=env, cwd=tmp_path)
+    restored = run_warroom(
+        "restore", "database", "nightly", "--new-db", "wrt_cli_restored", env=env, cwd=tmp_path
+    )
     assert restored.code == 0, restored.stderr
     assert pg_snapshot(pg_url("wrt_cli_restored")).tables == pg_snapshot(pg_db).tables
 
@@ -84,14 +87,14 @@ def test_damaged_backup_exits_3_naming_the_part(env: dict[str, str], tmp_path: P
     assert result.code == 3
     assert result.json()["error"]["details"]["part"] == "schema"
     assert "schema" in result.stderr
-    refused = run_warroom("restore", "database", "b", "--new-db", "wrt_never_made", env=env,
-                          cwd=tmp_path)
+    refused = run_warroom(
+        "restore", "database", "b", "--new-db", "wrt_never_made", env=env, cwd=tmp_path
+    )
     assert refused.code == 3 and not pg_database_exists("wrt_never_made")
 
 
 def test_restore_of_unknown_name(env: dict[str, str], tmp_path: Path) -> None:
-    result = run_warroom("restore", "database", "nope", "--new-db", "wrt_x", env=env,
-                         cwd=tmp_path)
+    result = run_warroom("restore", "database", "nope", "--new-db", "wrt_x", env=env, cwd=tmp_path)
     assert result.code == 2
     assert "no database checkpoint named 'nope'" in result.stderr
 
@@ -143,8 +146,9 @@ def test_pg_dump_older_than_the_server_is_refused(env: dict[str, str], tmp_path:
     fake = bin_dir / "pg_dump"
     fake.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
     fake.chmod(0o755)
-    result = run_warroom("create", "database", env={**env, "WARROOM_PG_BIN_DIR": str(bin_dir)},
-                         cwd=tmp_path)
+    result = run_warroom(
+        "create", "database", env={**env, "WARROOM_PG_BIN_DIR": str(bin_dir)}, cwd=tmp_path
+    )
     assert result.code == 2
     assert "older than the server" in result.stderr and "9.6.24" in result.stderr
 
@@ -157,7 +161,11 @@ def _start_blocked_backup(
     blocker.execute("LOCK TABLE small IN ACCESS EXCLUSIVE MODE")
     proc = subprocess.Popen(
         warroom_command("create", "database", "--name", name, *extra),
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     with psycopg.connect(pg_db, autocommit=True) as watcher:
@@ -219,23 +227,46 @@ def test_interrupted_backup_leaves_nothing_valid(
     listed = run_warroom("list", "--json", env=env, cwd=tmp_path)
     assert listed.json()["checkpoints"] == []
     assert run_warroom("verify", "cut", env=env, cwd=tmp_path).code == 2
-    assert run_warroom("restore", "database", "cut", "--new-db", "wrt_cut", env=env,
-                       cwd=tmp_path).code == 2
+    assert (
+        run_warroom("restore", "database", "cut", "--new-db", "wrt_cut", env=env, cwd=tmp_path).code
+        == 2
+    )
     # The next backup sweeps whatever a killed process left behind.
     assert run_warroom("create", "database", "--name", "next", env=env, cwd=tmp_path).code == 0
     assert not backup_dir.exists()
     assert sorted(os.listdir(tmp_path / "backups" / "database")) == ["next"]
 
 
-def test_catalog_lost_then_rebuilt(env: dict[str, str], tmp_path: Path, pg_names: list[str]) -> None:
+def test_catalog_lost_then_rebuilt(
+    env: dict[str, str], tmp_path: Path, pg_names: list[str]
+) -> None:
     assert run_warroom("create", "database", "--name", "kept", env=env, cwd=tmp_path).code == 0
     (tmp_path / "catalog.db").unlink()
     assert run_warroom("list", "--json", env=env, cwd=tmp_path).json()["checkpoints"] == []
     pg_names.append("wrt_without_catalog")
-    restored = run_warroom("restore", "database", "kept", "--new-db", "wrt_without_catalog",
-                           env=env, cwd=tmp_path)
+    restored = run_warroom(
+        "restore", "database", "kept", "--new-db", "wrt_without_catalog", env=env, cwd=tmp_path
+    )
     assert restored.code == 0, restored.stderr  # the manifest alone is enough to restore
     rebuilt = run_warroom("catalog", "rebuild", "--json", env=env, cwd=tmp_path)
     assert rebuilt.code == 0 and rebuilt.json() == {"indexed": 1, "problems": []}
-    assert [c["name"] for c in run_warroom("list", "--json", env=env, cwd=tmp_path)
-            .json()["checkpoints"]] == ["kept"]
+    assert [
+        c["name"]
+        for c in run_warroom("list", "--json", env=env, cwd=tmp_path).json()["checkpoints"]
+    ] == ["kept"]
+
+
+def test_seed_script_creates_a_database_checkpoint(env: dict[str, str], tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "create-checkpoint.sh"
+    env = {**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+    done = subprocess.run(
+        [str(script), "database", "--name", "my-backup"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "backups" / "database" / "my-backup" / "manifest.json").is_file()
+    assert "created database checkpoint my-backup" in done.stderr

@@ -94,8 +94,9 @@ def test_damaged_backup_is_refused_and_target_untouched(
     services: Services, pg_db: str, damage: str
 ) -> None:
     with psycopg.connect(pg_db, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v "
-                     "FROM generate_series(1, 2000) g")
+        conn.execute(
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 2000) g"
+        )
     services.backups.create(url=pg_db, name="victim")
     before = pg_snapshot(pg_db)
     path = services.settings.backup_dir / "database" / "victim" / "data"

@@ -1,0 +1,72 @@
+"""The object format: round trips, and every kind of damage refused."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from warroom.codec import MAGIC, Decoder, Encoder
+from warroom.errors import IntegrityError
+
+
+def _encode(data: bytes, chunk: int = 4096) -> tuple[bytes, Encoder]:
+    encoder = Encoder(level=3)
+    stored = b"".join(encoder.encode(data[i : i + chunk] for i in range(0, len(data), chunk)))
+    return stored, encoder
+
+
+def _decode(stored: bytes, chunk: int = 1000) -> tuple[bytes, Decoder]:
+    decoder = Decoder("part")
+    plain = b"".join(decoder.decode(stored[i : i + chunk] for i in range(0, len(stored), chunk)))
+    return plain, decoder
+
+
+@pytest.mark.parametrize("size", [0, 1, 5, 70_000, 1_500_000])
+def test_round_trip_and_digests(size: int) -> None:
+    data = os.urandom(size // 2) + b"a" * (size - size // 2)
+    stored, encoder = _encode(data)
+    assert stored.startswith(MAGIC)
+    plain, decoder = _decode(stored)
+    assert plain == data
+    assert encoder.digest == decoder.digest
+    assert encoder.digest.plain_sha256 == hashlib.sha256(data).hexdigest()
+    assert encoder.digest.stored_sha256 == hashlib.sha256(stored).hexdigest()
+    decoder.check(encoder.digest.plain_sha256, encoder.digest.stored_sha256)
+
+
+def test_compresses_repetitive_data() -> None:
+    stored, encoder = _encode(b"row,1,some text\n" * 100_000)
+    assert encoder.digest.stored_size < encoder.digest.plain_size / 20
+
+
+def test_flipped_byte_is_refused() -> None:
+    stored, encoder = _encode(os.urandom(10_000) + b"x" * 50_000)
+    damaged = bytearray(stored)
+    damaged[len(damaged) // 2] ^= 0x10
+    with pytest.raises(IntegrityError):
+        _, decoder = _decode(bytes(damaged))
+        decoder.check(encoder.digest.plain_sha256, encoder.digest.stored_sha256)
+
+
+def test_truncated_object_is_refused() -> None:
+    stored, _ = _encode(os.urandom(50_000))
+    with pytest.raises(IntegrityError, match="truncated|corrupt"):
+        _decode(stored[:-20])
+
+
+@pytest.mark.parametrize(
+    "header", [b"", b"WR", b"NOPE\x01\x04zstd", b"WRCK\x09\x04zstd", b"WRCK\x01\x04lz77"]
+)
+def test_foreign_or_unknown_headers_are_refused(header: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        _decode(header + b"\x00" * 10)
+
+
+def test_check_names_the_part_and_mismatch() -> None:
+    stored, encoder = _encode(b"hello")
+    _, decoder = _decode(stored)
+    with pytest.raises(IntegrityError, match="part is damaged") as error:
+        decoder.check("0" * 64)
+    assert error.value.details == {"part": "part"}
