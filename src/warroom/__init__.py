@@ -22,17 +22,28 @@ from warroom.errors import (
 
 __version__ = "0.1.0"
 
+from warroom.workflow import (  # noqa: E402 - after __version__, which the domain imports
+    AutomationEngine,
+    Execution,
+    StepFailedError,
+    StepMismatchError,
+)
+
 __all__ = [
+    "AutomationEngine",
     "ConfigurationError",
     "ConflictError",
     "DatabaseError",
     "DatabaseUnreachableError",
+    "Execution",
     "IncompatibleBackupError",
     "InputError",
     "IntegrityError",
     "InvalidNameError",
     "NameTakenError",
     "NotFoundError",
+    "StepFailedError",
+    "StepMismatchError",
     "StorageError",
     "WarroomError",
     "__version__",

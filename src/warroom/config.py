@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -75,9 +75,36 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_CONNECT_TIMEOUT", "connect_timeout"),
         description="Seconds to wait for a database connection before giving up.",
     )
+    workflow_serializer: Literal["json", "pickle"] = Field(
+        "json",
+        validation_alias=_aliases("WARROOM_WORKFLOW_SERIALIZER", "workflow_serializer"),
+        description="How workflow states are stored: json (safe) or signed pickle (opt-in).",
+    )
+    pickle_signing_key: SecretStr | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_PICKLE_SIGNING_KEY", "pickle_signing_key"),
+        description="HMAC key that signs pickled workflow states.",
+    )
+    workflow_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_aliases("WARROOM_WORKFLOW_LEASE_SECONDS", "workflow_lease_seconds"),
+        description="How long a dead worker's executions wait before another takes them over.",
+    )
+    workflow_blob_threshold: int = Field(
+        256 * 1024,
+        ge=0,
+        validation_alias=_aliases("WARROOM_WORKFLOW_BLOB_THRESHOLD", "workflow_blob_threshold"),
+        description="States larger than this (bytes) are stored as deduplicated blobs.",
+    )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )
+
+    def pickle_signing_key_bytes(self) -> bytes | None:
+        if self.pickle_signing_key is None:
+            return None
+        return self.pickle_signing_key.get_secret_value().encode()
 
     @classmethod
     def settings_customise_sources(

@@ -24,8 +24,14 @@ def _v1_checkpoints(conn: Connection) -> None:
     schema.checkpoints.create(conn)
 
 
+def _v2_workflows(conn: Connection) -> None:
+    schema.workflow_executions.create(conn)
+    schema.workflow_steps.create(conn)
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _v1_checkpoints),
+    (2, _v2_workflows),
 ]
 
 HEAD = MIGRATIONS[-1][0]

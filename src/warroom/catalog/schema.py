@@ -9,13 +9,20 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
+    Float,
+    ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
@@ -66,4 +73,47 @@ checkpoints = Table(
     Column("verified_at", UTCDateTime),
     Column("details", JSON, nullable=False, default=dict),
     UniqueConstraint("type", "name", name="warroom_checkpoints_type_name"),
+)
+
+workflow_executions = Table(
+    "warroom_workflow_executions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("workflow", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("inputs", LargeBinary, nullable=False),
+    Column("output", LargeBinary),
+    Column("error", Text),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("warroom_workflow_executions_status", "status", "lease_expires_at"),
+)
+
+workflow_steps = Table(
+    "warroom_workflow_steps",
+    metadata,
+    Column(
+        "execution_id",
+        String(128),
+        ForeignKey("warroom_workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("number", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("result", LargeBinary),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("duration_seconds", Float),
+    Column("metadata", JSON),
+    PrimaryKeyConstraint("execution_id", "number", name="warroom_workflow_steps_pk"),
 )

@@ -1,0 +1,324 @@
+"""The workflow tables of the catalog: executions, their leases and their step checkpoints.
+
+Durable effects have deterministic keys. A step checkpoint is keyed by (execution id, step
+number), and a succeeded step is written once and never replaced. Every write a worker makes
+for a running execution is conditional on still holding that execution's lease, so a worker
+whose lease was taken over cannot record anything more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from warroom.catalog import Catalog
+from warroom.catalog.schema import workflow_executions as executions
+from warroom.catalog.schema import workflow_steps as steps
+
+__all__ = ["ExecutionRow", "StepRow", "WorkflowStore"]
+
+RUNNING, PENDING, SUCCEEDED, FAILED, CANCELLED = (
+    "running",
+    "pending",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+FINISHED = (SUCCEEDED, CANCELLED)
+
+
+@dataclass
+class StepRow:
+    number: int
+    name: str
+    kind: str
+    status: str
+    result: bytes | None
+    error: str | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    metadata: dict[str, Any] | None
+
+
+@dataclass
+class ExecutionRow:
+    id: str
+    workflow: str
+    status: str
+    inputs: bytes
+    output: bytes | None
+    error: str | None
+    runs: int
+    cancel_requested: bool
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+def _execution(row: Any) -> ExecutionRow:
+    return ExecutionRow(**{key: row[key] for key in ExecutionRow.__dataclass_fields__})
+
+
+def _step(row: Any) -> StepRow:
+    return StepRow(**{key: row[key] for key in StepRow.__dataclass_fields__})
+
+
+class WorkflowStore:
+    """Reads and writes of workflow executions and steps; each method is one transaction."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        dialect = catalog.engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # -- executions -------------------------------------------------------------------------
+
+    def create_execution(
+        self,
+        execution_id: str,
+        workflow: str,
+        inputs: bytes,
+        now: datetime,
+        status: str = PENDING,
+    ) -> bool:
+        """Insert an execution; False when one with this id already exists (left as it is)."""
+        statement = (
+            self._insert(executions)
+            .values(
+                id=execution_id,
+                workflow=workflow,
+                status=status,
+                inputs=inputs,
+                runs=0,
+                cancel_requested=False,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        with self.catalog.transaction() as conn:
+            return bool(conn.execute(statement).rowcount)
+
+    def get(self, execution_id: str) -> ExecutionRow | None:
+        with self.catalog.transaction() as conn:
+            row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+        return _execution(row._mapping) if row else None
+
+    def list_executions(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 1000
+    ) -> list[ExecutionRow]:
+        query = select(executions).order_by(executions.c.created_at.desc()).limit(limit)
+        if status:
+            query = query.where(executions.c.status == status)
+        if workflow:
+            query = query.where(executions.c.workflow == workflow)
+        with self.catalog.transaction() as conn:
+            return [_execution(row._mapping) for row in conn.execute(query)]
+
+    def claim(self, execution_id: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Take the lease of a pending, failed, cancelled or abandoned execution and mark it
+        running. False when it is finished or another worker holds a live lease."""
+        with self.catalog.transaction() as conn:
+            claimed = conn.execute(
+                update(executions)
+                .where(
+                    executions.c.id == execution_id,
+                    executions.c.status != SUCCEEDED,
+                    or_(
+                        executions.c.status != RUNNING,
+                        executions.c.lease_expires_at < now,
+                        executions.c.lease_owner == owner,
+                    ),
+                )
+                .values(
+                    status=RUNNING,
+                    lease_owner=owner,
+                    lease_expires_at=now + lease,
+                    runs=executions.c.runs + 1,
+                    cancel_requested=False,
+                    error=None,
+                    started_at=func.coalesce(executions.c.started_at, now),
+                    finished_at=None,
+                    updated_at=now,
+                )
+            ).rowcount
+        return bool(claimed)
+
+    def renew(self, execution_id: str, owner: str, now: datetime, lease: timedelta) -> str | None:
+        """Extend the lease; return 'cancel' if cancellation was asked, None if the lease is
+        lost, else 'ok'."""
+        with self.catalog.transaction() as conn:
+            renewed = conn.execute(
+                update(executions)
+                .where(self._held(execution_id, owner))
+                .values(lease_expires_at=now + lease, updated_at=now)
+                .returning(executions.c.cancel_requested)
+            ).first()
+        if renewed is None:
+            return None
+        return "cancel" if renewed[0] else "ok"
+
+    def finish(
+        self,
+        execution_id: str,
+        owner: str,
+        status: str,
+        now: datetime,
+        output: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        with self.catalog.transaction() as conn:
+            return bool(
+                conn.execute(
+                    update(executions)
+                    .where(self._held(execution_id, owner))
+                    .values(
+                        status=status,
+                        output=output,
+                        error=error,
+                        finished_at=now,
+                        updated_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                ).rowcount
+            )
+
+    def request_cancel(self, execution_id: str, now: datetime) -> str | None:
+        """Cancel: a pending or failed execution at once; a running one before its next step.
+        Returns the status after the request, None if there is no such execution."""
+        with self.catalog.transaction() as conn:
+            row = conn.execute(
+                select(executions.c.status).where(executions.c.id == execution_id)
+            ).first()
+            if row is None:
+                return None
+            if row[0] == RUNNING:
+                conn.execute(
+                    update(executions)
+                    .where(executions.c.id == execution_id)
+                    .values(cancel_requested=True, updated_at=now)
+                )
+                return RUNNING
+            if row[0] in (PENDING, FAILED):
+                conn.execute(
+                    update(executions)
+                    .where(executions.c.id == execution_id)
+                    .values(status=CANCELLED, finished_at=now, updated_at=now)
+                )
+                return CANCELLED
+            return str(row[0])
+
+    def abandoned(self, now: datetime, workflows: list[str]) -> list[str]:
+        """Running executions of these workflows whose worker's lease has expired."""
+        query = (
+            select(executions.c.id)
+            .where(
+                executions.c.status == RUNNING,
+                executions.c.lease_expires_at < now,
+                executions.c.workflow.in_(workflows),
+            )
+            .order_by(executions.c.created_at)
+        )
+        with self.catalog.transaction() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def delete_finished_before(self, cutoff: datetime) -> list[str]:
+        """Delete succeeded and cancelled executions finished before ``cutoff`` (and their
+        steps); running and resumable (failed, pending) ones are never removed by age."""
+        condition = and_(executions.c.status.in_(FINISHED), executions.c.finished_at < cutoff)
+        with self.catalog.transaction() as conn:
+            ids = [row[0] for row in conn.execute(select(executions.c.id).where(condition))]
+            if ids:
+                conn.execute(delete(steps).where(steps.c.execution_id.in_(ids)))
+                conn.execute(delete(executions).where(executions.c.id.in_(ids)))
+        return ids
+
+    def referenced_results(self) -> set[bytes]:
+        """Every stored step result and output that is a blob reference (for blob cleanup)."""
+        with self.catalog.transaction() as conn:
+            results = conn.execute(
+                select(steps.c.result).where(func.substr(steps.c.result, 1, 1) == b"b")
+            )
+            outputs = conn.execute(
+                select(executions.c.output).where(func.substr(executions.c.output, 1, 1) == b"b")
+            )
+            inputs = conn.execute(
+                select(executions.c.inputs).where(func.substr(executions.c.inputs, 1, 1) == b"b")
+            )
+            return {row[0] for rows in (results, outputs, inputs) for row in rows}
+
+    @staticmethod
+    def _held(execution_id: str, owner: str) -> Any:
+        return and_(
+            executions.c.id == execution_id,
+            executions.c.status == RUNNING,
+            executions.c.lease_owner == owner,
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def load_steps(self, execution_id: str) -> dict[int, StepRow]:
+        with self.catalog.transaction() as conn:
+            rows = conn.execute(
+                select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.number)
+            )
+            return {row.number: _step(row._mapping) for row in rows}
+
+    def record_step(self, execution_id: str, owner: str | None, step: StepRow) -> bool:
+        """Write a step checkpoint, if ``owner`` still holds the lease (None: no lease, for
+        external processes). A succeeded step is never overwritten; a started or failed one is.
+        Returns False when nothing was written."""
+        values = {
+            "execution_id": execution_id,
+            "number": step.number,
+            "name": step.name,
+            "kind": step.kind,
+            "status": step.status,
+            "result": step.result,
+            "error": step.error,
+            "attempts": step.attempts,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "duration_seconds": step.duration_seconds,
+            "metadata": step.metadata,
+        }
+        statement = self._insert(steps).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["execution_id", "number"],
+            set_={key: statement.excluded[key] for key in values if key != "number"},
+            where=steps.c.status != SUCCEEDED,
+        )
+        with self.catalog.transaction() as conn:
+            if owner is not None and not self._lease_held(conn, execution_id, owner):
+                return False
+            return bool(conn.execute(statement).rowcount)
+
+    def _lease_held(self, conn: Connection, execution_id: str, owner: str) -> bool:
+        return (
+            conn.execute(select(executions.c.id).where(self._held(execution_id, owner))).first()
+            is not None
+        )
+
+    def touch(self, execution_id: str, now: datetime) -> None:
+        with self.catalog.transaction() as conn:
+            conn.execute(
+                update(executions).where(executions.c.id == execution_id).values(updated_at=now)
+            )
+
+    def next_step_number(self, execution_id: str) -> int:
+        with self.catalog.transaction() as conn:
+            current = conn.execute(
+                select(func.max(steps.c.number)).where(steps.c.execution_id == execution_id)
+            ).scalar()
+        return 0 if current is None else int(current) + 1
