@@ -6,6 +6,10 @@ import warroom
 def test_exported_members() -> None:
     assert sorted(warroom.__all__) == sorted(
         [
+            "AutomationEngine",
+            "Execution",
+            "StepFailedError",
+            "StepMismatchError",
             "ConfigurationError",
             "ConflictError",
             "DatabaseError",
