@@ -9,6 +9,7 @@ from warroom.catalog import Catalog, open_catalog
 from warroom.config import Settings
 from warroom.database.backups import BackupService
 from warroom.storage import Storage, open_storage
+from warroom.workflow import AutomationEngine
 
 __all__ = ["Services", "build_services"]
 
@@ -21,8 +22,10 @@ class Services:
     catalog: Catalog
     backup_storage: Storage
     backups: BackupService
+    workflows: AutomationEngine
 
     def close(self) -> None:
+        self.workflows.close()
         self.catalog.close()
 
     def __enter__(self) -> Services:
@@ -46,4 +49,5 @@ def build_services(settings: Settings | None = None) -> Services:
         catalog=catalog,
         backup_storage=backup_storage,
         backups=BackupService(settings, backup_storage, catalog),
+        workflows=AutomationEngine(settings=settings, catalog=catalog),
     )

@@ -7,14 +7,13 @@ and nothing else; progress and messages go to stderr.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from warroom import __version__
+from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     ProgressPrinter,
     checkpoint_table,
@@ -23,9 +22,9 @@ from warroom.cli.render import (
     reporting_errors,
     say,
 )
+from warroom.cli.workflow import execution_row, workflow_app
 from warroom.database.backups import Progress
 from warroom.database.manifest import validate_name
-from warroom.services import Services, build_services
 
 app = typer.Typer(
     name="warroom",
@@ -43,10 +42,8 @@ catalog_app = typer.Typer(
 app.add_typer(create_app, name="create")
 app.add_typer(restore_app, name="restore")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(workflow_app, name="workflow")
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
-]
 JobsOption = Annotated[
     int,
     typer.Option(
@@ -90,12 +87,6 @@ def _root(
     WARROOM_CATALOG_URL, ...) and an optional ./warroom.toml (or WARROOM_CONFIG)."""
 
 
-@contextmanager
-def _services(as_json: bool) -> Iterator[Services]:
-    with reporting_errors(as_json), build_services() as services:
-        yield services
-
-
 def _check_names(as_json: bool, *names: str | None) -> None:
     """Refuse a bad checkpoint name before any file (catalog, lock, repository) is touched."""
     with reporting_errors(as_json):
@@ -123,7 +114,7 @@ def create_database(
 ) -> None:
     """Back up a database into BACKUP_DIR, streamed through SHA-256 and zstd."""
     _check_names(as_json, name)
-    with _services(as_json) as services:
+    with services_for(as_json) as services:
         progress, printer = _progress()
         manifest = services.backups.create(url=url, name=name, jobs=jobs, progress=progress)
         printer.done()
@@ -162,10 +153,15 @@ def list_checkpoints(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List checkpoints, oldest first."""
-    with _services(as_json) as services:
-        records = services.catalog.list_checkpoints(type_.value if type_ else None)
-        rows = [record.to_dict() for record in records]
+    """List checkpoints, oldest first (workflow checkpoints: one row per execution)."""
+    with services_for(as_json) as services:
+        rows: list[dict[str, Any]] = []
+        if type_ != CheckpointType.workflow:
+            records = services.catalog.list_checkpoints(type_.value if type_ else None)
+            rows += [record.to_dict() for record in records]
+        if type_ in (None, CheckpointType.workflow):
+            rows += [execution_row(e) for e in services.workflows.list_executions()]
+        rows.sort(key=lambda row: (row["created_at"], row["name"]))
         if as_json:
             emit_json({"checkpoints": rows})
             return
@@ -203,7 +199,7 @@ def verify(
 ) -> None:
     """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part)."""
     _check_names(as_json, name)
-    with _services(as_json) as services:
+    with services_for(as_json) as services:
         progress, printer = _progress()
         report = services.backups.verify(
             name, restore_test=restore_test, url=url, jobs=jobs, progress=progress
@@ -257,7 +253,7 @@ def restore_database(
 ) -> None:
     """Restore a database checkpoint; integrity is checked before anything is touched."""
     _check_names(as_json, name)
-    with _services(as_json) as services:
+    with services_for(as_json) as services:
         progress, printer = _progress()
         report = services.backups.restore(
             name,
@@ -283,7 +279,7 @@ def restore_database(
 @catalog_app.command("rebuild")
 def catalog_rebuild(as_json: JsonOption = False) -> None:
     """Re-index every database backup from the manifests in BACKUP_DIR."""
-    with _services(as_json) as services:
+    with services_for(as_json) as services:
         indexed, problems = services.backups.rebuild_catalog()
         if as_json:
             emit_json({"indexed": indexed, "problems": problems})

@@ -1,0 +1,25 @@
+"""What every command shares: option types and opening the services with error reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from warroom.cli.render import reporting_errors
+from warroom.services import Services, build_services
+
+__all__ = ["JsonOption", "services_for"]
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
+]
+
+
+@contextmanager
+def services_for(as_json: bool) -> Iterator[Services]:
+    """The services, closed afterwards; our errors become a message and their exit code."""
+    with reporting_errors(as_json), build_services() as services:
+        yield services

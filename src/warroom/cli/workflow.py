@@ -1,0 +1,169 @@
+"""``warroom workflow list|show|resume|cancel``: workflow executions from the command line."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated
+
+import typer
+
+from warroom.cli.common import JsonOption, services_for
+from warroom.cli.render import checkpoint_table, emit_json, say
+from warroom.errors import ConfigurationError
+from warroom.workflow import AutomationEngine, Execution
+
+workflow_app = typer.Typer(
+    help="Workflow executions: list, show, resume, cancel.", no_args_is_help=True
+)
+
+
+def execution_row(execution: Execution) -> dict[str, object]:
+    """An execution as a row of ``warroom list`` (the same columns as other checkpoints)."""
+    return {
+        "type": "workflow",
+        "name": execution.id,
+        "status": execution.status,
+        "created_at": execution.created_at.isoformat(),
+        "source": execution.workflow,
+        "size_original": None,
+        "size_stored": None,
+        "checksum": None,
+        "details": {
+            "runs": execution.runs,
+            "error": execution.error,
+            "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
+        },
+    }
+
+
+@workflow_app.command("list")
+def list_executions(
+    status: Annotated[
+        str | None, typer.Option(help="Only this status.", show_default=False)
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option(help="Only this workflow.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Workflow executions, newest first."""
+    with services_for(as_json) as services:
+        executions = services.workflows.list_executions(status=status, workflow=workflow)
+        if as_json:
+            emit_json({"executions": [e.to_dict(with_steps=False) for e in executions]})
+            return
+        if not executions:
+            say("no workflow executions")
+            return
+        checkpoint_table(
+            [e.to_dict(with_steps=False) for e in executions],
+            [
+                ("EXECUTION", lambda r: r["execution_id"]),
+                ("WORKFLOW", lambda r: r["workflow"]),
+                ("STATUS", lambda r: r["status"]),
+                ("CREATED (UTC)", lambda r: r["created_at"][:19].replace("T", " ")),
+                ("RUNS", lambda r: str(r["runs"])),
+                ("ERROR", lambda r: (r["error"] or "")[:80]),
+            ],
+        )
+
+
+@workflow_app.command("show")
+def show(
+    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """An execution with its status, result or error, and every step checkpoint."""
+    with services_for(as_json) as services:
+        execution = services.workflows.get_execution(execution_id)
+        if as_json:
+            emit_json(execution.to_dict())
+            return
+        say(
+            f"[bold]{execution.id}[/] ({execution.workflow}): {execution.status}, "
+            f"{execution.runs} run(s)"
+        )
+        if execution.error:
+            say(f"error: {execution.error}")
+        checkpoint_table(
+            [step.to_dict() for step in execution.steps],
+            [
+                ("#", lambda r: str(r["number"])),
+                ("STEP", lambda r: r["name"]),
+                ("KIND", lambda r: r["kind"]),
+                ("STATUS", lambda r: r["status"]),
+                ("ATTEMPTS", lambda r: str(r["attempts"])),
+                (
+                    "SECONDS",
+                    lambda r: (
+                        f"{r['duration_seconds']:.3f}" if r["duration_seconds"] is not None else "-"
+                    ),
+                ),
+            ],
+        )
+
+
+@workflow_app.command("cancel")
+def cancel(
+    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel an execution; a running one stops before its next step."""
+    with services_for(as_json) as services:
+        status = services.workflows.cancel(execution_id)
+        if as_json:
+            emit_json({"execution_id": execution_id, "status": status})
+        elif status == "running":
+            say(f"{execution_id}: cancellation requested; it stops before its next step")
+        else:
+            say(f"{execution_id}: {status}")
+
+
+def load_engine(app_path: str) -> AutomationEngine:
+    """The AutomationEngine at ``module:attribute`` (the module registers the workflows)."""
+    module_name, _, attribute = app_path.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(
+            f"--app {app_path!r} must be module:attribute, e.g. myjobs.workflows:engine"
+        )
+    sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r} for --app: {exc}") from exc
+    engine = getattr(module, attribute, None)
+    if not isinstance(engine, AutomationEngine):
+        raise ConfigurationError(f"{app_path!r} is not an AutomationEngine")
+    return engine
+
+
+@workflow_app.command("resume")
+def resume(
+    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    app_path: Annotated[
+        str,
+        typer.Option(
+            "--app",
+            help="module:attribute of your AutomationEngine, whose module "
+            "registers the workflows (e.g. myjobs.workflows:engine).",
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Run a failed or cancelled execution again from its first unfinished step."""
+    from warroom.cli.render import reporting_errors
+
+    with reporting_errors(as_json):
+        engine = load_engine(app_path)
+        engine.resume(execution_id)
+        execution = engine.get_execution(execution_id)
+        if as_json:
+            emit_json(execution.to_dict())
+        else:
+            say(
+                f"{execution_id}: {execution.status}"
+                + (f" ({execution.error})" if execution.error else "")
+            )
+        if execution.status != "succeeded":
+            raise typer.Exit(1)
