@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_WORKFLOW_BLOB_THRESHOLD", "workflow_blob_threshold"),
         description="States larger than this (bytes) are stored as deduplicated blobs.",
     )
+    lock_wait_timeout: int = Field(
+        600,
+        ge=1,
+        validation_alias=_aliases("WARROOM_LOCK_WAIT_TIMEOUT", "lock_wait_timeout"),
+        description="Seconds a backup waits for a table lock before failing.",
+    )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )

@@ -24,7 +24,7 @@ def url_password(url: str) -> str | None:
 def redact_url(url: str) -> str:
     """``url`` without its password (``postgresql://app@db:5432/prod``); query secrets too."""
     parts = _split(url)
-    if parts is None:
+    if parts is None or "://" not in url:
         return "<unparseable URL>"
     netloc = parts.netloc
     if "@" in netloc:

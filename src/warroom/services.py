@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from warroom.catalog import Catalog, open_catalog
@@ -48,6 +49,8 @@ def build_services(settings: Settings | None = None) -> Services:
         settings=settings,
         catalog=catalog,
         backup_storage=backup_storage,
-        backups=BackupService(settings, backup_storage, catalog),
+        backups=BackupService(
+            settings, backup_storage, catalog, lock_dir=Path(backup_storage.location) / ".locks"
+        ),
         workflows=AutomationEngine(settings=settings, catalog=catalog),
     )

@@ -270,3 +270,63 @@ def test_seed_script_creates_a_database_checkpoint(env: dict[str, str], tmp_path
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "backups" / "database" / "my-backup" / "manifest.json").is_file()
     assert "created database checkpoint my-backup" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql://u:s3cret@[::1/db", "s3cret"),
+        ("postgresql://u:s3cr%zzet@127.0.0.1/db", "s3cr"),
+        ("host=127.0.0.1 password=s3cret dbname=x", "s3cret"),
+        ("postgresql://u:s3cret@127.0.0.1:abc/db", "s3cret"),
+        ("postgresql://u:s3cret@127.0.0.1/db?connect_timeout=abc", "s3cret"),
+        ("mysql://u:s3cret@127.0.0.1/db", "s3cret"),
+    ],
+)
+def test_malformed_urls_exit_2_without_the_password(tmp_path: Path, url: str, secret: str) -> None:
+    result = run_warroom("create", "database", "--url", url, env=cli_env(tmp_path), cwd=tmp_path)
+    assert result.code == 2, result.stderr
+    assert secret not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_backups_started_in_the_same_second_get_distinct_names(tmp_path: Path) -> None:
+    import sqlite3
+
+    for name in ("a.db", "b.db"):
+        sqlite3.connect(tmp_path / name).execute("CREATE TABLE t (x)").connection.close()
+    env = cli_env(tmp_path)
+    procs = [
+        subprocess.Popen(
+            warroom_command(
+                "create", "database", "--url", f"sqlite:///{tmp_path}/{name}", "--json"
+            ),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a.db", "b.db")
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outputs
+    listed = run_warroom("list", "--json", env=env, cwd=tmp_path).json()["checkpoints"]
+    assert len({row["name"] for row in listed}) == 2
+
+
+def test_sqlite_path_with_special_characters(tmp_path: Path) -> None:
+    import sqlite3
+
+    odd = tmp_path / "odd#dir" / "app%1?.db"
+    odd.parent.mkdir()
+    conn = sqlite3.connect(odd)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1), (2)")
+    conn.commit()
+    conn.close()
+    env = cli_env(tmp_path)
+    url = "sqlite:///" + str(odd).replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+    created = run_warroom("create", "database", "--url", url, "--json", env=env, cwd=tmp_path)
+    assert created.code == 0, created.stderr
+    assert created.json()["tables"] == {"t": 2}

@@ -164,3 +164,66 @@ def test_catalog_rebuild_from_manifests(services: Services, pg_db: str) -> None:
     indexed, problems = services.backups.rebuild_catalog()
     assert (indexed, problems) == (2, [])
     assert [r.name for r in services.backups.list_backups()] == ["one", "two"]
+
+
+def test_database_level_properties_are_restored(
+    services: Services, pg_db: str, pg_names: list[str]
+) -> None:
+    name = pg_db.rsplit("/", 1)[1]
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int)")
+        conn.execute(f"REVOKE CONNECT ON DATABASE {name} FROM PUBLIC")
+        conn.execute(f"ALTER DATABASE {name} SET statement_timeout = '5s'")
+        conn.execute(f"ALTER DATABASE {name} SET search_path = app, public")
+        conn.execute(f"ALTER DATABASE {name} CONNECTION LIMIT 40")
+        conn.execute(f"COMMENT ON DATABASE {name} IS 'the money'")
+        # Set by the database's owner: a backup must not be killed by it.
+        conn.execute(f"ALTER DATABASE {name} SET idle_in_transaction_session_timeout = '100ms'")
+        conn.execute("INSERT INTO t SELECT generate_series(1, 200000)")
+    services.backups.create(url=pg_db, name="props", jobs=2)
+    pg_names.append("wrt_props_copy")
+    services.backups.restore("props", new_db="wrt_props_copy", url=pg_db)
+
+    query = """
+        SELECT datacl::text, datconnlimit, shobj_description(oid, 'pg_database'),
+               (SELECT setconfig::text FROM pg_db_role_setting
+                WHERE setdatabase = d.oid AND setrole = 0)
+        FROM pg_database d WHERE datname = %s"""
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        original = conn.execute(query, (name,)).fetchone()
+        copy = conn.execute(query, ("wrt_props_copy",)).fetchone()
+    assert original is not None and copy is not None
+    assert copy[1:] == original[1:]
+    assert "=Tc/" not in (copy[0] or "")  # PUBLIC lost CONNECT, as in the original
+    assert sorted(copy[0].strip("{}").split(",")) == sorted(original[0].strip("{}").split(","))
+
+
+def test_failed_restore_leaves_no_database_behind(services: Services, pg_db: str) -> None:
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t AS SELECT generate_series(1, 10) AS id")
+    services.backups.create(url=pg_db, name="liar")
+    manifest = services.backups.manifest("liar")
+    manifest.tables["public.t"] = 11  # a backup that does not restore to what it recorded
+    (services.settings.backup_dir / manifest_key("liar")).write_bytes(manifest.to_json())
+    with pytest.raises(IntegrityError, match="public.t: 10 rows, backup recorded 11"):
+        services.backups.restore("liar", new_db="wrt_liar", url=pg_db)
+    assert not pg_database_exists("wrt_liar")
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'warroom_restore_%'"
+        ).fetchone() == (0,)
+
+
+def test_restoring_the_catalog_database_keeps_the_catalog(tmp_path: object, pg_db: str) -> None:
+    from pathlib import Path
+
+    from warroom.config import Settings
+    from warroom.services import build_services
+
+    base = Path(str(tmp_path))
+    settings = Settings(backup_dir=base / "b", checkpoint_dir=base / "c", catalog_url=pg_db)
+    with build_services(settings) as services:
+        first = services.backups.create(url=pg_db, name="with-catalog")
+        report = services.backups.restore("with-catalog", target_url=pg_db, confirm=True)
+        names = {r.name for r in services.backups.list_backups()}
+    assert names == {first.name, report.safety_backup}

@@ -51,9 +51,18 @@ def test_flipped_byte_is_refused() -> None:
 
 
 def test_truncated_object_is_refused() -> None:
-    stored, _ = _encode(os.urandom(50_000))
-    with pytest.raises(IntegrityError, match="truncated|corrupt"):
-        _decode(stored[:-20])
+    stored, encoder = _encode(os.urandom(50_000))
+    with pytest.raises(IntegrityError, match="damaged|corrupt"):
+        _, decoder = _decode(stored[:-20])
+        decoder.check(encoder.digest.plain_sha256)
+
+
+def test_decoding_memory_is_bounded_for_highly_compressible_data() -> None:
+    stored, _ = _encode(b"\0" * (40 << 20), chunk=1 << 20)
+    assert len(stored) < 100_000
+    decoder = Decoder("zeros")
+    sizes = [len(chunk) for chunk in decoder.decode([stored])]
+    assert sum(sizes) == 40 << 20 and max(sizes) <= 1 << 20
 
 
 @pytest.mark.parametrize(

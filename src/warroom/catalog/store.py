@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +61,20 @@ def _sqlalchemy_url(url: str) -> str:
     return url
 
 
+def _enable_wal(cursor: Any, attempts: int = 100) -> None:
+    """Switch the file to WAL (persistent; a no-op once done). Switching needs an exclusive
+    lock, and SQLite refuses it at once rather than waiting when processes open a new catalog
+    together, so retry for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, a busy timeout, and ``BEGIN IMMEDIATE`` so concurrent writers queue, not fail."""
 
@@ -66,8 +82,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -94,7 +110,9 @@ def open_catalog(url: str) -> Catalog:
         )
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(sa_url, pool_pre_ping=True)
+    # No pre-ping: it would add a round trip to every step checkpoint. A connection that the
+    # server dropped fails one transaction and the pool is invalidated and reconnects.
+    engine = create_engine(sa_url)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     catalog = Catalog(engine, shown)
@@ -122,6 +140,22 @@ class Catalog:
     def transaction(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"catalog {self.location} failed: {getattr(exc, 'orig', None) or exc}"
+            ) from exc
+
+    @contextmanager
+    def single(self) -> Iterator[Connection]:
+        """A connection for one statement, which is atomic by itself. On PostgreSQL it runs in
+        autocommit: one round trip instead of three (BEGIN, statement, COMMIT)."""
+        if self.engine.dialect.name != "postgresql":
+            with self.transaction() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StorageError(

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from warroom.cli.app import app
+from warroom.redact import redact_text, url_password
 
 
 def main() -> None:
-    app()
+    """Run the CLI. An unexpected failure is reported in one line, with the passwords of any
+    URL on the command line or in DATABASE_URL removed, never as a traceback."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last resort: our own errors never get here
+        urls = [arg for arg in sys.argv if "://" in arg] + [os.environ.get("DATABASE_URL", "")]
+        message = redact_text(f"{type(exc).__name__}: {exc}", *map(url_password, urls))
+        sys.stderr.write(
+            f"error: unexpected failure: {message}\n"
+            "(this is a bug in warroom: please report it with the command you ran)\n"
+        )
+        sys.exit(1)
 
 
 __all__ = ["app", "main"]

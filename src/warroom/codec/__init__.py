@@ -5,6 +5,8 @@ Every stored object starts with a header, so a restore needs no configuration to
     b"WRCK" | format version (1 byte) | length of the codec chain (1 byte) | chain, ASCII
 
 The chain names the filters applied to the plain bytes, in order (today ``zstd``, or nothing).
+Decoding yields chunks of at most 1 MiB, so memory stays bounded even for data that compresses
+a thousandfold. A truncated object shows as a checksum mismatch in :meth:`Decoder.check`.
 While encoding, :class:`Encoder` computes the SHA-256 and size of both the plain and the stored
 bytes; :class:`Decoder` recomputes them while decoding, so a single read both restores and
 verifies. A damaged object raises :class:`~warroom.errors.IntegrityError` naming the reason.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 
 import zstandard
 
@@ -42,6 +44,29 @@ class Digest:
 def _header(chain: tuple[str, ...]) -> bytes:
     names = ",".join(chain).encode("ascii")
     return MAGIC + bytes([FORMAT_VERSION, len(names)]) + names
+
+
+class _HashingReader:
+    """A file-like ``read(n)`` over stored chunks that hashes and counts what it hands out."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        self.hash.update(data)
+        self.size += len(data)
+        return data
 
 
 class Encoder:
@@ -94,9 +119,9 @@ class Encoder:
 class Decoder:
     """Decodes one stored object: ``for plain_chunk in decoder.decode(stored_chunks)``.
 
-    Raises IntegrityError for a foreign or unknown header, corrupt or truncated data. The
+    Raises IntegrityError for a foreign or unknown header or corrupt data while decoding. The
     ``digest`` of what was read is available once the iterator is exhausted; callers compare it
-    with the manifest (:meth:`check`).
+    with the manifest (:meth:`check`), which is what catches a truncated object.
     """
 
     def __init__(self, label: str = "object", **details: Any) -> None:
@@ -111,44 +136,32 @@ class Decoder:
         return self._digest
 
     def decode(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        plain_hash, stored_hash = hashlib.sha256(), hashlib.sha256()
-        plain_size = stored_size = 0
-        source = iter(chunks)
-        buffered = b""
-        for chunk in source:
-            stored_hash.update(chunk)
-            stored_size += len(chunk)
-            buffered += chunk
-            if len(buffered) >= 6 and len(buffered) >= 6 + buffered[5]:
-                break
-        chain, rest = self._parse_header(buffered)
-        decompressor = zstandard.ZstdDecompressor().decompressobj() if chain else None
-
-        def plain(data: bytes) -> Iterator[bytes]:
-            nonlocal plain_size
-            if decompressor is not None:
-                try:
-                    data = decompressor.decompress(data)
-                except zstandard.ZstdError as exc:
-                    raise IntegrityError(f"{self.name} is corrupt: {exc}", **self.details) from exc
-            if data:
+        """The plain bytes, in chunks of at most 1 MiB whatever the compression ratio."""
+        plain_hash = hashlib.sha256()
+        plain_size = 0
+        reader = _HashingReader(iter(chunks))
+        header = reader.read(6)
+        chain = self._parse_header(header + reader.read(header[5] if len(header) == 6 else 0))
+        plain: Iterator[bytes]
+        if chain:
+            plain = zstandard.ZstdDecompressor().read_to_iter(
+                cast(IO[bytes], reader), read_size=_OUT_CHUNK, write_size=_OUT_CHUNK
+            )
+        else:
+            plain = iter(lambda: reader.read(_OUT_CHUNK), b"")
+        try:
+            for data in plain:
                 plain_hash.update(data)
                 plain_size += len(data)
                 yield data
-
-        yield from plain(rest)
-        for chunk in source:
-            stored_hash.update(chunk)
-            stored_size += len(chunk)
-            yield from plain(chunk)
-        if decompressor is not None and not decompressor.eof:
-            raise IntegrityError(f"{self.name} is truncated", **self.details)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{self.name} is corrupt: {exc}", **self.details) from exc
         self._digest = Digest(
-            plain_size, plain_hash.hexdigest(), stored_size, stored_hash.hexdigest()
+            plain_size, plain_hash.hexdigest(), reader.size, reader.hash.hexdigest()
         )
 
-    def _parse_header(self, data: bytes) -> tuple[tuple[str, ...], bytes]:
-        if len(data) < 6 or data[:4] != MAGIC:
+    def _parse_header(self, data: bytes) -> tuple[str, ...]:
+        if len(data) < 6 or data[:4] != MAGIC or len(data) < 6 + data[5]:
             raise IntegrityError(
                 f"{self.name} is not a War Room object (bad header)", **self.details
             )
@@ -158,11 +171,10 @@ class Decoder:
                 f"{FORMAT_VERSION}; upgrade warroom",
                 **self.details,
             )
-        end = 6 + data[5]
-        chain = tuple(filter(None, data[6:end].decode("ascii", "replace").split(",")))
+        chain = tuple(filter(None, data[6:].decode("ascii", "replace").split(",")))
         if any(name != ZSTD for name in chain):
             raise IntegrityError(f"{self.name} uses an unknown codec chain {chain}", **self.details)
-        return chain, data[end:]
+        return chain
 
     def check(self, plain_sha256: str, stored_sha256: str | None = None) -> None:
         """Raise IntegrityError unless what was read matches the recorded checksums."""

@@ -111,8 +111,15 @@ class DatabaseEngine(Protocol):
         """Create this database, empty, with the recorded properties (encoding, collation)."""
         ...
 
-    def load(self, parts: list[PartRecord], read_part: ReadPart, jobs: int) -> None:
-        """Restore the parts into this (new, empty) database."""
+    def load(
+        self, parts: list[PartRecord], read_part: ReadPart, jobs: int, dumped_with: str
+    ) -> None:
+        """Restore the parts into this (new, empty) database; ``dumped_with`` is the version of
+        the tool that made them (an older restore tool is refused before anything runs)."""
+        ...
+
+    def apply_properties(self, database: dict[str, Any]) -> None:
+        """Give the restored database the recorded database-level properties."""
         ...
 
     def drop(self) -> None: ...
@@ -121,20 +128,29 @@ class DatabaseEngine(Protocol):
         """The role owning this database, where the engine has such a thing."""
         ...
 
-    def replace_with(self, staging: DatabaseEngine) -> None:
-        """Make ``staging`` (a restored sibling) become this database; the old one is dropped."""
+    def replace_with(self, staging: DatabaseEngine, overwrite: bool) -> None:
+        """Make ``staging`` (a restored sibling) become this database, atomically. With
+        ``overwrite`` an existing database of this name is replaced (and dropped); without it,
+        one that appeared meanwhile makes this fail and is left alone."""
         ...
 
     def count_rows(self) -> dict[str, int]: ...
 
 
-def open_database(url: str, *, pg_bin_dir: Any = None, connect_timeout: int = 10) -> DatabaseEngine:
+def open_database(
+    url: str, *, pg_bin_dir: Any = None, connect_timeout: int = 10, lock_wait_timeout: int = 600
+) -> DatabaseEngine:
     """The engine for ``url``; a clear ConfigurationError for anything else."""
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres"):
         from warroom.database.postgres import PostgresEngine
 
-        return PostgresEngine(url, pg_bin_dir=pg_bin_dir, connect_timeout=connect_timeout)
+        return PostgresEngine(
+            url,
+            pg_bin_dir=pg_bin_dir,
+            connect_timeout=connect_timeout,
+            lock_wait_timeout=lock_wait_timeout,
+        )
     if scheme == "sqlite":
         from warroom.database.sqlite import SqliteEngine
 

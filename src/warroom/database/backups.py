@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,13 +154,14 @@ class BackupService:
         settings: Settings,
         storage: Storage,
         catalog: Catalog,
+        lock_dir: Path,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.catalog = catalog
         self.clock = clock
-        self.lock_dir = Path(settings.backup_dir) / ".locks"
+        self.lock_dir = lock_dir
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class BackupService:
             url,
             pg_bin_dir=self.settings.pg_bin_dir,
             connect_timeout=self.settings.connect_timeout,
+            lock_wait_timeout=self.settings.lock_wait_timeout,
         )
 
     def _source_url(self, url: str | None) -> str:
@@ -254,9 +256,7 @@ class BackupService:
         self, engine: DatabaseEngine, name: str | None, jobs: int, progress: Progress | None
     ) -> Manifest:
         started = self.clock()
-        name = validate_name(name or f"db-{started:%Y%m%dT%H%M%SZ}")
         progress = progress or Progress()
-        prefix = backup_prefix(name)
         with ExitStack() as locks:
             locks.enter_context(
                 hold_lock(
@@ -264,12 +264,16 @@ class BackupService:
                     f"a backup of {engine.display}",
                 )
             )
-            locks.enter_context(hold_lock(self._name_lock(name), f"a backup named {name!r}"))
-            if self._exists(name):
-                raise NameTakenError(
-                    f"a backup named {name!r} already exists; choose another --name",
-                    name=name,
-                )
+            if name is None:
+                name = self._claim_free_name(locks, f"db-{started:%Y%m%dT%H%M%SZ}")
+            else:
+                locks.enter_context(hold_lock(self._name_lock(name), f"a backup named {name!r}"))
+                if self._exists(name):
+                    raise NameTakenError(
+                        f"a backup named {name!r} already exists; choose another --name",
+                        name=name,
+                    )
+            prefix = backup_prefix(name)
             self.sweep_leftovers()
             progress.start(f"backing up {engine.display}")
             threads = (os.cpu_count() or 1) if jobs == 1 else 0
@@ -296,10 +300,27 @@ class BackupService:
                 )
                 self.storage.put(manifest_key(name), [manifest.to_json()])
             except BaseException:
-                self.storage.delete_prefix(prefix)
+                with suppress(WarroomError):  # the original failure is the one to report
+                    self.storage.delete_prefix(prefix)
                 raise
         self.catalog.upsert_checkpoint(_record(manifest))
         return manifest
+
+    def _claim_free_name(self, locks: ExitStack, base: str) -> str:
+        """Lock the first of ``base``, ``base-2``, ... that no backup has or is writing
+        (backups of several databases started in the same second get distinct names)."""
+        for candidate in [base, *(f"{base}-{n}" for n in range(2, 100))]:
+            lock = hold_lock(self._name_lock(candidate), f"a backup named {candidate!r}")
+            try:
+                lock.__enter__()
+            except ConflictError:
+                continue  # another backup is writing it
+            if self._exists(candidate):
+                lock.__exit__(None, None, None)
+                continue
+            locks.push(lock.__exit__)
+            return candidate
+        raise ConflictError(f"no free backup name starting with {base!r}; pass --name")
 
     # -- read -------------------------------------------------------------------------------
 
@@ -361,7 +382,12 @@ class BackupService:
                 progress.start(f"restore test of {name}")
                 with server.scratch() as scratch:
                     scratch.create_empty(manifest.database)
-                    scratch.load(manifest.parts, self._reader(manifest, progress), jobs)
+                    scratch.load(
+                        manifest.parts,
+                        self._reader(manifest, progress),
+                        jobs,
+                        manifest.tool_version,
+                    )
                     report.tables_checked = self._check_rows(manifest, scratch)
                 report.restore_tested = True
         except IntegrityError:
@@ -459,8 +485,6 @@ class BackupService:
         jobs: int,
     ) -> RestoreReport:
         started = time.monotonic()
-        name = manifest.name
-        safety: str | None = None
         replace = target.exists()
         if replace and must_be_new:
             raise ConflictError(
@@ -469,35 +493,45 @@ class BackupService:
                 target=target.display,
             )
         database = dict(manifest.database)
+        safety: Manifest | None = None
         if replace:
             label = re.sub(r"[^A-Za-z0-9._-]+", "-", target.database_name)[:40]
             safety_name = f"safety-{label}-{self.clock():%Y%m%dT%H%M%S%fZ}"
-            safety = self._create(target, safety_name, jobs, progress).name
+            safety = self._create(target, safety_name, jobs, progress)
             database["owner"] = target.owner()
-            staging = target.sibling(f"{target.database_name[:30]}_warroom_{uuid.uuid4().hex[:8]}")
-        else:
-            staging = target
-        progress.start(f"restoring {name} into {target.display}")
+        # Always restore under a fresh name of our own, then rename: an interrupted restore
+        # never leaves a half-loaded database under the name the user asked for.
+        staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
+        progress.start(f"restoring {manifest.name} into {target.display}")
         try:
             staging.create_empty(database)
-            staging.load(manifest.parts, self._reader(manifest, progress), jobs)
+            staging.load(
+                manifest.parts, self._reader(manifest, progress), jobs, manifest.tool_version
+            )
             tables = self._check_rows(manifest, staging)
-            if replace:
-                target.replace_with(staging)
+            staging.apply_properties(database)
+            target.replace_with(staging, overwrite=replace)
         except BaseException:
-            try:
+            with suppress(WarroomError):  # the original failure is the one to report
                 staging.drop()
-            except WarroomError:
-                pass  # the original failure matters more; the staging name says what it is
             raise
+        self._reindex_after_restore(manifest, safety)
         return RestoreReport(
-            name=name,
+            name=manifest.name,
             target=target.display,
             tables_checked=tables,
             rows=sum(manifest.tables.values()),
-            safety_backup=safety,
+            safety_backup=safety.name if safety else None,
             duration_seconds=round(time.monotonic() - started, 3),
         )
+
+    def _reindex_after_restore(self, restored: Manifest, safety: Manifest | None) -> None:
+        """The catalog may live in the database just replaced: reconnect, and make sure the
+        restored backup and the safety backup are both indexed."""
+        self.catalog.engine.dispose()
+        for manifest in filter(None, (restored, safety)):
+            if self.catalog.get_checkpoint(CHECKPOINT_TYPE, manifest.name) is None:
+                self.catalog.upsert_checkpoint(_record(manifest))
 
     # -- maintenance ------------------------------------------------------------------------
 

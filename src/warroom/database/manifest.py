@@ -20,7 +20,7 @@ from warroom.errors import IntegrityError, InvalidNameError
 __all__ = ["MANIFEST_FORMAT", "Manifest", "backup_prefix", "manifest_key", "validate_name"]
 
 MANIFEST_FORMAT = 1
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # checkpoints and parts
 
 
 def validate_name(name: str) -> str:
@@ -86,7 +86,7 @@ class Manifest:
         return round((self.completed_at - self.created_at).total_seconds(), 3)
 
     def to_json(self) -> bytes:
-        document = {
+        document: dict[str, Any] = {
             "format": self.format,
             "name": self.name,
             "engine": self.engine,
@@ -108,12 +108,19 @@ class Manifest:
             "tables": self.tables,
             "parts": [part.to_dict() for part in self.parts],
         }
+        document["manifest_sha256"] = _document_sha256(document)
         return json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, name: str, data: bytes) -> Manifest:
         try:
             doc = json.loads(data)
+            if doc.pop("manifest_sha256", None) != _document_sha256(doc):
+                raise IntegrityError(
+                    f"the manifest of backup {name!r} is damaged: its contents do not match "
+                    "its checksum",
+                    name=name,
+                )
             if doc.get("format") != MANIFEST_FORMAT:
                 raise IntegrityError(
                     f"backup {name!r} has manifest format {doc.get('format')!r}; this version "
@@ -143,10 +150,17 @@ class Manifest:
             raise IntegrityError(
                 f"the manifest of backup {name!r} is damaged: {exc!r}", name=name
             ) from exc
-        if manifest.name != name or doc.get("checksum") != manifest.checksum:
+        bad_parts = [p.name for p in manifest.parts if not NAME_PATTERN.fullmatch(p.name)]
+        if manifest.name != name or bad_parts or doc.get("checksum") != manifest.checksum:
             raise IntegrityError(
                 f"the manifest of backup {name!r} is damaged: its contents do not match "
-                "its name and checksum",
+                "its name and part checksums",
                 name=name,
             )
         return manifest
+
+
+def _document_sha256(document: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON: any edit to any field is detected."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

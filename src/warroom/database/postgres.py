@@ -15,6 +15,7 @@ then the post-data section (indexes, constraints, triggers) with ``pg_restore --
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
 
 from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
 from warroom.database.pgtools import PgProcess, PgTool, ProcessGroup, find_tools, run_parallel
@@ -40,6 +42,7 @@ from warroom.redact import redact_text, redact_url
 __all__ = ["PostgresEngine"]
 
 MAX_DB_NAME = 63
+MAINTENANCE_DB = "postgres"
 _TABLES_QUERY = """
 SELECT n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -50,6 +53,41 @@ WHERE c.relkind = 'r' AND c.relpersistence <> 't'
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2
 """
+
+
+# to_jsonb(d) reads columns that only some server versions have (PostgreSQL 15's ICU locale).
+_DATABASE_QUERY = """
+SELECT pg_encoding_to_char(d.encoding) AS encoding, d.datcollate, d.datctype,
+       to_jsonb(d) ->> 'datlocprovider' AS locale_provider,
+       to_jsonb(d) ->> 'daticulocale' AS icu_locale,
+       pg_get_userbyid(d.datdba) AS owner, d.datconnlimit,
+       shobj_description(d.oid, 'pg_database') AS comment,
+       d.datacl IS NOT NULL AS has_acl,
+       current_setting('server_version') AS server_version
+FROM pg_database d WHERE d.datname = current_database()
+"""
+_ACL_QUERY = """
+SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+       a.privilege_type, a.is_grantable
+FROM pg_database d, aclexplode(d.datacl) a
+WHERE d.datname = current_database() ORDER BY 1, 2
+"""
+_SETTINGS_QUERY = """
+SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END, c.setting
+FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase,
+     unnest(s.setconfig) WITH ORDINALITY AS c(setting, position)
+WHERE d.datname = current_database() ORDER BY 1 NULLS FIRST, c.position
+"""
+SESSION_OPTIONS = "-c idle_in_transaction_session_timeout=0 -c statement_timeout=0"
+DATABASE_PRIVILEGES = {"CONNECT", "CREATE", "TEMPORARY"}
+# Settings whose value is a list: written unquoted, as pg_dump does (search_path = a, b).
+LIST_SETTINGS = {
+    "search_path",
+    "temp_tablespaces",
+    "local_preload_libraries",
+    "session_preload_libraries",
+}
+_LIST_VALUE = re.compile(r'^[\w$", .-]*$')
 
 
 def _qualified(schema: str, table: str) -> str:
@@ -66,25 +104,39 @@ class PostgresEngine:
 
     scheme = "postgresql"
 
-    def __init__(self, url: str, *, pg_bin_dir: Path | None, connect_timeout: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pg_bin_dir: Path | None,
+        connect_timeout: int,
+        lock_wait_timeout: int = 600,
+    ) -> None:
+        self.display = redact_url(url)
+        usage = "expected postgresql://user:password@host:5432/dbname"
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
+            # libpq's message quotes the offending text, which may be the password.
             raise ConfigurationError(
-                f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}; "
-                "expected postgresql://user:password@host:5432/dbname"
+                f"invalid PostgreSQL URL {self.display!r}: it cannot be parsed; {usage}"
             ) from exc
         if not params.get("dbname"):
+            raise ConfigurationError(f"the URL {self.display!r} names no database; add it: {usage}")
+        for key in ("port", "connect_timeout"):
+            if not all(part.strip().isdigit() for part in str(params.get(key, "0")).split(",")):
+                raise ConfigurationError(f"the URL {self.display!r} has a non-numeric {key}")
+        if "sslpassword" in params:
             raise ConfigurationError(
-                f"the URL {redact_url(url)!r} names no database; add it: "
-                "postgresql://user@host:5432/dbname"
+                "sslpassword in the URL is not supported: pg_dump would need it on its command "
+                "line; use a client key without a passphrase"
             )
         password = params.pop("password", None)
         self._params: dict[str, Any] = params
         self._password: str | None = str(password) if password is not None else None
         self._pg_bin_dir = pg_bin_dir
         self._connect_timeout = connect_timeout
-        self.display = redact_url(url)
+        self._lock_wait_timeout = lock_wait_timeout
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -111,9 +163,21 @@ class PostgresEngine:
     # -- connections and tools --------------------------------------------------------------
 
     def _conninfo(self, dbname: str | None = None) -> str:
+        """Connection parameters without the password. Server-side timeouts that the database
+        or role may set (idle in transaction, statement) would kill a long backup: off."""
         params = {**self._params, "dbname": dbname or self.database_name}
         params.setdefault("connect_timeout", self._connect_timeout)
         params.setdefault("application_name", "warroom")
+        params["options"] = " ".join(
+            filter(
+                None,
+                [
+                    str(params.get("options") or ""),
+                    SESSION_OPTIONS,
+                    f"-c lock_timeout={self._lock_wait_timeout}s",
+                ],
+            )
+        )
         return make_conninfo(**params)
 
     def _tool_env(self) -> dict[str, str]:
@@ -129,6 +193,11 @@ class PostgresEngine:
             conn = psycopg.connect(
                 self._conninfo(dbname), autocommit=autocommit, password=self._password
             )
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(
+                f"invalid connection parameters in {self.display!r}: "
+                f"{redact_text(str(exc).strip(), self._password)}"
+            ) from exc
         except psycopg.OperationalError as exc:
             reason = redact_text(str(exc).strip(), self._password)
             raise DatabaseUnreachableError(
@@ -162,6 +231,7 @@ class PostgresEngine:
                 "--format=custom",
                 "--compress=0",
                 f"--snapshot={snapshot}",
+                f"--lock-wait-timeout={self._lock_wait_timeout}s",
                 f"--dbname={self._conninfo()}",
             ]
             tasks: list[tuple[str, str, str | None, list[str]]] = [
@@ -203,16 +273,24 @@ class PostgresEngine:
 
     @staticmethod
     def _database_properties(conn: Any) -> dict[str, Any]:
-        row = conn.execute(
-            "SELECT pg_encoding_to_char(encoding), datcollate, datctype, "
-            "current_setting('server_version') "
-            "FROM pg_database WHERE datname = current_database()"
-        ).fetchone()
+        """What ``pg_dump`` without ``--create`` leaves out: the database's own properties."""
+        row = conn.cursor(row_factory=dict_row).execute(_DATABASE_QUERY).fetchone()
+        acl = None
+        if row["has_acl"]:
+            acl = [list(r) for r in conn.execute(_ACL_QUERY).fetchall()]
+        settings = [list(r) for r in conn.execute(_SETTINGS_QUERY).fetchall()]
         return {
-            "encoding": row[0],
-            "collate": row[1],
-            "ctype": row[2],
-            "server_version": row[3],
+            "encoding": row["encoding"],
+            "collate": row["datcollate"],
+            "ctype": row["datctype"],
+            "locale_provider": row["locale_provider"],
+            "icu_locale": row["icu_locale"],
+            "owner": row["owner"],
+            "connection_limit": row["datconnlimit"],
+            "comment": row["comment"],
+            "acl": acl,
+            "settings": settings,
+            "server_version": row["server_version"],
         }
 
     @staticmethod
@@ -233,7 +311,7 @@ class PostgresEngine:
     # -- restore ----------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        with self._connect("postgres") as conn:
+        with self._connect(MAINTENANCE_DB) as conn:
             return bool(
                 conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (self.database_name,)
@@ -249,12 +327,13 @@ class PostgresEngine:
             scratch.drop()
 
     def create_empty(self, database: dict[str, Any]) -> None:
+        """CREATE DATABASE with the recorded encoding, locale and owner (from template0)."""
         options: list[sql.Composable] = [sql.SQL("TEMPLATE template0")]
-        for key, keyword in (
-            ("encoding", "ENCODING"),
-            ("collate", "LC_COLLATE"),
-            ("ctype", "LC_CTYPE"),
-        ):
+        keywords = [("encoding", "ENCODING"), ("collate", "LC_COLLATE"), ("ctype", "LC_CTYPE")]
+        if database.get("locale_provider") == "i" and database.get("icu_locale"):
+            keywords += [("icu_locale", "ICU_LOCALE")]
+            options.append(sql.SQL("LOCALE_PROVIDER icu"))
+        for key, keyword in keywords:
             if database.get(key):
                 options.append(sql.SQL(keyword + " {}").format(sql.Literal(database[key])))
         if database.get("owner"):
@@ -262,12 +341,72 @@ class PostgresEngine:
         statement = sql.SQL("CREATE DATABASE {} ").format(
             sql.Identifier(self.database_name)
         ) + sql.SQL(" ").join(options)
-        with self._connect("postgres") as conn:
+        with self._connect(MAINTENANCE_DB) as conn:
             conn.execute(statement)
 
-    def load(self, parts: list[PartRecord], read_part: ReadPart, jobs: int) -> None:
+    def apply_properties(self, database: dict[str, Any]) -> None:
+        """Give this database the recorded comment, connection limit, privileges and settings
+        (done after the load: a connection limit or a read-only default would hinder it)."""
+        name = sql.Identifier(self.database_name)
+        statements: list[sql.Composable] = []
+        if database.get("connection_limit", -1) != -1:
+            statements.append(
+                sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+                    name, sql.Literal(int(database["connection_limit"]))
+                )
+            )
+        if database.get("comment"):
+            statements.append(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    name, sql.Literal(database["comment"])
+                )
+            )
+        if database.get("acl") is not None:
+            statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+            for grantee, privilege, grantable in database["acl"]:
+                if privilege not in DATABASE_PRIVILEGES:
+                    continue
+                statements.append(
+                    sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
+                        sql.SQL(privilege),
+                        name,
+                        sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee),
+                        sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+                    )
+                )
+        for role, setting in database.get("settings") or []:
+            key, _, value = setting.partition("=")
+            rendered: sql.Composable = (
+                sql.SQL(value)
+                if key in LIST_SETTINGS and _LIST_VALUE.fullmatch(value)
+                else sql.Literal(value)
+            )
+            target = (
+                sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.Identifier(role), name)
+                if role
+                else sql.SQL("ALTER DATABASE {}").format(name)
+            )
+            statements.append(
+                sql.SQL("{} SET {} TO {}").format(target, sql.Identifier(key), rendered)
+            )
+        if statements:
+            with self._connect(MAINTENANCE_DB) as conn, conn.transaction():
+                for statement in statements:
+                    conn.execute(statement)
+
+    def load(
+        self, parts: list[PartRecord], read_part: ReadPart, jobs: int, dumped_with: str
+    ) -> None:
         with self._connect() as conn:
             tool = self._tools(conn, "pg_restore")["pg_restore"]
+        archive_major = int(dumped_with.split(".")[0])
+        if tool.major < archive_major:
+            raise ConfigurationError(
+                f"the backup was made by pg_dump {dumped_with}, and {tool.path} is "
+                f"{tool.version}, which cannot read it; install the PostgreSQL {archive_major} "
+                "client tools or set WARROOM_PG_BIN_DIR",
+                tool="pg_restore",
+            )
         common = ["--exit-on-error", f"--dbname={self._conninfo()}"]
         with tempfile.TemporaryDirectory(prefix="warroom-restore-") as tmp:
             schema_file = Path(tmp) / "schema.pgdump"
@@ -297,7 +436,7 @@ class PostgresEngine:
                 proc.check()
 
     def drop(self) -> None:
-        with self._connect("postgres") as conn:
+        with self._connect(MAINTENANCE_DB) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(self.database_name)
@@ -305,7 +444,7 @@ class PostgresEngine:
             )
 
     def owner(self) -> str:
-        with self._connect("postgres") as conn:
+        with self._connect(MAINTENANCE_DB) as conn:
             row = conn.execute(
                 "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
                 (self.database_name,),
@@ -314,27 +453,34 @@ class PostgresEngine:
             raise DatabaseError(f"database {self.display} does not exist")
         return str(row[0])
 
-    def replace_with(self, staging: Any) -> None:
-        """Swap by renames: no moment without a complete database under this name."""
-        retired = f"{self.database_name[:40]}_warroom_old_{uuid.uuid4().hex[:8]}"
+    def replace_with(self, staging: Any, overwrite: bool) -> None:
+        """Swap by renames in one transaction: this name always holds a complete database.
+        Sessions on this database are ended first; the old database is dropped after."""
+        if not overwrite:
+            with self._connect(MAINTENANCE_DB) as conn:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(staging.database_name),
+                        sql.Identifier(self.database_name),
+                    )
+                )
+            return
+        retired = f"warroom_retired_{uuid.uuid4().hex[:12]}"
         name, staged = sql.Identifier(self.database_name), sql.Identifier(staging.database_name)
         rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
-        with self._connect("postgres") as conn:
-            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
+        allow = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}")
+        with self._connect(MAINTENANCE_DB) as conn:
+            conn.execute(allow.format(name, sql.SQL("false")))
             try:
                 conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = %s AND pid <> pg_backend_pid()",
                     (self.database_name,),
                 )
-                conn.execute(rename.format(name, sql.Identifier(retired)))
-            except psycopg.Error:
-                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
-                raise
-            try:
-                conn.execute(rename.format(staged, name))
-            except psycopg.Error:
-                conn.execute(rename.format(sql.Identifier(retired), name))
-                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
+                with conn.transaction():
+                    conn.execute(rename.format(name, sql.Identifier(retired)))
+                    conn.execute(rename.format(staged, name))
+            except BaseException:
+                conn.execute(allow.format(name, sql.SQL("true")))
                 raise
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(retired)))

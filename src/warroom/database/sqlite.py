@@ -18,7 +18,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
-from warroom.errors import ConfigurationError, DatabaseError, DatabaseUnreachableError, InputError
+from warroom.errors import (
+    ConfigurationError,
+    ConflictError,
+    DatabaseError,
+    DatabaseUnreachableError,
+    InputError,
+)
 
 __all__ = ["SqliteEngine"]
 
@@ -84,7 +90,7 @@ class SqliteEngine:
                 f"SQLite database {self.path} does not exist", database=self.display
             )
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
         except sqlite3.Error as exc:
             raise DatabaseUnreachableError(f"cannot open {self.path}: {exc}") from exc
         with closing(conn):
@@ -130,7 +136,12 @@ class SqliteEngine:
     def create_empty(self, database: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def load(self, parts: list[PartRecord], read_part: ReadPart, jobs: int) -> None:
+    def apply_properties(self, database: dict[str, Any]) -> None:
+        """A SQLite file has no database-level properties beyond its contents."""
+
+    def load(
+        self, parts: list[PartRecord], read_part: ReadPart, jobs: int, dumped_with: str
+    ) -> None:
         fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         temp = Path(temp_name)
         try:
@@ -159,8 +170,15 @@ class SqliteEngine:
         for path in self._files():
             path.unlink(missing_ok=True)
 
-    def replace_with(self, staging: Any) -> None:
+    def replace_with(self, staging: Any, overwrite: bool) -> None:
         """Rename the restored file over this one (its stale -wal/-shm files go first)."""
+        if not overwrite:
+            try:
+                os.link(staging.path, self.path)  # fails if the file appeared meanwhile
+            except FileExistsError as exc:
+                raise ConflictError(f"{self.path} appeared during the restore; left alone") from exc
+            staging.path.unlink()
+            return
         for path in self._files()[1:]:
             path.unlink(missing_ok=True)
         os.replace(staging.path, self.path)

@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from warroom.catalog import Catalog
@@ -80,6 +92,7 @@ class WorkflowStore:
         self.catalog = catalog
         dialect = catalog.engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._build_record_statements()
 
     # -- executions -------------------------------------------------------------------------
 
@@ -106,11 +119,11 @@ class WorkflowStore:
             )
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             return bool(conn.execute(statement).rowcount)
 
     def get(self, execution_id: str) -> ExecutionRow | None:
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
         return _execution(row._mapping) if row else None
 
@@ -122,13 +135,13 @@ class WorkflowStore:
             query = query.where(executions.c.status == status)
         if workflow:
             query = query.where(executions.c.workflow == workflow)
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             return [_execution(row._mapping) for row in conn.execute(query)]
 
     def claim(self, execution_id: str, owner: str, now: datetime, lease: timedelta) -> bool:
         """Take the lease of a pending, failed, cancelled or abandoned execution and mark it
         running. False when it is finished or another worker holds a live lease."""
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             claimed = conn.execute(
                 update(executions)
                 .where(
@@ -157,7 +170,7 @@ class WorkflowStore:
     def renew(self, execution_id: str, owner: str, now: datetime, lease: timedelta) -> str | None:
         """Extend the lease; return 'cancel' if cancellation was asked, None if the lease is
         lost, else 'ok'."""
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             renewed = conn.execute(
                 update(executions)
                 .where(self._held(execution_id, owner))
@@ -177,7 +190,7 @@ class WorkflowStore:
         output: bytes | None = None,
         error: str | None = None,
     ) -> bool:
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             return bool(
                 conn.execute(
                     update(executions)
@@ -230,7 +243,7 @@ class WorkflowStore:
             )
             .order_by(executions.c.created_at)
         )
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             return [row[0] for row in conn.execute(query)]
 
     def delete_finished_before(self, cutoff: datetime) -> list[str]:
@@ -269,7 +282,7 @@ class WorkflowStore:
     # -- steps ------------------------------------------------------------------------------
 
     def load_steps(self, execution_id: str) -> dict[int, StepRow]:
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             rows = conn.execute(
                 select(steps).where(steps.c.execution_id == execution_id).order_by(steps.c.number)
             )
@@ -278,7 +291,8 @@ class WorkflowStore:
     def record_step(self, execution_id: str, owner: str | None, step: StepRow) -> bool:
         """Write a step checkpoint, if ``owner`` still holds the lease (None: no lease, for
         external processes). A succeeded step is never overwritten; a started or failed one is.
-        Returns False when nothing was written."""
+        Returns False when nothing was written. One statement, built once: this is the
+        per-step cost of every workflow."""
         values = {
             "execution_id": execution_id,
             "number": step.number,
@@ -292,32 +306,51 @@ class WorkflowStore:
             "finished_at": step.finished_at,
             "duration_seconds": step.duration_seconds,
             "metadata": step.metadata,
+            "owner": owner,
         }
-        statement = self._insert(steps).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["execution_id", "number"],
-            set_={key: statement.excluded[key] for key in values if key != "number"},
-            where=steps.c.status != SUCCEEDED,
-        )
-        with self.catalog.transaction() as conn:
-            if owner is not None and not self._lease_held(conn, execution_id, owner):
-                return False
-            return bool(conn.execute(statement).rowcount)
+        statement = self._record_any if owner is None else self._record_leased
+        with self.catalog.single() as conn:
+            return bool(conn.execute(statement, values).rowcount)
 
-    def _lease_held(self, conn: Connection, execution_id: str, owner: str) -> bool:
-        return (
-            conn.execute(select(executions.c.id).where(self._held(execution_id, owner))).first()
-            is not None
+    def _build_record_statements(self) -> None:
+        columns = [column.name for column in steps.c]
+
+        def upsert(source: Any) -> Any:
+            statement = self._insert(steps).from_select(columns, source)
+            return statement.on_conflict_do_update(
+                index_elements=["execution_id", "number"],
+                set_={name: statement.excluded[name] for name in columns if name != "number"},
+                where=steps.c.status != SUCCEEDED,
+            )
+
+        # PostgreSQL needs the types of INSERT ... SELECT parameters spelled out; SQLite would
+        # turn CAST(? AS DATETIME) into a number, and needs none.
+        typed = self.catalog.engine.dialect.name == "postgresql"
+        params = [
+            (
+                cast(bindparam(c.name, type_=c.type), c.type)
+                if typed
+                else bindparam(c.name, type_=c.type)
+            ).label(c.name)
+            for c in steps.c
+        ]
+        lease_held = exists().where(
+            executions.c.id == bindparam("execution_id"),
+            executions.c.status == RUNNING,
+            executions.c.lease_owner == bindparam("owner", type_=String()),
         )
+        self._record_leased = upsert(select(*params).where(lease_held))
+        # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
+        self._record_any = upsert(select(*params).where(true()))
 
     def touch(self, execution_id: str, now: datetime) -> None:
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             conn.execute(
                 update(executions).where(executions.c.id == execution_id).values(updated_at=now)
             )
 
     def next_step_number(self, execution_id: str) -> int:
-        with self.catalog.transaction() as conn:
+        with self.catalog.single() as conn:
             current = conn.execute(
                 select(func.max(steps.c.number)).where(steps.c.execution_id == execution_id)
             ).scalar()
