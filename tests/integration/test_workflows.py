@@ -425,3 +425,42 @@ def test_two_workers_never_run_one_execution(tmp_path: Path, catalog_url: str) -
     first.communicate(timeout=60)
     assert first.returncode == 0
     assert Counter(_log_lines(tmp_path)) == {"fetch": 1, "slow-start": 1, "slow": 1, "publish": 1}
+
+
+def test_critical_step_is_checkpointed_before_it_runs(engine: AutomationEngine) -> None:
+    seen: dict[str, object] = {}
+
+    @engine.step(critical=True)
+    def publish() -> str:
+        [execution] = engine.list_executions()
+        seen["steps"] = [(s.name, s.status) for s in engine.get_execution(execution.id).steps]
+        return "published"
+
+    @engine.workflow("critical")
+    def critical() -> str:
+        return publish()
+
+    execution_id = engine.execute_workflow("critical")
+    assert seen["steps"] == [("publish", "started")]
+    assert [(s.name, s.status) for s in engine.get_execution(execution_id).steps] == [
+        ("publish", "succeeded")
+    ]
+
+
+def test_step_timeout_counts_as_a_failed_attempt(engine: AutomationEngine) -> None:
+    attempts = Calls()
+
+    @engine.step(timeout=0.2, retries=1, retry_delay=0.01)
+    def hangs() -> None:
+        attempts("hangs")
+        time.sleep(1)
+
+    @engine.workflow("hanging")
+    def hanging() -> None:
+        hangs()
+
+    started = time.monotonic()
+    execution = engine.get_execution(engine.execute_workflow("hanging"))
+    assert time.monotonic() - started < 1.5
+    assert execution.status == "failed" and "did not finish within 0.2 s" in (execution.error or "")
+    assert attempts.counts["hangs"] == 2
