@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from warroom.deployment.config import DeploymentConfig
 from warroom.errors import ConfigurationError
 
 __all__ = ["Settings"]
@@ -102,6 +103,11 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=_aliases("WARROOM_LOCK_WAIT_TIMEOUT", "lock_wait_timeout"),
         description="Seconds a backup waits for a table lock before failing.",
+    )
+    deployment: DeploymentConfig = Field(
+        default_factory=DeploymentConfig,
+        validation_alias=_aliases("WARROOM_DEPLOYMENT", "deployment"),
+        description="The [deployment] section of warroom.toml.",
     )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")

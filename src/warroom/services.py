@@ -9,6 +9,7 @@ from types import TracebackType
 from warroom.catalog import Catalog, open_catalog
 from warroom.config import Settings
 from warroom.database.backups import BackupService
+from warroom.deployment.service import DeploymentService
 from warroom.storage import Storage, open_storage
 from warroom.workflow import AutomationEngine
 
@@ -24,6 +25,7 @@ class Services:
     backup_storage: Storage
     backups: BackupService
     workflows: AutomationEngine
+    deployments: DeploymentService
 
     def close(self) -> None:
         self.workflows.close()
@@ -45,12 +47,13 @@ def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings.load()
     catalog = open_catalog(settings.catalog_url)
     backup_storage = open_storage(settings.backup_dir)
+    lock_dir = Path(backup_storage.location) / ".locks"
+    backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)
     return Services(
         settings=settings,
         catalog=catalog,
         backup_storage=backup_storage,
-        backups=BackupService(
-            settings, backup_storage, catalog, lock_dir=Path(backup_storage.location) / ".locks"
-        ),
+        backups=backups,
         workflows=AutomationEngine(settings=settings, catalog=catalog),
+        deployments=DeploymentService(settings, catalog, backups, lock_dir=lock_dir),
     )

@@ -20,7 +20,7 @@ from warroom.catalog import migrations, schema
 from warroom.errors import ConfigurationError, StorageError
 from warroom.redact import redact_url
 
-__all__ = ["Catalog", "CheckpointRecord", "open_catalog"]
+__all__ = ["Catalog", "CheckpointRecord", "open_catalog", "sqlalchemy_url"]
 
 
 @dataclass
@@ -53,7 +53,7 @@ class CheckpointRecord:
         }
 
 
-def _sqlalchemy_url(url: str) -> str:
+def sqlalchemy_url(url: str) -> str:
     """Map the URLs users write to SQLAlchemy's: ``postgresql://`` uses psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -97,7 +97,7 @@ def open_catalog(url: str) -> Catalog:
     """Connect to the catalog at ``url`` and migrate it to the newest schema."""
     shown = redact_url(url)
     try:
-        sa_url = make_url(_sqlalchemy_url(url))
+        sa_url = make_url(sqlalchemy_url(url))
     except ArgumentError as exc:
         raise ConfigurationError(
             f"invalid catalog URL {shown!r}: use sqlite:///path/catalog.db or "

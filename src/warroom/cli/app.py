@@ -14,6 +14,7 @@ import typer
 
 from warroom import __version__
 from warroom.cli.common import JsonOption, services_for
+from warroom.cli.deployment import add_deployment_commands
 from warroom.cli.render import (
     ProgressPrinter,
     checkpoint_table,
@@ -22,6 +23,7 @@ from warroom.cli.render import (
     reporting_errors,
     say,
 )
+from warroom.cli.selftest import selftest
 from warroom.cli.workflow import execution_row, workflow_app
 from warroom.database.backups import Progress
 from warroom.database.manifest import validate_name
@@ -43,6 +45,8 @@ app.add_typer(create_app, name="create")
 app.add_typer(restore_app, name="restore")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(workflow_app, name="workflow")
+add_deployment_commands(app, create_app)
+app.command("selftest")(selftest)
 
 JobsOption = Annotated[
     int,

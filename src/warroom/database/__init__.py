@@ -99,6 +99,10 @@ class DatabaseEngine(Protocol):
 
     def exists(self) -> bool: ...
 
+    def ping(self) -> None:
+        """Connect to this database and run a trivial query; raise if that fails."""
+        ...
+
     def sibling(self, database_name: str) -> DatabaseEngine:
         """The database called ``database_name`` beside this one (same server or directory)."""
         ...

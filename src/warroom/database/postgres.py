@@ -310,6 +310,15 @@ class PostgresEngine:
 
     # -- restore ----------------------------------------------------------------------------
 
+    def ping(self) -> None:
+        with self._connect() as conn:
+            conn.execute("SELECT 1")
+
+    def client_tool(self, name: str) -> PgTool:
+        """The client program ``name``, no older than this database's server."""
+        with self._connect() as conn:
+            return self._tools(conn, name)[name]
+
     def exists(self) -> bool:
         with self._connect(MAINTENANCE_DB) as conn:
             return bool(

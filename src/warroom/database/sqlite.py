@@ -122,6 +122,15 @@ class SqliteEngine:
         with self._open_source() as conn:
             return _count(conn)
 
+    def ping(self) -> None:
+        with self._open_source() as conn:
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise DatabaseUnreachableError(
+                    f"{self.path} is not a SQLite database: {exc}"
+                ) from exc
+
     def exists(self) -> bool:
         return self.path.exists()
 

@@ -1,0 +1,149 @@
+"""``warroom create deployment|all``, ``warroom deploy`` and ``warroom rollback``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from warroom.cli.common import JsonOption, services_for
+from warroom.cli.render import checkpoint_table, emit_json, say
+from warroom.deployment.junit import junit_xml
+from warroom.deployment.runner import ValidationReport
+from warroom.errors import WarroomError
+
+__all__ = ["add_deployment_commands"]
+
+VersionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--version", "-v", help="The version being validated or deployed.", show_default=False
+    ),
+]
+MARKS = {"passed": "[green]ok[/]", "skipped": "[dim]skip[/]"}
+
+
+def show_report(report: ValidationReport) -> None:
+    """The checks as a table on stdout, then one summary line on stderr."""
+    checkpoint_table(
+        [result.to_dict() for result in report.results],
+        [
+            (
+                "",
+                lambda r: (
+                    MARKS.get(r["status"])
+                    or ("[red]FAIL[/]" if r["severity"] == "error" else "[yellow]warn[/]")
+                ),
+            ),
+            ("CHECK", lambda r: r["name"]),
+            ("SECONDS", lambda r: f"{r['duration_seconds']:.2f}"),
+            ("MESSAGE", lambda r: r["message"]),
+        ],
+    )
+    for stage, values in report.stages.items():
+        say(
+            f"stage {stage}: {values.get('status')}"
+            + (f" ({values['error']})" if values.get("error") else "")
+        )
+    blocking = len(report.blocking)
+    say(
+        f"{report.name}: [bold]{report.status}[/]"
+        + (f", {blocking} check(s) failed" if blocking else "")
+    )
+
+
+def _finish(report: ValidationReport, as_json: bool, junit: Path | None) -> None:
+    if junit is not None:
+        junit.write_bytes(junit_xml(report))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        show_report(report)
+    if report.status not in ("passed", "succeeded"):
+        raise typer.Exit(1)
+
+
+def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
+    @create_app.command("deployment")
+    def create_deployment(
+        version: VersionOption = None,
+        junit: Annotated[
+            Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Validate deployment readiness (checks from [deployment] in warroom.toml).
+
+        Exit 0 when no error-severity check fails, 1 otherwise; the run is recorded as a
+        deployment checkpoint."""
+        with services_for(as_json) as services:
+            report = services.deployments.validate(version)
+            _finish(report, as_json, junit)
+
+    @create_app.command("all")
+    def create_all(
+        version: VersionOption = None,
+        name: Annotated[
+            str | None,
+            typer.Option("--name", "-n", help="Database checkpoint name.", show_default=False),
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Deployment validation, then a database checkpoint (as create-checkpoint.sh all)."""
+        from warroom.cli.app import manifest_summary
+
+        with services_for(as_json) as services:
+            report = services.deployments.validate(version)
+            document: dict[str, Any] = {"deployment": report.to_dict()}
+            if not as_json:
+                show_report(report)
+            try:
+                manifest = services.backups.create(name=name)
+            except WarroomError as error:
+                document["database"] = {"error": error.to_dict()}
+                say(f"[bold red]database checkpoint failed:[/] {error.message}")
+                code = error.exit_code
+            else:
+                document["database"] = manifest_summary(manifest)
+                say(f"created database checkpoint [bold]{manifest.name}[/]")
+                code = 0 if report.passed else 1
+            if as_json:
+                emit_json(document)
+            if code or not report.passed:
+                raise typer.Exit(code or 1)
+
+    @app.command(
+        "deploy",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def deploy(
+        ctx: typer.Context,
+        version: Annotated[str, typer.Option("--version", "-v", help="The version to deploy.")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Validate, back up, tag, run the deploy command, health-check; roll back on failure.
+
+        Usage: warroom deploy --version V -- COMMAND [ARGS...]"""
+        with services_for(as_json) as services:
+            services.deployments.echo = say
+            report = services.deployments.deploy(version, list(ctx.args))
+            _finish(report, as_json, None)
+
+    @app.command("rollback")
+    def rollback(
+        to: Annotated[
+            str | None,
+            typer.Option(
+                "--to",
+                help="Version to roll back to (default: the one before the current).",
+                show_default=False,
+            ),
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Run the configured rollback now (and restore the database if configured)."""
+        with services_for(as_json) as services:
+            services.deployments.echo = say
+            report = services.deployments.rollback(to)
+            _finish(report, as_json, None)
