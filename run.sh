@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Sets up warroom (./.venv) and demonstrates it on the embedded defaults, with no server to
-# install: an example SQLite database under ./data/example is backed up into ./data/backups
-# (catalog: ./data/catalog.db), verified with a restore test, and restored into a new file.
+# Sets up warroom (./.venv) and runs the service on embedded defaults, with no server to
+# install: SQLite catalog (./data/catalog.db), local storage (./data/backups, ./data/checkpoints)
+# and, when DATABASE_URL is not set, an example SQLite database (./data/example/app.db) to back up.
+# On first start it creates an admin API token and prints it with the URL.
+# WARROOM_HOST / WARROOM_PORT change where it listens (default 127.0.0.1:8000).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
-mkdir -p data/example
-app_db="data/example/app.db"
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+mkdir -p data/backups data/checkpoints data/example
+host="${WARROOM_HOST:-127.0.0.1}"
+port="${WARROOM_PORT:-8000}"
 
-step "1. an example application database: $app_db"
-python - "$app_db" <<'PY'
+if [ -z "${DATABASE_URL:-}" ]; then
+  export DATABASE_URL="sqlite:///data/example/app.db"
+  python - data/example/app.db <<'PY'
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1])
 conn.executescript("""
@@ -19,29 +22,30 @@ CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, email TEXT UNIQUE 
 CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY,
     customer_id INTEGER NOT NULL REFERENCES customers(id), total REAL NOT NULL);
 """)
-start = conn.execute("SELECT count(*) FROM customers").fetchone()[0]
-conn.executemany("INSERT INTO customers (email) VALUES (?)",
-                 [(f"user{start + i}@example.com",) for i in range(1000)])
-conn.executemany("INSERT INTO orders (customer_id, total) VALUES (?, ?)",
-                 [(start + 1 + i % 1000, i * 1.5) for i in range(5000)])
+if conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 0:
+    conn.executemany("INSERT INTO customers (email) VALUES (?)",
+                     [(f"user{i}@example.com",) for i in range(1000)])
+    conn.executemany("INSERT INTO orders (customer_id, total) VALUES (?, ?)",
+                     [(1 + i % 1000, i * 1.5) for i in range(5000)])
 conn.commit()
-for table in ("customers", "orders"):
-    print(f"  {table}: {conn.execute(f'SELECT count(*) FROM {table}').fetchone()[0]} rows")
 PY
+  echo "DATABASE_URL not set: using the example database $DATABASE_URL"
+fi
 
-name="example-$(date -u +%Y%m%dT%H%M%SZ)"
-step "2. warroom create database --url sqlite:///$app_db --name $name"
-warroom create database --url "sqlite:///$app_db" --name "$name"
+has_admin=$(warroom token list --json | python -c \
+  'import json, sys; print(any(t["role"] == "admin" and not t["revoked_at"] for t in json.load(sys.stdin)["tokens"]))')
+if [ "$has_admin" = "False" ]; then
+  token=$(warroom token create --role admin --name "admin-$(date -u +%Y%m%dT%H%M%SZ)" 2>/dev/null)
+  cat <<MSG
 
-step "3. warroom list --type database"
-warroom list --type database
+  War Room Checkpoints: http://$host:$port   (API docs: http://$host:$port/docs)
+  Admin token (shown once, keep it): $token
 
-step "4. warroom verify $name --restore-test"
-warroom verify "$name" --restore-test
+  Try: curl -H "Authorization: Bearer $token" http://$host:$port/api/v1/checkpoints/list
+       curl -X POST -H "Authorization: Bearer $token" "http://$host:$port/api/v1/checkpoints/database?wait=true"
 
-restored="app-restored-$name.db"
-step "5. warroom restore database $name --new-db $restored"
-warroom restore database "$name" --new-db "$restored" --url "sqlite:///$app_db"
-ls -l "data/example/$restored"
-
-step "done: backups in ./data/backups, catalog in ./data/catalog.db (try: warroom --help)"
+MSG
+else
+  echo "War Room Checkpoints: http://$host:$port (an admin token exists; make more with: warroom token create --role admin --name NAME)"
+fi
+exec warroom serve --host "$host" --port "$port"

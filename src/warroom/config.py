@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     enable_auto_checkpoints: bool = Field(
         True, validation_alias=_aliases("ENABLE_AUTO_CHECKPOINTS", "enable_auto_checkpoints")
     )
+    retention_keep_last: int = Field(
+        3,
+        ge=0,
+        validation_alias=_aliases("WARROOM_RETENTION_KEEP_LAST", "retention_keep_last"),
+        description="Database checkpoints always kept, whatever their age.",
+    )
+    retention_daily: int = Field(
+        0, ge=0, validation_alias=_aliases("WARROOM_RETENTION_DAILY", "retention_daily")
+    )
+    retention_weekly: int = Field(
+        0, ge=0, validation_alias=_aliases("WARROOM_RETENTION_WEEKLY", "retention_weekly")
+    )
+    retention_monthly: int = Field(
+        0, ge=0, validation_alias=_aliases("WARROOM_RETENTION_MONTHLY", "retention_monthly")
+    )
     database_checkpoint_schedule: str = Field(
         "0 3 * * *",
         validation_alias=_aliases("DATABASE_CHECKPOINT_SCHEDULE", "database_checkpoint_schedule"),
@@ -108,6 +123,28 @@ class Settings(BaseSettings):
         default_factory=DeploymentConfig,
         validation_alias=_aliases("WARROOM_DEPLOYMENT", "deployment"),
         description="The [deployment] section of warroom.toml.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_JWT_SECRET", "jwt_secret"),
+        description="Shared secret of platform-signed HS256 JWTs.",
+    )
+    jwt_public_key: str | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_JWT_PUBLIC_KEY", "jwt_public_key"),
+        description="PEM public key (or a path to it) of platform-signed RS256 JWTs.",
+    )
+    jwt_audience: str | None = Field(
+        None, validation_alias=_aliases("WARROOM_JWT_AUDIENCE", "jwt_audience")
+    )
+    jwt_issuer: str | None = Field(
+        None, validation_alias=_aliases("WARROOM_JWT_ISSUER", "jwt_issuer")
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_aliases("WARROOM_MAX_BODY_BYTES", "max_body_bytes"),
+        description="Largest request body the API accepts (workflow states included).",
     )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")

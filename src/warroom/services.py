@@ -7,6 +7,7 @@ from pathlib import Path
 from types import TracebackType
 
 from warroom.catalog import Catalog, open_catalog
+from warroom.cleanup import CleanupService
 from warroom.config import Settings
 from warroom.database.backups import BackupService
 from warroom.deployment.service import DeploymentService
@@ -26,6 +27,7 @@ class Services:
     backups: BackupService
     workflows: AutomationEngine
     deployments: DeploymentService
+    cleanup: CleanupService
 
     def close(self) -> None:
         self.workflows.close()
@@ -49,11 +51,13 @@ def build_services(settings: Settings | None = None) -> Services:
     backup_storage = open_storage(settings.backup_dir)
     lock_dir = Path(backup_storage.location) / ".locks"
     backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)
+    workflows = AutomationEngine(settings=settings, catalog=catalog)
     return Services(
         settings=settings,
         catalog=catalog,
         backup_storage=backup_storage,
         backups=backups,
-        workflows=AutomationEngine(settings=settings, catalog=catalog),
+        workflows=workflows,
         deployments=DeploymentService(settings, catalog, backups, lock_dir=lock_dir),
+        cleanup=CleanupService(settings, catalog, backups, workflows),
     )

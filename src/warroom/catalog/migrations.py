@@ -29,9 +29,15 @@ def _v2_workflows(conn: Connection) -> None:
     schema.workflow_steps.create(conn)
 
 
+def _v3_service(conn: Connection) -> None:
+    for table in (schema.api_tokens, schema.jobs, schema.audit_log):
+        table.create(conn)
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _v1_checkpoints),
     (2, _v2_workflows),
+    (3, _v3_service),
 ]
 
 HEAD = MIGRATIONS[-1][0]

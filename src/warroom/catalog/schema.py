@@ -117,3 +117,50 @@ workflow_steps = Table(
     Column("metadata", JSON),
     PrimaryKeyConstraint("execution_id", "number", name="warroom_workflow_steps_pk"),
 )
+
+api_tokens = Table(
+    "warroom_api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+jobs = Table(
+    "warroom_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("progress", JSON),
+    Column("result", JSON),
+    Column("error", JSON),
+    Column("owner", String(200)),
+    Column("retry_of", String(32)),
+    Column("created_by", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("heartbeat_at", UTCDateTime),
+    Index("warroom_jobs_status", "status", "kind"),
+)
+
+audit_log = Table(
+    "warroom_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(16)),
+    Column("method", String(8), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", JSON),
+    Index("warroom_audit_at", "at"),
+)

@@ -24,7 +24,8 @@ from warroom.cli.render import (
     say,
 )
 from warroom.cli.selftest import selftest
-from warroom.cli.workflow import execution_row, workflow_app
+from warroom.cli.service import add_service_commands
+from warroom.cli.workflow import workflow_app
 from warroom.database.backups import Progress
 from warroom.database.manifest import validate_name
 
@@ -47,6 +48,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(workflow_app, name="workflow")
 add_deployment_commands(app, create_app)
 app.command("selftest")(selftest)
+add_service_commands(app)
 
 JobsOption = Annotated[
     int,
@@ -123,7 +125,7 @@ def create_database(
         manifest = services.backups.create(url=url, name=name, jobs=jobs, progress=progress)
         printer.done()
         if as_json:
-            emit_json(manifest_summary(manifest))
+            emit_json(manifest.summary())
             return
         say(
             f"created database checkpoint [bold]{manifest.name}[/] of {manifest.source}: "
@@ -131,22 +133,6 @@ def create_database(
             f"stored in {manifest.duration_seconds:.1f} s, {len(manifest.tables)} tables, "
             f"{len(manifest.parts)} parts, sha256 {manifest.checksum[:16]}"
         )
-
-
-def manifest_summary(manifest: Any) -> dict[str, Any]:
-    return {
-        "name": manifest.name,
-        "type": "database",
-        "engine": manifest.engine,
-        "source": manifest.source,
-        "created_at": manifest.created_at.isoformat(),
-        "duration_seconds": manifest.duration_seconds,
-        "size_original": manifest.size_original,
-        "size_stored": manifest.size_stored,
-        "checksum": manifest.checksum,
-        "tables": manifest.tables,
-        "parts": [part.name for part in manifest.parts],
-    }
 
 
 @app.command("list")
@@ -164,7 +150,7 @@ def list_checkpoints(
             records = services.catalog.list_checkpoints(type_.value if type_ else None)
             rows += [record.to_dict() for record in records]
         if type_ in (None, CheckpointType.workflow):
-            rows += [execution_row(e) for e in services.workflows.list_executions()]
+            rows += [e.checkpoint_row() for e in services.workflows.list_executions()]
         rows.sort(key=lambda row: (row["created_at"], row["name"]))
         if as_json:
             emit_json({"checkpoints": rows})

@@ -91,7 +91,6 @@ def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Deployment validation, then a database checkpoint (as create-checkpoint.sh all)."""
-        from warroom.cli.app import manifest_summary
 
         with services_for(as_json) as services:
             report = services.deployments.validate(version)
@@ -105,7 +104,7 @@ def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
                 say(f"[bold red]database checkpoint failed:[/] {error.message}")
                 code = error.exit_code
             else:
-                document["database"] = manifest_summary(manifest)
+                document["database"] = manifest.summary()
                 say(f"created database checkpoint [bold]{manifest.name}[/]")
                 code = 0 if report.passed else 1
             if as_json:

@@ -11,30 +11,11 @@ import typer
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import checkpoint_table, emit_json, say
 from warroom.errors import ConfigurationError
-from warroom.workflow import AutomationEngine, Execution
+from warroom.workflow import AutomationEngine
 
 workflow_app = typer.Typer(
     help="Workflow executions: list, show, resume, cancel.", no_args_is_help=True
 )
-
-
-def execution_row(execution: Execution) -> dict[str, object]:
-    """An execution as a row of ``warroom list`` (the same columns as other checkpoints)."""
-    return {
-        "type": "workflow",
-        "name": execution.id,
-        "status": execution.status,
-        "created_at": execution.created_at.isoformat(),
-        "source": execution.workflow,
-        "size_original": None,
-        "size_stored": None,
-        "checksum": None,
-        "details": {
-            "runs": execution.runs,
-            "error": execution.error,
-            "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
-        },
-    }
 
 
 @workflow_app.command("list")

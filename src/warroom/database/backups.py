@@ -185,7 +185,8 @@ class BackupService:
     def _name_lock(self, name: str) -> Path:
         return self.lock_dir / lock_file_name(f"name:{name}")
 
-    def _exists(self, name: str) -> bool:
+    def exists(self, name: str) -> bool:
+        """Whether backup ``name`` exists (has its manifest)."""
         try:
             self.storage.stat(manifest_key(name))
         except NotFoundError:
@@ -268,7 +269,7 @@ class BackupService:
                 name = self._claim_free_name(locks, f"db-{started:%Y%m%dT%H%M%SZ}")
             else:
                 locks.enter_context(hold_lock(self._name_lock(name), f"a backup named {name!r}"))
-                if self._exists(name):
+                if self.exists(name):
                     raise NameTakenError(
                         f"a backup named {name!r} already exists; choose another --name",
                         name=name,
@@ -315,7 +316,7 @@ class BackupService:
                 lock.__enter__()
             except ConflictError:
                 continue  # another backup is writing it
-            if self._exists(candidate):
+            if self.exists(candidate):
                 lock.__exit__(None, None, None)
                 continue
             locks.push(lock.__exit__)
@@ -535,6 +536,14 @@ class BackupService:
 
     # -- maintenance ------------------------------------------------------------------------
 
+    def delete(self, name: str) -> None:
+        """Delete a backup: catalog row, then manifest (it no longer exists), then its parts.
+        Interrupted anywhere, nothing is left that lists but cannot restore."""
+        with hold_lock(self._name_lock(validate_name(name)), f"a backup named {name!r}"):
+            self.catalog.delete_checkpoint(CHECKPOINT_TYPE, name)
+            self.storage.delete(manifest_key(name))
+            self.storage.delete_prefix(backup_prefix(name))
+
     def sweep_leftovers(self) -> list[str]:
         """Remove backups that have no manifest and that no running backup is writing."""
         removed = []
@@ -543,10 +552,10 @@ class BackupService:
                 validate_name(name)
             except InputError:
                 continue
-            if self._exists(name):
+            if self.exists(name):
                 continue
             with try_lock(self._name_lock(name)) as free:
-                if free and not self._exists(name):
+                if free and not self.exists(name):
                     self.storage.delete_prefix(backup_prefix(name))
                     removed.append(name)
         return removed
@@ -556,7 +565,7 @@ class BackupService:
         records, problems = [], []
         for name in self.storage.children("database"):
             try:
-                if not self._exists(name):
+                if not self.exists(name):
                     continue
                 records.append(_record(self.manifest(name)))
             except (IntegrityError, InputError) as exc:

@@ -85,6 +85,22 @@ class Manifest:
     def duration_seconds(self) -> float:
         return round((self.completed_at - self.created_at).total_seconds(), 3)
 
+    def summary(self) -> dict[str, Any]:
+        """What a user sees of a backup (CLI ``--json``, API)."""
+        return {
+            "name": self.name,
+            "type": "database",
+            "engine": self.engine,
+            "source": self.source,
+            "created_at": self.created_at.isoformat(),
+            "duration_seconds": self.duration_seconds,
+            "size_original": self.size_original,
+            "size_stored": self.size_stored,
+            "checksum": self.checksum,
+            "tables": self.tables,
+            "parts": [part.name for part in self.parts],
+        }
+
     def to_json(self) -> bytes:
         document: dict[str, Any] = {
             "format": self.format,

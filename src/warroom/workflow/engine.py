@@ -133,6 +133,25 @@ class Execution:
     result: Any = None
     steps: list[StepInfo] = field(default_factory=list)
 
+    def checkpoint_row(self) -> dict[str, Any]:
+        """This execution as a row of ``warroom list`` (the columns of every checkpoint)."""
+        return {
+            "type": "workflow",
+            "name": self.id,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "source": self.workflow,
+            "size_original": None,
+            "size_stored": None,
+            "checksum": None,
+            "verified_at": None,
+            "details": {
+                "runs": self.runs,
+                "error": self.error,
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            },
+        }
+
     def to_dict(self, with_steps: bool = True) -> dict[str, Any]:
         document = {
             "execution_id": self.id,
@@ -364,6 +383,18 @@ class AutomationEngine:
                 continue  # another worker took it first
             resumed.append(execution_id)
         return resumed
+
+    def request_resume(self, execution_id: str) -> Execution:
+        """Ask for a failed or cancelled execution to be resumed by whichever worker next calls
+        :meth:`recover` with its workflow registered (how the API resumes executions)."""
+        row = self._get_row(execution_id)
+        if not self._store.request_resume(execution_id, self._clock()):
+            raise ConflictError(
+                f"execution {execution_id} is {row.status}; only failed or cancelled "
+                "executions can be resumed",
+                execution_id=execution_id,
+            )
+        return self.get_execution(execution_id)
 
     def cancel(self, execution_id: str) -> str:
         """Cancel an execution: a running one stops before its next step. Returns the status."""
@@ -667,15 +698,22 @@ class AutomationEngine:
             for row in self._store.list_executions(status, workflow, limit)
         ]
 
+    def _retention_cutoff(self, days: int | None) -> datetime:
+        keep_days = self.retention_days if days is None else days
+        if keep_days < 0:
+            raise InputError(f"days must be 0 or more, not {keep_days}")
+        return self._clock() - timedelta(days=keep_days)
+
+    def expired_executions(self, days: int | None = None) -> list[str]:
+        """What :meth:`cleanup` would delete now (a dry run)."""
+        return self._store.finished_before(self._retention_cutoff(days))
+
     def cleanup(self, days: int | None = None) -> list[str]:
         """Delete succeeded and cancelled executions that finished more than ``days`` (default
         CHECKPOINT_RETENTION_DAYS) ago, and the blobs no remaining checkpoint refers to. Running
         and resumable executions are never removed by age. Returns the deleted ids."""
         now = self._clock()
-        keep_days = self.retention_days if days is None else days
-        if keep_days < 0:
-            raise InputError(f"days must be 0 or more, not {keep_days}")
-        deleted = self._store.delete_finished_before(now - timedelta(days=keep_days))
+        deleted = self._store.delete_finished_before(self._retention_cutoff(days))
         referenced = {ref[1:].decode("ascii") for ref in self._store.referenced_results()}
         storage = self._values.storage
         for blob in storage.list(BLOB_PREFIX):

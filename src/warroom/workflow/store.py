@@ -232,19 +232,46 @@ class WorkflowStore:
                 return CANCELLED
             return str(row[0])
 
+    def request_resume(self, execution_id: str, now: datetime) -> bool:
+        """Mark a failed or cancelled execution pending, for a worker's recover() to resume."""
+        with self.catalog.single() as conn:
+            return bool(
+                conn.execute(
+                    update(executions)
+                    .where(
+                        executions.c.id == execution_id,
+                        executions.c.status.in_((FAILED, CANCELLED)),
+                    )
+                    .values(status=PENDING, error=None, updated_at=now)
+                ).rowcount
+            )
+
     def abandoned(self, now: datetime, workflows: list[str]) -> list[str]:
-        """Running executions of these workflows whose worker's lease has expired."""
+        """Executions of these workflows to pick up: running ones whose worker's lease has
+        expired, and pending ones (asked to resume, or never started by a worker that died)."""
         query = (
             select(executions.c.id)
             .where(
-                executions.c.status == RUNNING,
-                executions.c.lease_expires_at < now,
+                or_(
+                    and_(executions.c.status == RUNNING, executions.c.lease_expires_at < now),
+                    and_(
+                        executions.c.status == PENDING,
+                        executions.c.lease_owner.is_(None),
+                        executions.c.updated_at < now - timedelta(seconds=1),
+                    ),
+                ),
                 executions.c.workflow.in_(workflows),
             )
             .order_by(executions.c.created_at)
         )
         with self.catalog.single() as conn:
             return [row[0] for row in conn.execute(query)]
+
+    def finished_before(self, cutoff: datetime) -> list[str]:
+        """Succeeded and cancelled executions finished before ``cutoff``."""
+        condition = and_(executions.c.status.in_(FINISHED), executions.c.finished_at < cutoff)
+        with self.catalog.single() as conn:
+            return [row[0] for row in conn.execute(select(executions.c.id).where(condition))]
 
     def delete_finished_before(self, cutoff: datetime) -> list[str]:
         """Delete succeeded and cancelled executions finished before ``cutoff`` (and their

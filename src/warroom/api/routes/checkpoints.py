@@ -1,0 +1,195 @@
+"""The seed's routes, exactly, and the per-checkpoint routes beside them."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from warroom.api.deps import Admin, Operator, ServicesDep, Viewer
+from warroom.api.jobkinds import submit_job
+from warroom.api.models import (
+    ERRORS,
+    NAME,
+    CheckpointListOut,
+    DatabaseBackupIn,
+    JobOut,
+    RestoreIn,
+    RestoreToNewDatabase,
+    VerifyIn,
+    WorkflowCheckpointIn,
+)
+from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
+from warroom.errors import ConfigurationError, ConflictError, NotFoundError
+
+router = APIRouter(prefix="/api/v1/checkpoints", tags=["checkpoints"], responses=ERRORS)
+
+CheckpointType = Literal["workflow", "database", "deployment"]
+JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobOut, "description": "Accepted: the job, at its Location."},
+    200: {"model": JobOut, "description": "With ?wait=true: the finished job."},
+}
+
+
+@router.post("/workflow", status_code=201)
+def record_workflow_checkpoint(
+    body: WorkflowCheckpointIn, principal: Operator, services: ServicesDep
+) -> dict[str, Any]:
+    """Record a checkpoint for an external process (step ``step_id`` of ``execution_id``)."""
+    info = services.workflows.record_checkpoint(
+        body.execution_id, body.step_id, body.state, body.metadata
+    )
+    return {"execution_id": body.execution_id, **info.to_dict()}
+
+
+@router.post("/database", status_code=202, responses=JOB_RESPONSES, response_model=None)
+def create_database_checkpoint(
+    request: Request,
+    principal: Admin,
+    services: ServicesDep,
+    body: Annotated[DatabaseBackupIn | None, Body()] = None,
+    wait: WaitQuery = False,
+    timeout: TimeoutQuery = 300,
+) -> JSONResponse:
+    """Start a database backup of DATABASE_URL as a job."""
+    name = body.checkpoint_name if body else None
+    if not services.settings.database_url:
+        raise ConfigurationError("the service has no DATABASE_URL configured to back up")
+    if name and services.backups.exists(name):
+        raise ConflictError(f"a database checkpoint named {name!r} already exists", name=name)
+    if runner(request).active("backup"):
+        raise ConflictError("a database backup is already running; wait for its job")
+    job = submit_job(request, "backup", {"checkpoint_name": name}, principal.name)
+    return job_answer(request, job, wait, timeout)
+
+
+@router.post("/deployment")
+def validate_deployment(
+    principal: Operator,
+    services: ServicesDep,
+    version: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")] = None,
+) -> dict[str, Any]:
+    """Run the deployment validation now and record it; ``passed`` says whether it may ship."""
+    return services.deployments.validate(version).to_dict()
+
+
+@router.get("/list", response_model=CheckpointListOut)
+def list_checkpoints(
+    principal: Viewer,
+    services: ServicesDep,
+    type: Annotated[CheckpointType | None, Query(description="Only this type.")] = None,
+) -> dict[str, Any]:
+    """Checkpoints, oldest first (workflow checkpoints: one row per execution)."""
+    rows: list[dict[str, Any]] = []
+    if type != "workflow":
+        rows += [record.to_dict() for record in services.catalog.list_checkpoints(type)]
+    if type in (None, "workflow"):
+        rows += [e.checkpoint_row() for e in services.workflows.list_executions()]
+    rows.sort(key=lambda row: (row["created_at"], row["name"]))
+    return {"checkpoints": rows}
+
+
+@router.post(
+    "/restore/database/{checkpoint_name}",
+    status_code=202,
+    responses=JOB_RESPONSES,
+    response_model=None,
+)
+def restore_database(
+    request: Request,
+    checkpoint_name: Annotated[str, Path(pattern=NAME)],
+    body: Annotated[RestoreIn, Body()],
+    principal: Admin,
+    services: ServicesDep,
+    wait: WaitQuery = False,
+    timeout: TimeoutQuery = 300,
+) -> JSONResponse:
+    """Restore a database checkpoint, as a job. The body names the target: ``new_db`` (a new
+    database on the configured server), or ``target: "configured"`` with ``confirm: true``."""
+    services.backups.manifest(checkpoint_name)  # 404 now rather than in the job
+    if runner(request).active("restore"):
+        raise ConflictError("a restore is already running; wait for its job")
+    if not services.settings.database_url:
+        raise ConfigurationError("the service has no DATABASE_URL configured to restore into")
+    new_db = body.new_db if isinstance(body, RestoreToNewDatabase) else None
+    params = {
+        "checkpoint_name": checkpoint_name,
+        "new_db": new_db,
+        "target": None if new_db else "configured",
+        "jobs": body.jobs,
+    }
+    job = submit_job(request, "restore", params, principal.name)
+    return job_answer(request, job, wait, timeout)
+
+
+@router.delete("/cleanup", status_code=202, responses=JOB_RESPONSES, response_model=None)
+def cleanup(
+    request: Request,
+    principal: Admin,
+    services: ServicesDep,
+    days: Annotated[int | None, Query(ge=0, le=36500)] = None,
+    dry_run: bool = False,
+    wait: WaitQuery = False,
+    timeout: TimeoutQuery = 300,
+) -> JSONResponse:
+    """Apply the retention policy (checkpoints older than ``days``, default
+    CHECKPOINT_RETENTION_DAYS) as a job; the job's result is the plan and what was removed."""
+    job = submit_job(request, "cleanup", {"days": days, "dry_run": dry_run}, principal.name)
+    return job_answer(request, job, wait, timeout)
+
+
+@router.post(
+    "/database/{name}/verify", status_code=202, responses=JOB_RESPONSES, response_model=None
+)
+def verify_database(
+    request: Request,
+    name: Annotated[str, Path(pattern=NAME)],
+    principal: Admin,
+    services: ServicesDep,
+    body: Annotated[VerifyIn | None, Body()] = None,
+    wait: WaitQuery = False,
+    timeout: TimeoutQuery = 300,
+) -> JSONResponse:
+    """Verify a database checkpoint's checksums (and with restore_test, restore it into a
+    scratch database and compare row counts), as a job."""
+    services.backups.manifest(name)
+    params = {"name": name, "restore_test": bool(body and body.restore_test)}
+    job = submit_job(request, "verify", params, principal.name)
+    return job_answer(request, job, wait, timeout)
+
+
+@router.get("/{type}/{name}")
+def get_checkpoint(
+    type: CheckpointType,
+    name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")],
+    principal: Viewer,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    """One checkpoint. For a workflow, ``name`` is the execution id and the answer lists its
+    checkpoints in order, with their states, so an external process can resume from the last."""
+    if type == "workflow":
+        execution = services.workflows.get_execution(name)
+        return {
+            **execution.to_dict(with_steps=False),
+            "checkpoints": [
+                {**info.to_dict(), "state": state}
+                for info, state in services.workflows.checkpoints(name)
+            ],
+        }
+    if type == "database":
+        if not re.fullmatch(NAME, name):  # an execution id's ':' is never in a backup name
+            raise NotFoundError(f"no database checkpoint named {name!r}", name=name)
+        manifest = services.backups.manifest(name)
+        record = services.catalog.get_checkpoint("database", name)
+        return {
+            **manifest.summary(),
+            "status": record.status if record else "unindexed",
+            "server_version": manifest.server_version,
+            "tool_version": manifest.tool_version,
+        }
+    record = services.catalog.get_checkpoint("deployment", name)
+    if record is None:
+        raise NotFoundError(f"no deployment checkpoint named {name!r}", name=name)
+    return record.to_dict()

@@ -1,0 +1,122 @@
+"""Jobs, workflow executions, the audit log, health and readiness."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from warroom.api.deps import Admin, Operator, ServicesDep, Viewer
+from warroom.api.jobkinds import retry_job
+from warroom.api.models import ERRORS, EXECUTION_ID, JobOut
+from warroom.api.routes.checkpoints import JOB_RESPONSES
+from warroom.api.routes.common import runner
+from warroom.audit import read_audit
+from warroom.errors import WarroomError
+
+router = APIRouter(responses=ERRORS)
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+ExecutionId = Annotated[str, Path(pattern=EXECUTION_ID)]
+
+
+@router.get("/api/v1/jobs/{job_id}", tags=["jobs"], response_model=JobOut)
+def get_job(job_id: JobId, request: Request, principal: Viewer) -> dict[str, Any]:
+    """A job's status, progress, and result or error."""
+    return runner(request).get(job_id).to_dict()
+
+
+@router.post(
+    "/api/v1/jobs/{job_id}/retry",
+    tags=["jobs"],
+    status_code=202,
+    responses=JOB_RESPONSES,
+    response_model=None,
+)
+def retry(job_id: JobId, request: Request, principal: Admin) -> JSONResponse:
+    """Run a failed job again with the same parameters (a new job)."""
+    job = retry_job(request, job_id, principal.name)
+    return JSONResponse(
+        job.to_dict(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
+@router.get("/api/v1/workflows/executions", tags=["workflows"])
+def list_executions(
+    principal: Viewer,
+    services: ServicesDep,
+    status: Annotated[
+        str | None, Query(pattern=r"^(pending|running|succeeded|failed|cancelled)$")
+    ] = None,
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Workflow executions, newest first."""
+    executions = services.workflows.list_executions(status=status, workflow=workflow, limit=limit)
+    return {"executions": [e.to_dict(with_steps=False) for e in executions]}
+
+
+@router.get("/api/v1/workflows/executions/{execution_id}", tags=["workflows"])
+def show_execution(
+    execution_id: ExecutionId, principal: Viewer, services: ServicesDep
+) -> dict[str, Any]:
+    """An execution with its status, result or error, and every step."""
+    return services.workflows.get_execution(execution_id).to_dict()
+
+
+@router.post(
+    "/api/v1/workflows/executions/{execution_id}/resume", tags=["workflows"], status_code=202
+)
+def resume_execution(
+    execution_id: ExecutionId, principal: Operator, services: ServicesDep
+) -> dict[str, Any]:
+    """Ask for a failed or cancelled execution to run again: the next worker that calls
+    ``engine.recover()`` with its workflow registered resumes it."""
+    return services.workflows.request_resume(execution_id).to_dict(with_steps=False)
+
+
+@router.post("/api/v1/workflows/executions/{execution_id}/cancel", tags=["workflows"])
+def cancel_execution(
+    execution_id: ExecutionId, principal: Operator, services: ServicesDep
+) -> dict[str, Any]:
+    """Cancel an execution; a running one stops before its next step."""
+    return {"execution_id": execution_id, "status": services.workflows.cancel(execution_id)}
+
+
+@router.get("/api/v1/audit", tags=["audit"])
+def audit(
+    principal: Admin,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Mutating calls, newest first: who, what, when, result."""
+    return {"entries": read_audit(services.catalog, limit)}
+
+
+@router.get("/healthz", tags=["health"])
+def healthz() -> dict[str, str]:
+    """The process answers (no authentication)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"], responses={503: {"description": "Not ready."}})
+def readyz(services: ServicesDep) -> JSONResponse:
+    """The catalog and the storage are reachable (no authentication)."""
+    checks: dict[str, str] = {}
+    try:
+        with services.catalog.single() as conn:
+            conn.execute(select(1))
+        checks["catalog"] = "ok"
+    except WarroomError as exc:
+        checks["catalog"] = exc.message
+    try:
+        free = services.backup_storage.free_bytes()
+        checks["storage"] = "ok" if free is None or free > 0 else "no free space"
+    except OSError as exc:
+        checks["storage"] = f"unreachable: {exc.strerror}"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

@@ -1,0 +1,234 @@
+"""Long operations (backups, restores, verifications, cleanups) run as jobs.
+
+A job is a catalog row: its kind, its parameters (never a secret), its status (queued, running,
+succeeded, failed), its progress and its result or error. The service replica that accepts a
+job runs it in a thread and beats its heartbeat. When a replica starts, every job whose
+heartbeat stopped (its replica died or was restarted) is marked failed, with an error that says
+so. Such a job can be retried: the retry is a new job with the same parameters. A job is never
+lost silently, and never shown as running forever.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from warroom.catalog import Catalog
+from warroom.catalog.schema import jobs
+from warroom.database.backups import Progress
+from warroom.errors import ConflictError, NotFoundError, WarroomError
+
+__all__ = ["Job", "JobRunner"]
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+ACTIVE = (QUEUED, RUNNING)
+HEARTBEAT = timedelta(seconds=5)
+STALE_AFTER = timedelta(seconds=30)
+
+JobWork = Callable[[Progress], dict[str, Any]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    status: str
+    params: dict[str, Any]
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    retry_of: str | None
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (SUCCEEDED, FAILED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "params": self.params,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "retry_of": self.retry_of,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "retryable": self.status == FAILED,
+        }
+
+
+def _job(row: Any) -> Job:
+    return Job(**{key: row[key] for key in Job.__dataclass_fields__})
+
+
+class JobRunner:
+    """Creates, runs and reports jobs; ``workers`` of them at a time in this process."""
+
+    def __init__(self, catalog: Catalog, owner: str, workers: int = 2) -> None:
+        self.catalog = catalog
+        self.owner = owner
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        self._done: dict[str, threading.Event] = {}
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
+        self._beat.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        with self.catalog.single() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
+        return _job(row._mapping)
+
+    def active(self, kind: str) -> list[Job]:
+        with self.catalog.single() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.kind == kind, jobs.c.status.in_(ACTIVE)))
+            return [_job(row._mapping) for row in rows]
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once finished, or as it is after ``timeout`` seconds."""
+        event = self._done.get(job_id)
+        if event is not None:
+            event.wait(timeout)
+            return self.get(job_id)
+        deadline = _now() + timedelta(seconds=timeout)
+        job = self.get(job_id)
+        while not job.finished and _now() < deadline:
+            self._stop.wait(0.2)
+            job = self.get(job_id)
+        return job
+
+    # -- running ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        work: JobWork,
+        created_by: str | None = None,
+        retry_of: str | None = None,
+    ) -> Job:
+        job_id = uuid.uuid4().hex
+        now = _now()
+        with self.catalog.single() as conn:
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    kind=kind,
+                    status=QUEUED,
+                    params=params,
+                    owner=self.owner,
+                    retry_of=retry_of,
+                    created_by=created_by,
+                    created_at=now,
+                    heartbeat_at=now,
+                )
+            )
+        self._done[job_id] = threading.Event()
+        self._pool.submit(self._run, job_id, work)
+        return self.get(job_id)
+
+    def _run(self, job_id: str, work: JobWork) -> None:
+        self._set(job_id, status=RUNNING, started_at=_now())
+        last = {"at": 0.0}
+
+        def report(total: int, stage: str) -> None:
+            now = _now().timestamp()
+            if now - last["at"] >= 1.0 or total == 0:
+                last["at"] = now
+                self._set(job_id, progress={"stage": stage, "bytes": total})
+
+        try:
+            result = work(Progress(report, interval=1.0))
+        except WarroomError as exc:
+            self._set(job_id, status=FAILED, finished_at=_now(), error=exc.to_dict())
+        except Exception as exc:  # noqa: BLE001 - a job never dies silently
+            self._set(
+                job_id,
+                status=FAILED,
+                finished_at=_now(),
+                error={"code": "failed", "message": f"{type(exc).__name__}: {exc}", "details": {}},
+            )
+        else:
+            self._set(job_id, status=SUCCEEDED, finished_at=_now(), result=result)
+        finally:
+            self._done.pop(job_id, threading.Event()).set()
+
+    def _set(self, job_id: str, **values: Any) -> None:
+        with self.catalog.single() as conn:
+            conn.execute(
+                update(jobs).where(jobs.c.id == job_id).values(heartbeat_at=_now(), **values)
+            )
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT.total_seconds()):
+            try:
+                with self.catalog.single() as conn:
+                    conn.execute(
+                        update(jobs)
+                        .where(jobs.c.owner == self.owner, jobs.c.status.in_(ACTIVE))
+                        .values(heartbeat_at=_now())
+                    )
+            except WarroomError:
+                continue  # the catalog is unreachable for now; try again next beat
+
+    def fail_interrupted(self) -> int:
+        """Mark failed every active job whose replica stopped beating; return how many."""
+        now = _now()
+        with self.catalog.single() as conn:
+            return int(
+                conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.status.in_(ACTIVE),
+                        jobs.c.owner != self.owner,
+                        or_(
+                            jobs.c.heartbeat_at.is_(None),
+                            and_(jobs.c.heartbeat_at < now - STALE_AFTER),
+                        ),
+                    )
+                    .values(
+                        status=FAILED,
+                        finished_at=now,
+                        error={
+                            "code": "interrupted",
+                            "message": "the service running this job stopped before it finished; "
+                            "retry it with POST /api/v1/jobs/{id}/retry",
+                            "details": {},
+                        },
+                    )
+                ).rowcount
+            )
+
+    def retry(self, job_id: str, work: JobWork, created_by: str | None) -> Job:
+        job = self.get(job_id)
+        if job.status != FAILED:
+            raise ConflictError(
+                f"job {job_id} is {job.status}; only failed jobs are retried", job_id=job_id
+            )
+        return self.submit(job.kind, job.params, work, created_by=created_by, retry_of=job_id)
