@@ -464,3 +464,35 @@ def test_step_timeout_counts_as_a_failed_attempt(engine: AutomationEngine) -> No
     assert time.monotonic() - started < 1.5
     assert execution.status == "failed" and "did not finish within 0.2 s" in (execution.error or "")
     assert attempts.counts["hangs"] == 2
+
+
+def test_a_worker_that_lost_its_lease_records_nothing(engine: AutomationEngine) -> None:
+    calls = Calls()
+
+    @engine.step()
+    def first() -> int:
+        calls("first")
+        return 1
+
+    @engine.step()
+    def taken_over() -> int:
+        calls("taken_over")
+        with engine._catalog.transaction() as conn:  # another worker claims the execution
+            conn.execute(update(workflow_executions).values(lease_owner="other-worker"))
+        return 2
+
+    @engine.step()
+    def never() -> None:
+        calls("never")
+
+    @engine.workflow("contested")
+    def contested() -> None:
+        first()
+        taken_over()
+        never()
+
+    execution_id = engine.execute_workflow("contested")
+    execution = engine.get_execution(execution_id)
+    assert execution.status == "running"  # the new owner's to finish
+    assert [s.name for s in execution.steps] == ["first"]
+    assert calls.counts == {"first": 1, "taken_over": 1}

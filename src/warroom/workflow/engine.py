@@ -189,7 +189,6 @@ class _Run:
         self.cancel_requested = False
         self.lease_lost = False
         self.wakeup = threading.Event()
-        self.finished = threading.Event()
 
     def next_number(self) -> int:
         number = self.position
@@ -274,8 +273,12 @@ class AutomationEngine:
         self._clock = clock
         self._workflows: dict[str, Callable[..., Any]] = {}
         self._running: dict[str, _Run] = {}
+        self._keeper: threading.Thread | None = None
+        self._keeper_lock = threading.Lock()
+        self._closed = threading.Event()
 
     def close(self) -> None:
+        self._closed.set()
         if self._owns_catalog:
             self._catalog.close()
 
@@ -359,8 +362,17 @@ class AutomationEngine:
             )
         execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
         inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
-        if self._store.create_execution(execution_id, workflow, inputs, self._clock()):
-            self._run(execution_id)
+        # Inserted already running under this worker's lease: a new execution needs no claim
+        # and has no steps to load.
+        if self._store.create_execution(
+            execution_id,
+            workflow,
+            inputs,
+            self._clock(),
+            owner=self.worker_id,
+            lease=self.lease,
+        ):
+            self._execute(execution_id, workflow, list(args), kwargs, {})
         return execution_id
 
     def resume(self, execution_id: str) -> str:
@@ -419,8 +431,7 @@ class AutomationEngine:
 
     def _run(self, execution_id: str) -> None:
         row = self._get_row(execution_id)
-        function = self._workflows.get(row.workflow)
-        if function is None:
+        if row.workflow not in self._workflows:
             raise ConfigurationError(
                 f"execution {execution_id} belongs to workflow {row.workflow!r}, which this "
                 "engine has not registered: import the module that defines it first",
@@ -436,12 +447,23 @@ class AutomationEngine:
                 execution_id=execution_id,
             )
         args, kwargs = self._values.load(row.inputs)
-        run = _Run(execution_id, self._store.load_steps(execution_id))
-        self._running[execution_id] = run
-        heartbeat = threading.Thread(
-            target=self._keep_lease, args=(run,), name=f"lease-{execution_id}", daemon=True
+        self._execute(
+            execution_id, row.workflow, args, kwargs, self._store.load_steps(execution_id)
         )
-        heartbeat.start()
+
+    def _execute(
+        self,
+        execution_id: str,
+        workflow: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        steps: dict[int, StepRow],
+    ) -> None:
+        """Run the workflow function of an execution whose lease this worker holds."""
+        function = self._workflows[workflow]
+        run = _Run(execution_id, steps)
+        self._running[execution_id] = run
+        self._ensure_lease_keeper()
         token = _current_run.set(run)
         try:
             result = function(*args, **kwargs)
@@ -460,7 +482,7 @@ class AutomationEngine:
             raise
         else:
             try:
-                output = self._values.dump(result, f"the result of workflow {row.workflow!r}")
+                output = self._values.dump(result, f"the result of workflow {workflow!r}")
             except InputError as exc:
                 self._store.finish(
                     execution_id, self.worker_id, FAILED, self._clock(), error=exc.message
@@ -471,25 +493,35 @@ class AutomationEngine:
                 )
         finally:
             _current_run.reset(token)
-            run.finished.set()
-            heartbeat.join()
             self._running.pop(execution_id, None)
 
-    def _keep_lease(self, run: _Run) -> None:
-        interval = self.lease.total_seconds() / 3
-        while not run.finished.wait(interval):
-            try:
-                state = self._store.renew(
-                    run.execution_id, self.worker_id, self._clock(), self.lease
+    def _ensure_lease_keeper(self) -> None:
+        """Start the engine's one lease-keeping thread, if it is not running yet."""
+        with self._keeper_lock:
+            if self._keeper is None or not self._keeper.is_alive():
+                self._keeper = threading.Thread(
+                    target=self._keep_leases, name="warroom-leases", daemon=True
                 )
-            except WarroomError:
-                continue  # the catalog hiccuped: try again before the lease runs out
-            if state is None:
-                run.lease_lost = True
-            elif state == "cancel":
-                run.cancel_requested = True
-            if state != "ok":
-                run.wakeup.set()
+                self._keeper.start()
+
+    def _keep_leases(self) -> None:
+        """Every lease/3: renew the lease of each execution this engine runs, and pass on
+        cancellation requests and lost leases to them."""
+        interval = self.lease.total_seconds() / 3
+        while not self._closed.wait(interval):
+            for run in list(self._running.values()):
+                try:
+                    state = self._store.renew(
+                        run.execution_id, self.worker_id, self._clock(), self.lease
+                    )
+                except WarroomError:
+                    continue  # the catalog hiccuped: try again before the lease runs out
+                if state is None and run.execution_id in self._running:
+                    run.lease_lost = True
+                elif state == "cancel":
+                    run.cancel_requested = True
+                if state != "ok":
+                    run.wakeup.set()
 
     def _record(self, run: _Run, step: StepRow) -> None:
         if not self._store.record_step(run.execution_id, self.worker_id, step):

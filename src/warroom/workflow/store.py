@@ -103,24 +103,37 @@ class WorkflowStore:
         inputs: bytes,
         now: datetime,
         status: str = PENDING,
+        owner: str | None = None,
+        lease: timedelta | None = None,
     ) -> bool:
-        """Insert an execution; False when one with this id already exists (left as it is)."""
+        """Insert an execution; False when one with this id already exists (left as it is).
+        With ``owner``, it is inserted running under that worker's lease."""
+        values: dict[str, Any] = {
+            "id": execution_id,
+            "workflow": workflow,
+            "status": status,
+            "inputs": inputs,
+            "runs": 0,
+            "cancel_requested": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if owner is not None and lease is not None:
+            values.update(
+                status=RUNNING,
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                runs=1,
+                started_at=now,
+            )
         statement = (
             self._insert(executions)
-            .values(
-                id=execution_id,
-                workflow=workflow,
-                status=status,
-                inputs=inputs,
-                runs=0,
-                cancel_requested=False,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(**values)
             .on_conflict_do_nothing(index_elements=["id"])
+            .returning(executions.c.id)  # rowcount is not reliable for INSERTs
         )
         with self.catalog.single() as conn:
-            return bool(conn.execute(statement).rowcount)
+            return conn.execute(statement).first() is not None
 
     def get(self, execution_id: str) -> ExecutionRow | None:
         with self.catalog.single() as conn:
@@ -337,7 +350,7 @@ class WorkflowStore:
         }
         statement = self._record_any if owner is None else self._record_leased
         with self.catalog.single() as conn:
-            return bool(conn.execute(statement, values).rowcount)
+            return conn.execute(statement, values).first() is not None
 
     def _build_record_statements(self) -> None:
         columns = [column.name for column in steps.c]
@@ -348,7 +361,7 @@ class WorkflowStore:
                 index_elements=["execution_id", "number"],
                 set_={name: statement.excluded[name] for name in columns if name != "number"},
                 where=steps.c.status != SUCCEEDED,
-            )
+            ).returning(steps.c.number)  # rowcount is not reliable for INSERTs
 
         # PostgreSQL needs the types of INSERT ... SELECT parameters spelled out; SQLite would
         # turn CAST(? AS DATETIME) into a number, and needs none.
