@@ -53,6 +53,41 @@ class Settings(BaseSettings):
     enable_auto_checkpoints: bool = Field(
         True, validation_alias=_aliases("ENABLE_AUTO_CHECKPOINTS", "enable_auto_checkpoints")
     )
+    cleanup_schedule: str = Field(
+        "0 2 * * *", validation_alias=_aliases("CLEANUP_SCHEDULE", "cleanup_schedule")
+    )
+    verify_schedule: str = Field(
+        "0 4 * * 0",
+        validation_alias=_aliases("VERIFY_SCHEDULE", "verify_schedule"),
+        description="Restore test of the newest backup (default: Sundays 04:00).",
+    )
+    schedule_timezone: str = Field(
+        "UTC",
+        validation_alias=_aliases("WARROOM_SCHEDULE_TIMEZONE", "schedule_timezone"),
+        description="Time zone of the cron expressions (a CRON_TZ=Zone prefix overrides).",
+    )
+    schedule_catch_up_seconds: int = Field(
+        6 * 3600,
+        ge=0,
+        validation_alias=_aliases("WARROOM_SCHEDULE_CATCH_UP", "schedule_catch_up_seconds"),
+        description="A slot missed by less than this runs once at start-up.",
+    )
+    scheduler_enabled: bool = Field(
+        True,
+        validation_alias=_aliases("WARROOM_SCHEDULER", "scheduler_enabled"),
+        description="Run the scheduler inside warroom serve.",
+    )
+    stale_after_hours: float = Field(
+        26.0,
+        gt=0,
+        validation_alias=_aliases("WARROOM_STALE_AFTER_HOURS", "stale_after_hours"),
+        description="The newest verified backup older than this makes status unhealthy.",
+    )
+    webhook_urls: str = Field(
+        "",
+        validation_alias=_aliases("WARROOM_WEBHOOK_URLS", "webhook_urls"),
+        description="Comma-separated URLs that receive failure notifications (JSON POST).",
+    )
     retention_keep_last: int = Field(
         3,
         ge=0,

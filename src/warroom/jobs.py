@@ -83,9 +83,16 @@ def _job(row: Any) -> Job:
 class JobRunner:
     """Creates, runs and reports jobs; ``workers`` of them at a time in this process."""
 
-    def __init__(self, catalog: Catalog, owner: str, workers: int = 2) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        owner: str,
+        workers: int = 2,
+        on_failure: Callable[[Job], None] = lambda job: None,
+    ) -> None:
         self.catalog = catalog
         self.owner = owner
+        self.on_failure = on_failure
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._done: dict[str, threading.Event] = {}
         self._stop = threading.Event()
@@ -178,6 +185,9 @@ class JobRunner:
             self._set(job_id, status=SUCCEEDED, finished_at=_now(), result=result)
         finally:
             self._done.pop(job_id, threading.Event()).set()
+        job = self.get(job_id)
+        if job.status == FAILED:
+            self.on_failure(job)
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self.catalog.single() as conn:

@@ -11,6 +11,7 @@ from warroom.cleanup import CleanupService
 from warroom.config import Settings
 from warroom.database.backups import BackupService
 from warroom.deployment.service import DeploymentService
+from warroom.notify import Notifier
 from warroom.storage import Storage, open_storage
 from warroom.workflow import AutomationEngine
 
@@ -28,6 +29,7 @@ class Services:
     workflows: AutomationEngine
     deployments: DeploymentService
     cleanup: CleanupService
+    notifier: Notifier
 
     def close(self) -> None:
         self.workflows.close()
@@ -52,12 +54,16 @@ def build_services(settings: Settings | None = None) -> Services:
     lock_dir = Path(backup_storage.location) / ".locks"
     backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)
     workflows = AutomationEngine(settings=settings, catalog=catalog)
+    notifier = Notifier.from_setting(settings.webhook_urls)
     return Services(
         settings=settings,
         catalog=catalog,
         backup_storage=backup_storage,
         backups=backups,
         workflows=workflows,
-        deployments=DeploymentService(settings, catalog, backups, lock_dir=lock_dir),
+        deployments=DeploymentService(
+            settings, catalog, backups, lock_dir=lock_dir, notifier=notifier
+        ),
         cleanup=CleanupService(settings, catalog, backups, workflows),
+        notifier=notifier,
     )

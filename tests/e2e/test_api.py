@@ -320,14 +320,35 @@ def test_audit_trail_and_interrupted_jobs(api: Api) -> None:
     assert any(e["actor"] == "anonymous" and e["status_code"] == 401 for e in entries)
 
 
-def test_health_readiness_and_openapi(api: Api) -> None:
+def test_health_readiness_metrics_and_openapi(api: Api) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with api.as_("admin") as admin:  # a fresh backup: readiness includes backup freshness
+        assert admin.post("/api/v1/checkpoints/database?wait=true").status_code == 200
+        metrics = admin.get("/metrics")
+        status = admin.get("/api/v1/status").json()
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    assert samples[("warroom_checkpoints", (("type", "database"),))] >= 1
+    assert samples[("warroom_checkpoint_stored_bytes", (("type", "database"),))] > 0
+    assert "warroom_database_backup_last_success_timestamp_seconds" in families
+    assert "warroom_workflow_executions" in families
+    assert any(name == "warroom_api_requests_total" for name, _ in samples)
+    assert status["healthy"] and status["newest_verified_backup"]["age_hours"] < 1
     with api.as_(None) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"] == {
             "catalog": "ok",
             "storage": "ok",
+            "backups": "ok",
         }
+        assert client.get("/metrics").status_code == 401
         document = client.get("/openapi.json").json()
     from openapi_spec_validator import validate
 
@@ -350,5 +371,7 @@ def test_health_readiness_and_openapi(api: Api) -> None:
         "/api/v1/audit",
         "/healthz",
         "/readyz",
+        "/metrics",
+        "/api/v1/status",
     }
     assert set(document["paths"]["/api/v1/checkpoints/cleanup"]) == {"delete"}

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from warroom import __version__
 from warroom.api.deps import FailurePenalty
 from warroom.api.errors import error_response, install_error_handlers
+from warroom.api.metrics import RequestMetrics, build_registry
 from warroom.api.routes import checkpoints, operations
 from warroom.audit import write_audit
 from warroom.auth import JwtVerifier
@@ -123,6 +124,9 @@ def create_app(services: Services, jobs: JobRunner) -> FastAPI:
     install_error_handlers(app)
     app.include_router(checkpoints.router)
     app.include_router(operations.router)
+    registry = build_registry(services)
+    app.state.metrics_registry = registry
     app.add_middleware(Audit, services=services)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, registry=registry)
     return app

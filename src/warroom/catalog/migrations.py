@@ -34,10 +34,15 @@ def _v3_service(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v4_schedule(conn: Connection) -> None:
+    schema.schedule_runs.create(conn)
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _v1_checkpoints),
     (2, _v2_workflows),
     (3, _v3_service),
+    (4, _v4_schedule),
 ]
 
 HEAD = MIGRATIONS[-1][0]

@@ -164,3 +164,18 @@ audit_log = Table(
     Column("details", JSON),
     Index("warroom_audit_at", "at"),
 )
+
+schedule_runs = Table(
+    "warroom_schedule_runs",
+    metadata,
+    Column("job", String(64), nullable=False),
+    Column("slot", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("owner", String(200)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("duration_seconds", Float),
+    Column("result", JSON),
+    Column("error", Text),
+    PrimaryKeyConstraint("job", "slot", name="warroom_schedule_runs_pk"),
+)

@@ -13,12 +13,15 @@ from warroom.auth import ROLES, TokenStore
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import checkpoint_table, emit_json, reporting_errors, say
 from warroom.errors import InputError
+from warroom.jobs import JobRunner
 
+schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 
 
 def add_service_commands(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
+    app.add_typer(schedule_app, name="schedule")
 
     @app.command("serve")
     def serve(
@@ -30,7 +33,6 @@ def add_service_commands(app: typer.Typer) -> None:
         import uvicorn
 
         from warroom.api import create_app
-        from warroom.jobs import JobRunner
 
         with services_for(False) as services:
             owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -134,3 +136,34 @@ def revoke_token(
             emit_json(info.to_dict())
         else:
             say(f"revoked token {info.name!r} ({info.id})")
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@schedule_app.command("list")
+def list_schedule(as_json: JsonOption = False) -> None:
+    """Each scheduled job: its cron expression, next run, and last run with its outcome."""
+    from warroom.scheduler.jobs import build_scheduler
+
+    with services_for(as_json) as services:
+        rows = build_scheduler(services, _owner()).describe()
+        if as_json:
+            emit_json({"jobs": rows})
+            return
+        checkpoint_table(
+            rows,
+            [
+                ("JOB", lambda r: r["job"]),
+                ("SCHEDULE", lambda r: r["schedule"]),
+                ("TZ", lambda r: r["timezone"]),
+                ("NEXT RUN (UTC)", lambda r: r["next_run"][:16].replace("T", " ")),
+                (
+                    "LAST RUN",
+                    lambda r: (r["last_run"] or {}).get("slot", "-")[:16].replace("T", " "),
+                ),
+                ("OUTCOME", lambda r: (r["last_run"] or {}).get("status", "-")),
+                ("ERROR", lambda r: ((r["last_run"] or {}).get("error") or "")[:60]),
+            ],
+        )

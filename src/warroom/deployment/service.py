@@ -34,6 +34,7 @@ from warroom.deployment.checks import CheckContext, build_checks
 from warroom.deployment.runner import CHECKPOINT_TYPE, ValidationReport, git_commit, run_checks
 from warroom.errors import InputError, NotFoundError, WarroomError
 from warroom.locks import hold_lock
+from warroom.notify import Notifier
 from warroom.redact import redact_url
 
 __all__ = ["DeploymentService"]
@@ -74,6 +75,7 @@ class DeploymentService:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = _now,
         echo: Callable[[str], None] = lambda line: None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.deployment
@@ -84,6 +86,7 @@ class DeploymentService:
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
         self.echo = echo
+        self.notifier = notifier or Notifier([])
 
     # -- validation -------------------------------------------------------------------------
 
@@ -193,6 +196,16 @@ class DeploymentService:
         if error:
             report.extra["error"] = error
         self._save(report)
+        if status in (FAILED, ROLLED_BACK, ROLLBACK_FAILED):
+            self.notifier.notify(
+                "deployment_failed",
+                f"deployment {report.name} of {report.version or 'unversioned'}: {status}",
+                name=report.name,
+                version=report.version,
+                status=status,
+                error=error,
+                stages={k: v.get("status") for k, v in report.stages.items()},
+            )
         return report
 
     def _stage(self, report: ValidationReport, stage: str, **values: Any) -> None:

@@ -740,6 +740,14 @@ class AutomationEngine:
         """What :meth:`cleanup` would delete now (a dry run)."""
         return self._store.finished_before(self._retention_cutoff(days))
 
+    def statistics(self) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
+        """Executions by status; per workflow, the number of steps and their total seconds."""
+        return self._store.statistics()
+
+    def blob_storage(self) -> Storage:
+        """Where large states live (``workflow/blobs/`` under CHECKPOINT_DIR)."""
+        return self._values.storage
+
     def cleanup(self, days: int | None = None) -> list[str]:
         """Delete succeeded and cancelled executions that finished more than ``days`` (default
         CHECKPOINT_RETENTION_DAYS) ago, and the blobs no remaining checkpoint refers to. Running

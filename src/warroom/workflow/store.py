@@ -297,6 +297,24 @@ class WorkflowStore:
                 conn.execute(delete(executions).where(executions.c.id.in_(ids)))
         return ids
 
+    def statistics(self) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
+        """Executions by status, and per workflow the count and total seconds of its steps."""
+        with self.catalog.single() as conn:
+            by_status: dict[Any, Any] = dict(
+                conn.execute(
+                    select(executions.c.status, func.count()).group_by(executions.c.status)
+                ).all()
+            )
+            steps_by_workflow = {
+                row[0]: (int(row[1]), float(row[2] or 0.0))
+                for row in conn.execute(
+                    select(executions.c.workflow, func.count(), func.sum(steps.c.duration_seconds))
+                    .join(steps, steps.c.execution_id == executions.c.id)
+                    .group_by(executions.c.workflow)
+                )
+            }
+        return {str(k): int(v) for k, v in by_status.items()}, steps_by_workflow
+
     def referenced_results(self) -> set[bytes]:
         """Every stored step result and output that is a blob reference (for blob cleanup)."""
         with self.catalog.transaction() as conn:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
 from warroom.api.deps import Admin, Operator, ServicesDep, Viewer
@@ -15,6 +17,7 @@ from warroom.api.routes.checkpoints import JOB_RESPONSES
 from warroom.api.routes.common import runner
 from warroom.audit import read_audit
 from warroom.errors import WarroomError
+from warroom.status import system_status
 
 router = APIRouter(responses=ERRORS)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
@@ -94,6 +97,21 @@ def audit(
     return {"entries": read_audit(services.catalog, limit)}
 
 
+@router.get("/api/v1/status", tags=["health"])
+def status(principal: Viewer, services: ServicesDep) -> dict[str, Any]:
+    """Storage used per type and free, the newest verified backup, failing jobs; ``healthy``
+    is false when the newest verified backup is stale or the last scheduled backup failed."""
+    return system_status(services, datetime.now(UTC))
+
+
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+def metrics(request: Request, principal: Viewer) -> PlainTextResponse:
+    """Prometheus text format: checkpoints, backups, scheduler, workflows, API requests."""
+    return PlainTextResponse(
+        generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
 @router.get("/healthz", tags=["health"])
 def healthz() -> dict[str, str]:
     """The process answers (no authentication)."""
@@ -102,7 +120,8 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "Not ready."}})
 def readyz(services: ServicesDep) -> JSONResponse:
-    """The catalog and the storage are reachable (no authentication)."""
+    """The catalog and the storage are reachable, the newest verified backup is fresh and the
+    last scheduled backup did not fail (no authentication)."""
     checks: dict[str, str] = {}
     try:
         with services.catalog.single() as conn:
@@ -115,6 +134,9 @@ def readyz(services: ServicesDep) -> JSONResponse:
         checks["storage"] = "ok" if free is None or free > 0 else "no free space"
     except OSError as exc:
         checks["storage"] = f"unreachable: {exc.strerror}"
+    if checks["catalog"] == "ok":
+        health = system_status(services, datetime.now(UTC))
+        checks["backups"] = "ok" if health["healthy"] else "; ".join(health["problems"])
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -1,0 +1,172 @@
+"""``GET /metrics`` in the Prometheus text format.
+
+Checkpoint, backup, scheduler and workflow figures are read from the catalog at each scrape, so
+every replica reports the same numbers. Request counts and latencies are this replica's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from warroom.catalog.schema import jobs
+from warroom.retention import VERIFIED_STATUSES
+from warroom.scheduler import last_runs
+from warroom.services import Services
+from warroom.workflow.values import BLOB_PREFIX
+
+__all__ = ["RequestMetrics", "build_registry"]
+
+
+class CatalogCollector(Collector):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        services = self.services
+        count = GaugeMetricFamily("warroom_checkpoints", "Checkpoints, by type.", labels=["type"])
+        stored = GaugeMetricFamily(
+            "warroom_checkpoint_stored_bytes", "Bytes stored, by checkpoint type.", labels=["type"]
+        )
+        databases = services.catalog.list_checkpoints("database")
+        deployments = services.catalog.list_checkpoints("deployment")
+        by_status, steps = services.workflows.statistics()
+        blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
+        for kind, total, size in (
+            ("database", len(databases), sum(r.size_stored or 0 for r in databases)),
+            ("deployment", len(deployments), 0),
+            ("workflow", sum(by_status.values()), blobs),
+        ):
+            count.add_metric([kind], total)
+            stored.add_metric([kind], size)
+        yield count
+        yield stored
+
+        good = sorted(
+            (r for r in databases if r.status in VERIFIED_STATUSES), key=lambda r: r.created_at
+        )
+        if good:
+            newest = good[-1]
+            yield GaugeMetricFamily(
+                "warroom_database_backup_last_success_timestamp_seconds",
+                "When the newest good database backup was taken.",
+                value=newest.created_at.timestamp(),
+            )
+            yield GaugeMetricFamily(
+                "warroom_database_backup_last_duration_seconds",
+                "How long the newest good database backup took.",
+                value=float(newest.details.get("duration_seconds") or 0),
+            )
+            yield GaugeMetricFamily(
+                "warroom_database_backup_last_size_bytes",
+                "Stored size of the newest good database backup.",
+                value=float(newest.size_stored or 0),
+            )
+        scheduled = last_runs(services.catalog)
+        with services.catalog.single() as conn:
+            failed_jobs = (
+                conn.execute(
+                    select(func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.kind == "backup", jobs.c.status == "failed")
+                ).scalar()
+                or 0
+            )
+        failed_scheduled = sum(
+            1
+            for job, run in scheduled.items()
+            if job == "database-backup" and run["status"] == "failed"
+        )
+        yield GaugeMetricFamily(
+            "warroom_database_backup_failures",
+            "Failed backup jobs, plus 1 if the last scheduled backup failed.",
+            value=float(failed_jobs + failed_scheduled),
+        )
+        last_time = GaugeMetricFamily(
+            "warroom_schedule_last_run_timestamp_seconds",
+            "Slot time of each scheduled job's last run.",
+            labels=["job"],
+        )
+        last_ok = GaugeMetricFamily(
+            "warroom_schedule_last_run_success",
+            "1 if the job's last run succeeded, 0 if not (or running).",
+            labels=["job"],
+        )
+        for job, run in scheduled.items():
+            last_time.add_metric([job], datetime.fromisoformat(run["slot"]).timestamp())
+            last_ok.add_metric([job], 1.0 if run["status"] == "succeeded" else 0.0)
+        yield last_time
+        yield last_ok
+        executions = GaugeMetricFamily(
+            "warroom_workflow_executions", "Workflow executions, by status.", labels=["status"]
+        )
+        for status in ("pending", "running", "succeeded", "failed", "cancelled"):
+            executions.add_metric([status], by_status.get(status, 0))
+        yield executions
+        step_count = GaugeMetricFamily(
+            "warroom_workflow_step_duration_seconds_count",
+            "Recorded steps, by workflow.",
+            labels=["workflow"],
+        )
+        step_sum = GaugeMetricFamily(
+            "warroom_workflow_step_duration_seconds_sum",
+            "Total seconds of the recorded steps, by workflow.",
+            labels=["workflow"],
+        )
+        for workflow, (total, seconds) in steps.items():
+            step_count.add_metric([workflow], total)
+            step_sum.add_metric([workflow], seconds)
+        yield step_count
+        yield step_sum
+
+
+class RequestMetrics:
+    """Counts requests and measures their latency, by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "warroom_api_requests",
+            "API requests.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "warroom_api_request_duration_seconds",
+            "API latency.",
+            ["method", "route"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), {"code": 500}
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.requests.labels(scope["method"], template, str(status["code"])).inc()
+            self.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
+def build_registry(services: Services) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(CatalogCollector(services))
+    return registry
