@@ -496,3 +496,28 @@ def test_a_worker_that_lost_its_lease_records_nothing(engine: AutomationEngine) 
     assert execution.status == "running"  # the new owner's to finish
     assert [s.name for s in execution.steps] == ["first"]
     assert calls.counts == {"first": 1, "taken_over": 1}
+
+
+def test_resume_requested_through_the_api_is_picked_up_by_recover(
+    engine: AutomationEngine, tmp_path: Path
+) -> None:
+    fixed = tmp_path / "fixed"
+
+    @engine.step()
+    def flaky() -> str:
+        if not fixed.exists():
+            raise RuntimeError("not yet")
+        return "done"
+
+    @engine.workflow("requested")
+    def requested() -> str:
+        return flaky()
+
+    execution_id = engine.execute_workflow("requested")
+    fixed.touch()
+    assert engine.request_resume(execution_id).status == "pending"
+    time.sleep(1.1)  # a pending execution is picked up once it is a second old
+    assert engine.recover() == [execution_id]
+    assert engine.get_execution(execution_id).result == "done"
+    with pytest.raises(ConflictError, match="only failed or cancelled"):
+        engine.request_resume(execution_id)

@@ -1,19 +1,22 @@
-"""``warroom serve``, ``warroom token create|list|revoke`` and ``warroom cleanup``."""
+"""``warroom serve``, ``scheduler``, ``schedule list``, ``status``, ``cleanup`` and
+``token create|list|revoke``."""
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 
 from warroom.auth import ROLES, TokenStore
 from warroom.cli.common import JsonOption, services_for
-from warroom.cli.render import checkpoint_table, emit_json, reporting_errors, say
+from warroom.cli.render import checkpoint_table, emit_json, human_bytes, reporting_errors, say
 from warroom.errors import InputError
-from warroom.jobs import JobRunner
+from warroom.jobs import Job, JobRunner
 
 schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
@@ -33,20 +36,71 @@ def add_service_commands(app: typer.Typer) -> None:
         import uvicorn
 
         from warroom.api import create_app
+        from warroom.scheduler.jobs import build_scheduler
 
         with services_for(False) as services:
-            owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-            jobs = JobRunner(services.catalog, owner)
+            owner = _owner()
+
+            def job_failed(job: Job) -> None:
+                message = (job.error or {}).get("message", "failed")
+                services.notifier.notify(
+                    f"{job.kind}_failed",
+                    f"{job.kind} job {job.id}: {message}",
+                    job_id=job.id,
+                    kind=job.kind,
+                )
+
+            jobs = JobRunner(services.catalog, owner, on_failure=job_failed)
             interrupted = jobs.fail_interrupted()
             if interrupted:
                 say(
                     f"{interrupted} job(s) interrupted by an earlier stop are marked failed "
                     "(retryable)"
                 )
+            scheduler = build_scheduler(services, owner)
+            if services.settings.scheduler_enabled:
+                scheduler.start()
             try:
                 uvicorn.run(create_app(services, jobs), host=host, port=port, log_level=log_level)
             finally:
+                scheduler.stop()
                 jobs.close()
+
+    @app.command("scheduler")
+    def run_scheduler(
+        once: Annotated[bool, typer.Option("--once", help="Run the due slots, then exit.")] = False,
+    ) -> None:
+        """Run the scheduler on its own (backups, cleanup, restore tests, staleness alerts)."""
+        from warroom.scheduler.jobs import build_scheduler
+
+        with services_for(False) as services:
+            scheduler = build_scheduler(services, _owner())
+            if once:
+                for name in scheduler.tick(wait=True):
+                    say(f"ran {name}")
+                services.notifier.flush()
+                return
+            say("scheduler running; Ctrl-C stops it")
+            scheduler.start()
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                scheduler.stop()
+
+    @app.command("status")
+    def status(as_json: JsonOption = False) -> None:
+        """Storage used, the newest verified backup, failing jobs; exit 1 when unhealthy."""
+        from warroom.status import system_status
+
+        with services_for(as_json) as services:
+            report = system_status(services, datetime.now(UTC))
+            if as_json:
+                emit_json(report)
+            else:
+                _show_status(report)
+            if not report["healthy"]:
+                raise typer.Exit(1)
 
     @app.command("cleanup")
     def cleanup(
@@ -136,6 +190,26 @@ def revoke_token(
             emit_json(info.to_dict())
         else:
             say(f"revoked token {info.name!r} ({info.id})")
+
+
+def _show_status(report: dict[str, Any]) -> None:
+    say("healthy" if report["healthy"] else "[bold red]UNHEALTHY[/]")
+    for problem in report["problems"]:
+        say(f"  - {problem}")
+    newest = report["newest_verified_backup"]
+    say(
+        "newest verified backup: "
+        + (f"{newest['name']}, {newest['age_hours']} h old" if newest else "none")
+    )
+    storage = report["storage"]
+    say(
+        f"stored: database backups {human_bytes(storage['database_bytes'])}, workflow blobs "
+        f"{human_bytes(storage['workflow_blob_bytes'])}; "
+        f"free {human_bytes(storage['free_bytes'])}"
+    )
+    for job, run in report["scheduled"].items():
+        say(f"scheduled {job}: last run {run['status']} (slot {run['slot']})")
+    say(f"failed jobs: {report['failed_jobs']}")
 
 
 def _owner() -> str:
