@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warroom import __version__
+from warroom.api.asgi import call_recording_status
 from warroom.api.deps import FailurePenalty
 from warroom.api.errors import error_response, install_error_handlers
 from warroom.api.metrics import RequestMetrics, build_registry
@@ -79,14 +80,8 @@ class Audit:
             await self.app(scope, receive, send)
             return
         status = {"code": 500}
-
-        async def recording(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, recording)
+            await call_recording_status(self.app, scope, receive, send, status)
         finally:
             principal = scope.get("state", {}).get("principal")
             try:

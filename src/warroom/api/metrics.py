@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from warroom.api.asgi import call_recording_status
 from warroom.catalog.schema import jobs
 from warroom.retention import VERIFIED_STATUSES
 from warroom.scheduler import last_runs
@@ -151,14 +152,8 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), {"code": 500}
-
-        async def recording(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, recording)
+            await call_recording_status(self.app, scope, receive, send, status)
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", "unmatched")

@@ -529,6 +529,36 @@ class AutomationEngine:
             run.raise_if_stopped()
         run.steps[step.number] = step
 
+    def _record_finished(
+        self,
+        run: _Run,
+        number: int,
+        name: str,
+        status: str,
+        started: datetime,
+        attempts: int,
+        result: bytes | None = None,
+        error: str | None = None,
+    ) -> None:
+        finished = self._clock()
+        duration = (finished - started).total_seconds()
+        self._record(
+            run,
+            StepRow(
+                number,
+                name,
+                "step",
+                status,
+                result,
+                error,
+                attempts,
+                started,
+                finished,
+                duration,
+                None,
+            ),
+        )
+
     def _replay(self, run: _Run, number: int, name: str) -> tuple[bool, Any]:
         """(True, recorded result) when step ``number`` is already recorded as succeeded."""
         recorded = run.steps.get(number)
@@ -577,43 +607,21 @@ class AutomationEngine:
                         step=number,
                     )
                     if self.auto_checkpoints:
-                        finished = self._clock()
-                        self._record(
+                        self._record_finished(
                             run,
-                            StepRow(
-                                number,
-                                options.name,
-                                "step",
-                                FAILED,
-                                None,
-                                failure.message,
-                                attempts,
-                                started,
-                                finished,
-                                (finished - started).total_seconds(),
-                                None,
-                            ),
+                            number,
+                            options.name,
+                            FAILED,
+                            started,
+                            attempts,
+                            error=failure.message,
                         )
                     raise failure from exc
                 run.sleep(options.retry_delay * options.backoff ** (attempts - 1))
         if self.auto_checkpoints:
-            finished = self._clock()
             stored = self._values.dump(value, f"the result of step {options.name!r}")
-            self._record(
-                run,
-                StepRow(
-                    number,
-                    options.name,
-                    "step",
-                    SUCCEEDED,
-                    stored,
-                    None,
-                    attempts,
-                    started,
-                    finished,
-                    (finished - started).total_seconds(),
-                    None,
-                ),
+            self._record_finished(
+                run, number, options.name, SUCCEEDED, started, attempts, result=stored
             )
         return value
 
