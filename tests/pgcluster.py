@@ -42,7 +42,7 @@ def _run_as_postgres_if_root(cmd: list[str]) -> list[str]:
 
 @contextmanager
 def throwaway_cluster(
-    password: str = "s3cret-pw", auth: str = "scram-sha-256"
+    password: str = "s3cret-pw", auth: str = "scram-sha-256", conf: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
     base = Path(tempfile.mkdtemp(prefix="warroom-pg-"))
     if os.geteuid() == 0:
@@ -71,6 +71,9 @@ def throwaway_cluster(
         check=True,
         capture_output=True,
     )
+    if conf:
+        with open(data_dir / "postgresql.conf", "a") as handle:
+            handle.writelines(f"{key} = '{value}'\n" for key, value in conf.items())
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         _run_as_postgres_if_root(

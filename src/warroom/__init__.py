@@ -22,12 +22,18 @@ from warroom.errors import (
 
 __version__ = "0.1.0"
 
-from warroom.workflow import (  # noqa: E402 - after __version__, which the domain imports
-    AutomationEngine,
-    Execution,
-    StepFailedError,
-    StepMismatchError,
-)
+_WORKFLOW_NAMES = ("AutomationEngine", "Execution", "StepFailedError", "StepMismatchError")
+
+
+def __getattr__(name: str) -> object:
+    """The workflow engine is imported on first use: ``warroom wal push`` (PostgreSQL's
+    archive_command) must start fast and needs none of it."""
+    if name in _WORKFLOW_NAMES:
+        import warroom.workflow
+
+        return getattr(warroom.workflow, name)
+    raise AttributeError(f"module 'warroom' has no attribute {name!r}")
+
 
 __all__ = [
     "AutomationEngine",

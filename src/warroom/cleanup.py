@@ -17,6 +17,7 @@ from warroom.config import Settings
 from warroom.database.backups import BackupService
 from warroom.errors import InputError
 from warroom.retention import Candidate, Policy, plan_retention
+from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
 __all__ = ["CleanupService"]
@@ -33,12 +34,14 @@ class CleanupService:
         catalog: Catalog,
         backups: BackupService,
         workflows: AutomationEngine,
+        wal: WalArchive,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.backups = backups
         self.workflows = workflows
+        self.wal = wal
         self.clock = clock
 
     def policy(self, days: int | None) -> Policy:
@@ -60,6 +63,16 @@ class CleanupService:
             if checkpoint:
                 return {str(checkpoint)}
         return set()
+
+    def _trim_wal(self) -> list[str]:
+        """Remove archived WAL that no kept physical base backup needs."""
+        kept = [
+            self.backups.manifest(record.name).database.get("start_wal")
+            for record in self.catalog.list_checkpoints("database")
+            if record.details.get("kind") == "physical"
+        ]
+        oldest_needed = min(filter(None, kept), default=None)
+        return self.wal.delete_before(oldest_needed) if oldest_needed else []
 
     def run(self, days: int | None = None, dry_run: bool = False) -> dict[str, Any]:
         """Plan, and unless ``dry_run``, carry out the cleanup; return the plan and results."""
@@ -88,5 +101,6 @@ class CleanupService:
         for candidate, _ in deployment.delete:
             self.catalog.delete_checkpoint("deployment", candidate.name)
         report["workflow"]["deleted"] = self.workflows.cleanup(policy.keep_days)
+        report["wal_removed"] = self._trim_wal()
         report["leftovers_removed"] = self.backups.sweep_leftovers()
         return report

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_MAX_BODY_BYTES", "max_body_bytes"),
         description="Largest request body the API accepts (workflow states included).",
     )
+    wal_command: str | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_WAL_COMMAND", "wal_command"),
+        description="How the PostgreSQL server's OS user runs warroom in archive_command and "
+        "restore_command (default: this Python with -m warroom).",
+    )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )

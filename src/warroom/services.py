@@ -10,9 +10,11 @@ from warroom.catalog import Catalog, open_catalog
 from warroom.cleanup import CleanupService
 from warroom.config import Settings
 from warroom.database.backups import BackupService
+from warroom.database.pitr import PointInTimeRecovery
 from warroom.deployment.service import DeploymentService
 from warroom.notify import Notifier
 from warroom.storage import Storage, open_storage
+from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
 __all__ = ["Services", "build_services"]
@@ -30,6 +32,8 @@ class Services:
     deployments: DeploymentService
     cleanup: CleanupService
     notifier: Notifier
+    wal: WalArchive
+    pitr: PointInTimeRecovery
 
     def close(self) -> None:
         self.workflows.close()
@@ -55,6 +59,7 @@ def build_services(settings: Settings | None = None) -> Services:
     backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)
     workflows = AutomationEngine(settings=settings, catalog=catalog)
     notifier = Notifier.from_setting(settings.webhook_urls)
+    wal = WalArchive(backup_storage)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -64,6 +69,8 @@ def build_services(settings: Settings | None = None) -> Services:
         deployments=DeploymentService(
             settings, catalog, backups, lock_dir=lock_dir, notifier=notifier
         ),
-        cleanup=CleanupService(settings, catalog, backups, workflows),
+        cleanup=CleanupService(settings, catalog, backups, workflows, wal),
         notifier=notifier,
+        wal=wal,
+        pitr=PointInTimeRecovery(backups, wal),
     )

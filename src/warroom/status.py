@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from warroom.catalog.schema import jobs as jobs_table
+from warroom.errors import WarroomError
 from warroom.retention import VERIFIED_STATUSES
 from warroom.scheduler import last_runs
 from warroom.services import Services
@@ -50,6 +51,12 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
             else f"the newest verified backup, {newest.name}, is {age_hours:.1f} h old "
             f"(limit {settings.stale_after_hours:g} h)"
         )
+    archiving = _archiving(services)
+    if archiving and archiving.get("failing"):
+        problems.append(
+            f"WAL archiving is failing: {archiving['failed_count']} failures, the last for "
+            f"{archiving['last_failed_wal']} at {archiving['last_failed_time']}"
+        )
     if last_backup is not None and last_backup["status"] == "failed":
         problems.append(f"the last scheduled backup failed: {last_backup['error']}")
     return {
@@ -69,4 +76,25 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
         else None,
         "scheduled": scheduled,
         "failed_jobs": int(failed_jobs),
+        "wal_archiving": archiving,
+    }
+
+
+def _archiving(services: Services) -> dict[str, Any] | None:
+    """PostgreSQL's archiver statistics, with ``failing`` when its last attempt failed."""
+    url = services.settings.database_url
+    if not url or not url.startswith(("postgresql:", "postgres:")):
+        return None
+    try:
+        engine = services.backups.engine_for(url)
+        stats = engine.archiving_status()  # type: ignore[attr-defined]
+    except WarroomError as exc:
+        return {"failing": None, "error": exc.message}
+    if stats is None:
+        return None
+    last_ok, last_failed = stats["last_archived_time"], stats["last_failed_time"]
+    failing = last_failed is not None and (last_ok is None or last_failed > last_ok)
+    return {
+        **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in stats.items()},
+        "failing": failing,
     }

@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import sys
 
-from warroom.cli.app import app
 from warroom.redact import redact_text, url_password
 
 
 def main() -> None:
     """Run the CLI. An unexpected failure is reported in one line, with the passwords of any
-    URL on the command line or in DATABASE_URL removed, never as a traceback."""
+    URL on the command line or in DATABASE_URL removed, never as a traceback.
+
+    ``warroom wal push|fetch`` (PostgreSQL's archive and restore commands, run once per WAL
+    segment) take a fast path that imports neither the CLI framework nor the catalog."""
+    if sys.argv[1:2] == ["wal"] and sys.argv[2:3] in (["push"], ["fetch"]):
+        from warroom.cli.wal_fast import run_wal_command
+
+        sys.exit(run_wal_command(sys.argv[2:]))
+    from warroom.cli.app import app
+
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last resort: our own errors never get here
@@ -24,4 +32,4 @@ def main() -> None:
         sys.exit(1)
 
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -7,7 +7,9 @@ and nothing else; progress and messages go to stderr.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +30,9 @@ from warroom.cli.service import add_service_commands
 from warroom.cli.workflow import workflow_app
 from warroom.database.backups import Progress
 from warroom.database.manifest import validate_name
+from warroom.database.pitr import RecoveryTarget
+from warroom.errors import InputError
+from warroom.wal import parse_lsn
 
 app = typer.Typer(
     name="warroom",
@@ -116,13 +121,43 @@ def create_database(
     ] = None,
     url: UrlOption = None,
     jobs: JobsOption = 1,
+    physical: Annotated[
+        bool,
+        typer.Option(
+            "--physical",
+            help="A base backup of the whole PostgreSQL cluster "
+            "(pg_basebackup), for point-in-time recovery with the archived WAL.",
+        ),
+    ] = False,
+    restore_point: Annotated[
+        str | None,
+        typer.Option(
+            "--restore-point",
+            help="Instead of a backup: create a named restore "
+            "point to recover to later (--target-name).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Back up a database into BACKUP_DIR, streamed through SHA-256 and zstd."""
-    _check_names(as_json, name)
+    _check_names(as_json, name, restore_point)
+    if restore_point is not None:
+        with services_for(as_json) as services:
+            point = services.pitr.create_restore_point(restore_point, url)
+            if as_json:
+                emit_json(point)
+            else:
+                say(
+                    f"restore point [bold]{restore_point}[/] at LSN {point['lsn']} "
+                    f"({point['time']})"
+                )
+        return
     with services_for(as_json) as services:
         progress, printer = _progress()
-        manifest = services.backups.create(url=url, name=name, jobs=jobs, progress=progress)
+        manifest = services.backups.create(
+            url=url, name=name, jobs=jobs, progress=progress, physical=physical
+        )
         printer.done()
         if as_json:
             emit_json(manifest.summary())
@@ -152,8 +187,9 @@ def list_checkpoints(
         if type_ in (None, CheckpointType.workflow):
             rows += [e.checkpoint_row() for e in services.workflows.list_executions()]
         rows.sort(key=lambda row: (row["created_at"], row["name"]))
+        window = services.pitr.window() if type_ in (None, CheckpointType.database) else None
         if as_json:
-            emit_json({"checkpoints": rows})
+            emit_json({"checkpoints": rows, "recoverable_window": window})
             return
         if not rows:
             say("no checkpoints" + (f" of type {type_.value}" if type_ else ""))
@@ -168,9 +204,16 @@ def list_checkpoints(
                 ("ORIGINAL", lambda r: human_bytes(r["size_original"])),
                 ("STORED", lambda r: human_bytes(r["size_stored"])),
                 ("CHECKSUM", lambda r: (r["checksum"] or "-")[:12]),
+                ("KIND", lambda r: r["details"].get("kind", "-")),
                 ("SOURCE", lambda r: r["source"] or "-"),
             ],
         )
+        if window:
+            say(
+                f"point-in-time recovery window: {window['earliest']} to {window['latest']} "
+                f"(LSN {window['earliest_lsn']} to {window['latest_lsn']}, "
+                f"{window['archived_segments']} archived WAL segments)"
+            )
 
 
 @app.command("verify")
@@ -209,7 +252,12 @@ def verify(
 
 @restore_app.command("database")
 def restore_database(
-    name: Annotated[str, typer.Argument(help="The database checkpoint to restore.")],
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The database checkpoint to restore (not with --target-*).", show_default=False
+        ),
+    ] = None,
     new_db: Annotated[
         str | None,
         typer.Option(
@@ -238,11 +286,79 @@ def restore_database(
             show_default=False,
         ),
     ] = None,
+    target_time: Annotated[
+        str | None,
+        typer.Option(
+            "--target-time",
+            help="Point-in-time recovery to this moment "
+            "(e.g. '2026-11-26 14:03:00+00'), or 'latest'.",
+            show_default=False,
+        ),
+    ] = None,
+    target_lsn: Annotated[
+        str | None, typer.Option("--target-lsn", help="Recover to this LSN.", show_default=False)
+    ] = None,
+    target_name: Annotated[
+        str | None,
+        typer.Option("--target-name", help="Recover to this restore point.", show_default=False),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="New, empty directory for the recovered cluster.", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=1, max=65535, help="Port of the recovered server.", show_default=False
+        ),
+    ] = None,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="Start the recovered server and wait until it "
+            "has reached the target and is promoted.",
+        ),
+    ] = False,
     jobs: JobsOption = 1,
     as_json: JsonOption = False,
 ) -> None:
-    """Restore a database checkpoint; integrity is checked before anything is touched."""
+    """Restore a database checkpoint, or recover a cluster to a point in time.
+
+    Integrity is checked before anything is touched."""
     _check_names(as_json, name)
+    targets = [t for t in (target_time, target_lsn, target_name) if t is not None]
+    if targets:
+        with reporting_errors(as_json):
+            target = _recovery_target(target_time, target_lsn, target_name, data_dir)
+        with services_for(as_json) as services:
+            progress, printer = _progress()
+            assert data_dir is not None
+            recovered = services.pitr.restore(
+                target, data_dir, port=port, start=start, progress=progress
+            )
+            printer.done()
+            if as_json:
+                emit_json(recovered)
+                return
+            say(
+                f"recovered {recovered['base_backup']} to {recovered['target']} in "
+                f"{recovered['data_dir']}"
+                + (
+                    ": server started and promoted"
+                    if start
+                    else "; start it with pg_ctl -D DIR start"
+                )
+            )
+        return
+    if name is None:
+        with reporting_errors(as_json):
+            raise InputError(
+                "name the checkpoint to restore, or give --target-time, "
+                "--target-lsn or --target-name with --data-dir"
+            )
     with services_for(as_json) as services:
         progress, printer = _progress()
         report = services.backups.restore(
@@ -264,6 +380,54 @@ def restore_database(
             f"restored {name} into {report.target} in {report.duration_seconds:.1f} s: "
             f"{report.tables_checked} tables, {report.rows} rows, row counts match the backup"
         )
+
+
+def _recovery_target(
+    time_: str | None, lsn: str | None, restore_point: str | None, data_dir: Path | None
+) -> RecoveryTarget:
+    if sum(value is not None for value in (time_, lsn, restore_point)) != 1:
+        raise InputError("give one of --target-time, --target-lsn and --target-name")
+    if data_dir is None:
+        raise InputError("point-in-time recovery needs --data-dir DIR (a new, empty directory)")
+    if lsn is not None:
+        parse_lsn(lsn)
+        return RecoveryTarget(lsn=lsn)
+    if restore_point is not None:
+        return RecoveryTarget(name=validate_name(restore_point))
+    assert time_ is not None
+    if time_ == "latest":
+        return RecoveryTarget()
+    try:
+        moment = datetime.fromisoformat(time_)
+    except ValueError:
+        raise InputError(
+            f"--target-time {time_!r} is not a time: write it like "
+            "'2026-11-26 14:03:00+00', or 'latest'"
+        ) from None
+    if moment.tzinfo is None:
+        raise InputError(f"--target-time {time_!r} has no time zone: add one, e.g. +00")
+    return RecoveryTarget(time=moment)
+
+
+@app.command("setup-pitr")
+def setup_pitr(
+    url: UrlOption = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Set them with ALTER SYSTEM (and reload).")
+    ] = False,
+) -> None:
+    """Print (or, with --apply, set) the server settings WAL archiving needs."""
+    with services_for(False) as services:
+        settings = services.pitr.archiving_settings()
+        for key, value in settings.items():
+            typer.echo(f"{key} = '{value}'")
+        if apply:
+            services.pitr.apply_archiving_settings(url)
+            say(
+                "applied with ALTER SYSTEM; restart PostgreSQL if wal_level or archive_mode changed"
+            )
+        else:
+            say("put these in postgresql.conf (or run with --apply), then restart PostgreSQL")
 
 
 @catalog_app.command("rebuild")

@@ -31,6 +31,7 @@ from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
 from warroom.database import DatabaseEngine, PartRecord, open_database
 from warroom.database.manifest import Manifest, backup_prefix, manifest_key, validate_name
+from warroom.database.postgres import PostgresEngine
 from warroom.errors import (
     ConfigurationError,
     ConflictError,
@@ -173,6 +174,10 @@ class BackupService:
             lock_wait_timeout=self.settings.lock_wait_timeout,
         )
 
+    def engine_for(self, url: str | None) -> DatabaseEngine:
+        """The engine of ``url``, or of DATABASE_URL."""
+        return self._engine(self._source_url(url))
+
     def _source_url(self, url: str | None) -> str:
         url = url or self.settings.database_url
         if not url:
@@ -226,6 +231,10 @@ class BackupService:
                 f"backup {name!r} is damaged: part {part!r} is missing", name=name, part=part
             ) from exc
 
+    def read_part(self, manifest: Manifest, part: str, progress: Progress) -> Iterator[bytes]:
+        """The decoded bytes of one part; IntegrityError (at the end) if they are damaged."""
+        return self._reader(manifest, progress)(part)
+
     def _reader(self, manifest: Manifest, progress: Progress) -> Callable[[str], Iterator[bytes]]:
         parts = {part.name: part for part in manifest.parts}
 
@@ -247,14 +256,27 @@ class BackupService:
         name: str | None = None,
         jobs: int = 1,
         progress: Progress | None = None,
+        physical: bool = False,
     ) -> Manifest:
-        """Back up the database at ``url`` (default DATABASE_URL) as checkpoint ``name``."""
+        """Back up the database at ``url`` (default DATABASE_URL) as checkpoint ``name``;
+        ``physical``: a base backup of the whole PostgreSQL cluster, for point-in-time
+        recovery."""
         if jobs < 1:
             raise InputError(f"--jobs must be at least 1, not {jobs}")
-        return self._create(self._engine(self._source_url(url)), name, jobs, progress)
+        engine = self._engine(self._source_url(url))
+        if physical and engine.scheme != "postgresql":
+            raise InputError(
+                "--physical backups are for PostgreSQL; SQLite backups are always complete copies"
+            )
+        return self._create(engine, name, jobs, progress, physical)
 
     def _create(
-        self, engine: DatabaseEngine, name: str | None, jobs: int, progress: Progress | None
+        self,
+        engine: DatabaseEngine,
+        name: str | None,
+        jobs: int,
+        progress: Progress | None,
+        physical: bool = False,
     ) -> Manifest:
         started = self.clock()
         progress = progress or Progress()
@@ -280,12 +302,17 @@ class BackupService:
             threads = (os.cpu_count() or 1) if jobs == 1 else 0
             written: list[PartRecord] = []
             try:
-                info = engine.dump(self._write_part(prefix, progress, threads, written), jobs)
+                write_part = self._write_part(prefix, progress, threads, written)
+                if physical:
+                    assert isinstance(engine, PostgresEngine)
+                    info = engine.base_backup(write_part)
+                else:
+                    info = engine.dump(write_part, jobs)
                 parts = sorted(written, key=lambda part: part.name)
                 manifest = Manifest(
                     name=name,
                     engine=engine.scheme,
-                    kind="logical",
+                    kind="physical" if physical else "logical",
                     created_at=started,
                     completed_at=self.clock(),
                     source=engine.display,
@@ -341,7 +368,7 @@ class BackupService:
             ) from exc
         return Manifest.from_json(name, data)
 
-    def _check_stored(self, manifest: Manifest) -> None:
+    def check_stored(self, manifest: Manifest) -> None:
         """Compare every part's stored bytes with the manifest without decoding (fast)."""
         for part in manifest.parts:
             digest = hashlib.sha256()
@@ -377,6 +404,11 @@ class BackupService:
                 for _chunk in read_part(part.name):
                     pass
             report = VerifyReport(name, len(manifest.parts), manifest.size_original)
+            if restore_test and manifest.kind == "physical":
+                raise InputError(
+                    f"{name} is a physical base backup: test it with a point-in-time restore "
+                    "(warroom restore database --target-time latest --data-dir DIR --start)"
+                )
             if restore_test:
                 server = self._engine(url or self.settings.database_url or manifest.source)
                 self._check_compatible(manifest, server)
@@ -461,6 +493,11 @@ class BackupService:
             )
         progress = progress or Progress()
         manifest = self.manifest(name)
+        if manifest.kind == "physical":
+            raise InputError(
+                f"{name} is a physical base backup: restore it to a point in time with "
+                "warroom restore database --target-time T --data-dir DIR"
+            )
         if new_db is not None:
             server = self._engine(url or self.settings.database_url or manifest.source)
             target = server.sibling(new_db)
@@ -469,7 +506,7 @@ class BackupService:
             target = self._engine(target_url)
         self._check_compatible(manifest, target)
         progress.start(f"checking {name}")
-        self._check_stored(manifest)
+        self.check_stored(manifest)
 
         with hold_lock(
             self.lock_dir / lock_file_name(f"restore:{target.identity}"),

@@ -271,6 +271,85 @@ class PostgresEngine:
             database=database,
         )
 
+    def base_backup(self, write_part: WritePart) -> DumpInfo:
+        """A physical base backup of the whole cluster (``pg_basebackup``, tar format, with
+        the WAL it needs), streamed as the part ``base.tar``. Needs a replication connection
+        (the REPLICATION attribute, or superuser, and a pg_hba.conf replication entry)."""
+        with self._connect() as conn:
+            tool = self._tools(conn, "pg_basebackup")["pg_basebackup"]
+            server_version = conn.execute("SHOW server_version").fetchone()[0]
+        args = [
+            f"--dbname={self._conninfo()}",
+            "--pgdata=-",
+            "--format=tar",
+            "--wal-method=fetch",
+            "--checkpoint=fast",
+            "--verbose",
+            "--no-manifest",
+        ]
+        with self._run(tool, args, stdout=subprocess.PIPE) as proc:
+            write_part("base.tar", "base", None, proc.stream_stdout())
+            log = proc.stderr_text()
+        start = re.search(
+            r"write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)", log
+        )
+        end = re.search(r"write-ahead log end point: ([0-9A-F]+/[0-9A-F]+)", log)
+        if not start or not end:
+            raise DatabaseError(f"pg_basebackup did not report its WAL positions: {log[-300:]}")
+        with self._connect() as conn:
+            wal_file = conn.execute(
+                "SELECT pg_walfile_name(%s::pg_lsn)", (start.group(1),)
+            ).fetchone()[0]
+        return DumpInfo(
+            server_version=server_version,
+            tool="pg_basebackup",
+            tool_version=tool.version,
+            tables={},
+            database={
+                "start_lsn": start.group(1),
+                "end_lsn": end.group(1),
+                "timeline": int(start.group(2)),
+                "start_wal": wal_file,
+            },
+        )
+
+    def create_restore_point(self, name: str) -> dict[str, Any]:
+        """``pg_create_restore_point``, then a WAL switch so the point reaches the archive."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT pg_create_restore_point(%s)::text, now(), "
+                "(SELECT timeline_id FROM pg_control_checkpoint())",
+                (name,),
+            ).fetchone()
+            conn.execute("SELECT pg_switch_wal()")
+        return {"lsn": row[0], "time": row[1].isoformat(), "timeline": row[2]}
+
+    def archiving_status(self) -> dict[str, Any] | None:
+        """pg_stat_archiver, when archiving is on; None when it is off."""
+        with self._connect() as conn:
+            if conn.execute("SHOW archive_mode").fetchone()[0] == "off":
+                return None
+            row = (
+                conn.cursor(row_factory=dict_row)
+                .execute(
+                    "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, "
+                    "last_failed_wal, last_failed_time FROM pg_stat_archiver"
+                )
+                .fetchone()
+            )
+        return dict(row)
+
+    def apply_settings(self, settings: dict[str, str]) -> None:
+        """ALTER SYSTEM SET each setting, then reload the configuration."""
+        with self._connect() as conn:
+            for key, value in settings.items():
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(key), sql.Literal(value)
+                    )
+                )
+            conn.execute("SELECT pg_reload_conf()")
+
     @staticmethod
     def _database_properties(conn: Any) -> dict[str, Any]:
         """What ``pg_dump`` without ``--create`` leaves out: the database's own properties."""

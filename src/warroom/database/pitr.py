@@ -1,0 +1,318 @@
+"""Point-in-time recovery: a physical base backup plus the archived WAL, replayed to a target.
+
+``restore`` picks the newest base backup that ends before the target, checks its parts, lays it
+out in an empty data directory, and writes the recovery settings: ``restore_command`` fetches
+WAL through ``warroom wal fetch``, and ``recovery_target_*`` with ``recovery_target_action =
+promote``. With ``start`` it starts the server and waits until recovery has reached the target
+and the server is promoted (``recovery.signal`` disappears). A target outside the recoverable
+window (from the end of the oldest base backup to the end of the archived WAL) is refused with
+the window in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from warroom.database.backups import BackupService, Progress
+from warroom.database.manifest import Manifest
+from warroom.database.postgres import PostgresEngine
+from warroom.errors import DatabaseError, InputError, NotFoundError
+from warroom.wal import WalArchive, format_lsn, parse_lsn, segment_lsn_range
+
+__all__ = ["RecoveryTarget", "PointInTimeRecovery"]
+
+PHYSICAL = "physical"
+
+
+@dataclass(frozen=True)
+class RecoveryTarget:
+    """What to recover to: a time, an LSN, a named restore point, or the latest WAL."""
+
+    time: datetime | None = None
+    lsn: str | None = None
+    name: str | None = None
+
+    @property
+    def latest(self) -> bool:
+        return self.time is None and self.lsn is None and self.name is None
+
+    def describe(self) -> str:
+        if self.time is not None:
+            return f"time {self.time.isoformat()}"
+        if self.lsn is not None:
+            return f"LSN {self.lsn}"
+        return f"restore point {self.name!r}" if self.name else "the latest archived WAL"
+
+
+class _ChunkReader:
+    """A read-only file over chunks, for ``tarfile``'s streaming mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._buffer = chunks, b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        size = len(self._buffer) if size < 0 else size
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class PointInTimeRecovery:
+    def __init__(self, backups: BackupService, archive: WalArchive) -> None:
+        self.backups = backups
+        self.archive = archive
+
+    def _wal_command(self) -> str:
+        """The shell command the server runs: BACKUP_DIR, then WARROOM_WAL_COMMAND (default:
+        this Python with -m warroom; the server's OS user must be able to run it)."""
+        repository = self.backups.storage.location
+        runner = self.backups.settings.wal_command or f"{_shell_quote(sys.executable)} -m warroom"
+        return f"BACKUP_DIR={_shell_quote(repository)} {runner}"
+
+    def archiving_settings(self) -> dict[str, str]:
+        """The server settings that make PostgreSQL archive its WAL into this repository."""
+        push = f"{self._wal_command()} wal push %p"
+        return {
+            "wal_level": "replica",
+            "archive_mode": "on",
+            "archive_command": push,
+            "archive_timeout": "60",
+        }
+
+    def apply_archiving_settings(self, url: str | None) -> None:
+        self._postgres(url).apply_settings(self.archiving_settings())
+
+    def create_restore_point(self, name: str, url: str | None) -> dict[str, Any]:
+        point = self._postgres(url).create_restore_point(name)
+        self.archive.record_restore_point(name, point)
+        return {"name": name, **point}
+
+    def _postgres(self, url: str | None) -> PostgresEngine:
+        engine = self.backups.engine_for(url)
+        if not isinstance(engine, PostgresEngine):
+            raise InputError("WAL archiving and restore points are for PostgreSQL databases")
+        return engine
+
+    def physical_backups(self) -> list[Manifest]:
+        """Physical base backups, oldest first (read from their manifests)."""
+        manifests = [
+            self.backups.manifest(record.name)
+            for record in self.backups.list_backups()
+            if record.details.get("kind") == PHYSICAL
+        ]
+        return sorted(manifests, key=lambda manifest: manifest.completed_at)
+
+    def window(self) -> dict[str, Any] | None:
+        """The recoverable window: from the end of the oldest base backup to the end of the
+        newest archived WAL segment (None without a base backup)."""
+        backups = self.physical_backups()
+        if not backups:
+            return None
+        segments = self.archive.segments()
+        latest_time = max([backups[-1].completed_at, *(s.archived_at for s in segments)])
+        end_lsn = max(
+            [
+                parse_lsn(backups[-1].database["end_lsn"]),
+                *(segment_lsn_range(s.name)[1] for s in segments),
+            ]
+        )
+        return {
+            "earliest": backups[0].completed_at.isoformat(),
+            "latest": latest_time.isoformat(),
+            "earliest_lsn": backups[0].database["end_lsn"],
+            "latest_lsn": format_lsn(end_lsn),
+            "base_backups": [m.name for m in backups],
+            "archived_segments": len(segments),
+        }
+
+    def _choose(self, target: RecoveryTarget) -> tuple[Manifest, RecoveryTarget]:
+        backups = self.physical_backups()
+        if not backups:
+            raise NotFoundError(
+                "there is no physical base backup: take one with warroom create database --physical"
+            )
+        window = self.window()
+        assert window is not None
+        span = (
+            f"the recoverable window is {window['earliest']} to {window['latest']} "
+            f"(LSN {window['earliest_lsn']} to {window['latest_lsn']})"
+        )
+        if target.name is not None:
+            point = self.archive.restore_point(target.name)
+            lsn = point["lsn"]
+            candidates = [m for m in backups if parse_lsn(m.database["end_lsn"]) <= parse_lsn(lsn)]
+        elif target.lsn is not None:
+            lsn = target.lsn
+            if not (
+                parse_lsn(window["earliest_lsn"])
+                <= parse_lsn(lsn)
+                <= parse_lsn(window["latest_lsn"])
+            ):
+                raise InputError(f"LSN {lsn} is outside what can be recovered: {span}")
+            candidates = [m for m in backups if parse_lsn(m.database["end_lsn"]) <= parse_lsn(lsn)]
+        elif target.time is not None:
+            earliest, latest = backups[0].completed_at, datetime.fromisoformat(window["latest"])
+            if not earliest <= target.time <= latest:
+                raise InputError(
+                    f"{target.time.isoformat()} is outside what can be recovered: {span}"
+                )
+            candidates = [m for m in backups if m.completed_at <= target.time]
+        else:
+            candidates = backups
+        if not candidates:
+            raise InputError(f"{target.describe()} is before the oldest base backup: {span}")
+        return candidates[-1], target
+
+    def restore(
+        self,
+        target: RecoveryTarget,
+        data_dir: Path,
+        port: int | None = None,
+        start: bool = False,
+        progress: Progress | None = None,
+        timeout: float = 600.0,
+    ) -> dict[str, Any]:
+        """Lay out the recovery of ``target`` in ``data_dir`` (new or empty); with ``start``,
+        run it until the server is promoted."""
+        data_dir = data_dir.absolute()
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise InputError(f"--data-dir {data_dir} is not empty; give a new directory")
+        manifest, target = self._choose(target)
+        progress = progress or Progress()
+        self.backups.check_stored(manifest)
+        progress.start(f"laying out {manifest.name} in {data_dir}")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        reader = _ChunkReader(self.backups.read_part(manifest, "base.tar", progress))
+        with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
+            archive.extractall(data_dir, filter="tar")
+        self._write_recovery_settings(data_dir, target, port)
+        data_dir.chmod(0o700)
+        owner = _server_user(data_dir)
+        report: dict[str, Any] = {
+            "base_backup": manifest.name,
+            "target": target.describe(),
+            "data_dir": str(data_dir),
+            "started": False,
+        }
+        if start:
+            self._start_and_wait(data_dir, owner, timeout)
+            report["started"] = True
+            report["promoted"] = True
+        return report
+
+    def _write_recovery_settings(
+        self, data_dir: Path, target: RecoveryTarget, port: int | None
+    ) -> None:
+        fetch = f"{self._wal_command()} wal fetch %f %p"
+        settings = {
+            "restore_command": fetch,
+            "recovery_target_action": "promote",
+            "recovery_target_timeline": "latest",
+            # The recovered copy must not archive into the repository it recovers from.
+            "archive_mode": "off",
+        }
+        if target.time is not None:
+            settings["recovery_target_time"] = target.time.isoformat()
+        elif target.lsn is not None:
+            settings["recovery_target_lsn"] = target.lsn
+        elif target.name is not None:
+            settings["recovery_target_name"] = target.name
+        lines = [f"{key} = {_quote(value)}" for key, value in settings.items()]
+        if port is not None:
+            lines.append(f"port = {int(port)}")
+        if not (data_dir / "postgresql.conf").exists():
+            (data_dir / "postgresql.conf").write_text(
+                "listen_addresses = 'localhost'\n"
+                f"unix_socket_directories = {_quote(str(data_dir))}\n"
+            )
+        if not (data_dir / "pg_hba.conf").exists():
+            (data_dir / "pg_hba.conf").write_text(
+                "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            )
+        with open(data_dir / "postgresql.auto.conf", "a") as conf:
+            conf.write("\n# written by warroom restore database (point-in-time recovery)\n")
+            conf.write("\n".join(lines) + "\n")
+        (data_dir / "recovery.signal").touch()
+        for leftover in ("postmaster.pid", "postmaster.opts", "standby.signal"):
+            (data_dir / leftover).unlink(missing_ok=True)
+
+    def _start_and_wait(self, data_dir: Path, owner: str | None, timeout: float) -> None:
+        pg_ctl = _find_pg_ctl()
+        log = data_dir / "recovery.log"
+        command = [
+            pg_ctl,
+            "-D",
+            str(data_dir),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
+        ]
+        if owner is not None:
+            command = ["runuser", "-u", owner, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True)
+        deadline = time.monotonic() + timeout
+        while (data_dir / "recovery.signal").exists():
+            running = (data_dir / "postmaster.pid").exists()
+            if done.returncode != 0 or not running or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+                raise DatabaseError(
+                    "the recovered server did not reach the target and promote; its log "
+                    f"ends with:\n{tail or done.stderr}",
+                    data_dir=str(data_dir),
+                )
+            time.sleep(0.2)
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'" if any(c in value for c in " '\"$") else value
+
+
+def _find_pg_ctl() -> str:
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    path = found[0] if found else shutil.which("pg_ctl")
+    if path is None:
+        raise DatabaseError("pg_ctl was not found: install the PostgreSQL server package")
+    return path
+
+
+def _server_user(data_dir: Path) -> str | None:
+    """PostgreSQL refuses to run as root: when we are root, hand the directory to the
+    ``postgres`` user and run the server as it."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise DatabaseError(
+            "running as root, and there is no postgres user to run the "
+            "recovered server; run warroom as the database's OS user"
+        ) from exc
+    for root, dirs, files in os.walk(data_dir):
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+    os.chown(data_dir, user.pw_uid, user.pw_gid)
+    return "postgres"

@@ -1,0 +1,199 @@
+"""The WAL archive: PostgreSQL's write-ahead log segments, kept for point-in-time recovery.
+
+Layout in the backup repository::
+
+    wal/<timeline>/<segment>          the segment, zstd-compressed with the codec header
+    wal/<timeline>/<segment>.json     its SHA-256, size and archive time: written last, the
+                                      commit point (a segment without it is not archived)
+    wal/history/<timeline>.history    timeline history files (same pair)
+
+Pushing is idempotent: pushing a segment that is already archived with the same content
+succeeds, and pushing different content under an archived name is refused. PostgreSQL keeps a
+segment until its archive command succeeds, so refusing loses nothing. This module imports
+only what ``warroom wal push`` needs, because PostgreSQL runs that once per segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from warroom.codec import Decoder, Encoder
+from warroom.errors import InputError, IntegrityError, NotFoundError, StorageError
+from warroom.storage import Storage
+
+__all__ = ["WalArchive", "WalSegment", "segment_lsn_range"]
+
+WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.backup)?$")
+HISTORY_NAME = re.compile(r"^[0-9A-F]{8}\.history$")
+SEGMENT_SIZE = 16 * 1024 * 1024
+CHUNK = 1 << 20
+
+
+def segment_lsn_range(name: str, segment_size: int = SEGMENT_SIZE) -> tuple[int, int]:
+    """The LSNs [start, end) a segment file covers (default 16 MiB segments)."""
+    log, seg = int(name[8:16], 16), int(name[16:24], 16)
+    start = (log * 0x100000000) + seg * segment_size
+    return start, start + segment_size
+
+
+def format_lsn(lsn: int) -> str:
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+def parse_lsn(text: str) -> int:
+    high, _, low = text.partition("/")
+    try:
+        return (int(high, 16) << 32) + int(low, 16)
+    except ValueError as exc:
+        raise InputError(
+            f"invalid LSN {text!r}: write it as PostgreSQL does, e.g. 0/3000060"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class WalSegment:
+    name: str
+    sha256: str
+    size: int
+    archived_at: datetime
+
+
+def _key(name: str) -> str:
+    if HISTORY_NAME.fullmatch(name):
+        return f"wal/history/{name}"
+    match = WAL_NAME.fullmatch(name)
+    if match is None:
+        raise InputError(
+            f"{name!r} is not a WAL file name (24 hex digits, or a .history/.backup/.partial "
+            "file); use warroom wal push %p and warroom wal fetch %f %p"
+        )
+    return f"wal/{match.group(1)}/{name}"
+
+
+class WalArchive:
+    """Pushes, fetches and lists archived WAL files in a repository."""
+
+    def __init__(self, storage: Storage, compression_level: int = 1) -> None:
+        self.storage = storage
+        self.level = compression_level
+
+    def _recorded(self, name: str) -> WalSegment | None:
+        try:
+            data = b"".join(self.storage.get(_key(name) + ".json"))
+        except NotFoundError:
+            return None
+        try:
+            doc = json.loads(data)
+            return WalSegment(
+                name, doc["sha256"], int(doc["size"]), datetime.fromisoformat(doc["archived_at"])
+            )
+        except (ValueError, KeyError) as exc:
+            raise IntegrityError(f"the record of archived WAL file {name} is damaged") from exc
+
+    def push(self, path: Path) -> str:
+        """Archive the file at ``path``; return "archived" or "already archived"."""
+        name = path.name
+        key = _key(name)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        recorded = self._recorded(name)
+        if recorded is not None:
+            if recorded.sha256 == digest:
+                return "already archived"
+            raise IntegrityError(
+                f"WAL file {name} is already archived with different content "
+                f"(sha256 {recorded.sha256[:16]}..., this one {digest[:16]}...); refusing to "
+                "overwrite it. Is another cluster archiving into this repository?",
+                segment=name,
+            )
+        encoder = Encoder(level=self.level)
+        self.storage.put(
+            key, encoder.encode(data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        )
+        record = {
+            "sha256": digest,
+            "size": len(data),
+            "archived_at": datetime.now(UTC).isoformat(),
+            "stored_sha256": encoder.digest.stored_sha256,
+        }
+        self.storage.put(key + ".json", [json.dumps(record).encode()])
+        return "archived"
+
+    def fetch(self, name: str, destination: Path) -> None:
+        """Write archived file ``name`` to ``destination`` (atomically), checksum verified.
+        NotFoundError when it is not archived; IntegrityError when it is damaged."""
+        recorded = self._recorded(name)
+        if recorded is None:
+            raise NotFoundError(f"WAL file {name} is not in the archive", segment=name)
+        decoder = Decoder(f"archived WAL file {name}", segment=name)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", dir=destination.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, closing(self.storage.get(_key(name))) as stored:
+                for chunk in decoder.decode(stored):
+                    out.write(chunk)
+            decoder.check(recorded.sha256)
+            os.replace(temp_name, destination)
+        except NotFoundError as exc:
+            raise IntegrityError(
+                f"archived WAL file {name} is missing its data", segment=name
+            ) from exc
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+
+    def record_restore_point(self, name: str, point: dict[str, object]) -> None:
+        key = f"wal/restore-points/{name}.json"
+        try:
+            self.storage.stat(key)
+        except NotFoundError:
+            self.storage.put(key, [json.dumps(point).encode()])
+            return
+        raise InputError(f"a restore point named {name!r} already exists; choose another name")
+
+    def restore_point(self, name: str) -> dict[str, str]:
+        try:
+            data = b"".join(self.storage.get(f"wal/restore-points/{name}.json"))
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"no restore point named {name!r}; create one with warroom "
+                "create database --restore-point NAME"
+            ) from exc
+        point: dict[str, str] = json.loads(data)
+        return point
+
+    def segments(self) -> list[WalSegment]:
+        """Every archived segment (not history or backup files), in WAL order."""
+        found = []
+        for info in self.storage.list("wal/"):
+            if not info.key.endswith(".json"):
+                continue
+            name = info.key.rsplit("/", 1)[1][: -len(".json")]
+            match = WAL_NAME.fullmatch(name)
+            if match and match.group(3) is None:
+                recorded = self._recorded(name)
+                if recorded is not None:
+                    found.append(recorded)
+        return sorted(found, key=lambda segment: segment.name)
+
+    def delete_before(self, oldest_needed: str) -> list[str]:
+        """Remove archived segments older than ``oldest_needed`` (record first, then data)."""
+        removed = []
+        for segment in self.segments():
+            if segment.name[8:] < oldest_needed[8:]:
+                key = _key(segment.name)
+                self.storage.delete(key + ".json")
+                self.storage.delete(key)
+                removed.append(segment.name)
+        return removed

@@ -1,0 +1,222 @@
+"""Point-in-time recovery against a throwaway cluster (never the machine's own server):
+archiving through ``warroom wal push``, a physical base backup, and recovery to a moment."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.pgcluster import PG_BIN, Cluster, free_port, throwaway_cluster
+from warroom.config import Settings
+from warroom.database.pitr import RecoveryTarget
+from warroom.errors import InputError
+from warroom.services import Services, build_services
+from warroom.status import system_status
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def repo() -> Iterator[Path]:
+    """A repository the cluster's postgres user can write (pytest's tmp dirs are root-only),
+    reached through a symlink that the test can point at an unreachable place."""
+    base = Path(tempfile.mkdtemp(prefix="warroom-pitr-"))
+    shutil.chown(base, "postgres", "postgres")
+    (base / "real").mkdir()
+    shutil.chown(base / "real", "postgres", "postgres")
+    (base / "not-a-directory").write_text("")
+    (base / "repo").symlink_to(base / "not-a-directory")  # unreachable at first
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _wait(condition: object, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _archiver(cluster: Cluster) -> tuple[int, str | None, int]:
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT archived_count, last_archived_wal, failed_count FROM pg_stat_archiver"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+def _switch(cluster: Cluster) -> str:
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("SELECT pg_switch_wal()")
+        row = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _warroom_for_postgres() -> str:
+    """How the postgres OS user runs warroom: this interpreter may live where it cannot go
+    (root's home); Debian's python3 of the same version with our paths does."""
+    check = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", sys.executable])
+    if check.returncode == 0:
+        return f"{sys.executable} -m warroom"
+    paths = f"{ROOT / 'src'}:{sysconfig.get_paths()['purelib']}"
+    return f"PYTHONPATH={paths} /usr/bin/python3 -m warroom"
+
+
+def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
+    runner = _warroom_for_postgres()
+    push = f"BACKUP_DIR={repo / 'repo'} {runner} wal push %p"
+    conf = {"wal_level": "replica", "archive_mode": "on", "archive_command": push}
+    with throwaway_cluster(auth="trust", conf=conf) as cluster:
+        url = cluster.url()
+        settings = Settings(
+            backup_dir=repo / "repo",
+            checkpoint_dir=repo / "cp",
+            catalog_url=f"sqlite:///{repo}/catalog.db",
+            database_url=url,
+            wal_command=runner,
+        )
+
+        # The repository is unreachable: PostgreSQL keeps the segment and retries.
+        first = _switch(cluster)
+        _wait(lambda: _archiver(cluster)[2] > 0, what="a failed archive attempt")
+        with build_services(settings) as services:
+            status = system_status(services, services.backups.clock())
+            assert any("WAL archiving is failing" in p for p in status["problems"])
+        (repo / "repo").unlink()
+        (repo / "repo").symlink_to(repo / "real")
+        _wait(lambda: (_archiver(cluster)[1] or "") >= first, what="archiving to catch up")
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE orders (id serial PRIMARY KEY, "
+                "at timestamptz NOT NULL DEFAULT clock_timestamp(), v text)"
+            )
+            conn.execute("CREATE TABLE keep_me (id int)")
+            conn.execute("INSERT INTO keep_me SELECT generate_series(1, 50)")
+            conn.execute("INSERT INTO orders (v) SELECT 'before-base' FROM generate_series(1, 100)")
+
+        with build_services(settings) as services:
+            base = services.backups.create(url=url, physical=True)
+            assert base.kind == "physical" and base.database["start_wal"].startswith("0000")
+            assert services.backups.verify(base.name).parts_checked == 1
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                for batch in range(3):  # rows across several WAL segments
+                    conn.execute(
+                        "INSERT INTO orders (v) SELECT %s FROM generate_series(1, 100)",
+                        (f"after-base-{batch}",),
+                    )
+                    conn.execute("SELECT pg_switch_wal()")
+                time.sleep(0.3)
+                target_row = conn.execute("SELECT clock_timestamp()").fetchone()
+                assert target_row is not None
+                target = target_row[0]
+                time.sleep(0.3)
+                conn.execute("INSERT INTO orders (v) SELECT 'too-late' FROM generate_series(1, 10)")
+                conn.execute("DROP TABLE keep_me")
+                expected = conn.execute(
+                    "SELECT count(*) FROM orders WHERE at <= %s", (target,)
+                ).fetchone()
+            last = _switch(cluster)
+            _wait(lambda: (_archiver(cluster)[1] or "") >= last, what="the last segment")
+
+            window = services.pitr.window()
+            assert window is not None and window["archived_segments"] >= 4
+            with pytest.raises(InputError, match="recoverable window"):
+                services.pitr.restore(
+                    RecoveryTarget(time=base.created_at - timedelta(hours=1)), repo / "too-early"
+                )
+            with pytest.raises(InputError, match="recoverable window"):
+                services.pitr.restore(
+                    RecoveryTarget(time=target + timedelta(days=1)), repo / "too-late"
+                )
+
+            data_dir, port = repo / "recovered", free_port()
+            report = services.pitr.restore(
+                RecoveryTarget(time=target), data_dir, port=port, start=True, timeout=120
+            )
+            assert report["promoted"] and report["base_backup"] == base.name
+            try:
+                recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+                with psycopg.connect(recovered, autocommit=True) as conn:
+                    assert conn.execute("SELECT count(*) FROM orders").fetchone() == expected
+                    assert conn.execute(
+                        "SELECT count(*) FROM orders WHERE v = 'too-late'"
+                    ).fetchone() == (0,)
+                    assert conn.execute("SELECT count(*) FROM keep_me").fetchone() == (50,)
+                    assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+            finally:
+                subprocess.run(
+                    [
+                        "runuser",
+                        "-u",
+                        "postgres",
+                        "--",
+                        str(PG_BIN / "pg_ctl"),
+                        "-D",
+                        str(data_dir),
+                        "-m",
+                        "immediate",
+                        "stop",
+                    ],
+                    capture_output=True,
+                )
+
+            # A damaged archived segment is refused at fetch (exit 3), never replayed.
+            segment = next((repo / "real" / "wal").glob("0000000*/0000*[0-9A-F]"))
+            data = bytearray(segment.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            segment.write_bytes(bytes(data))
+            fetched = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "warroom",
+                    "wal",
+                    "fetch",
+                    segment.name,
+                    str(repo / "fetched"),
+                ],
+                env={"BACKUP_DIR": str(repo / "real"), "PATH": "/usr/bin:/bin"},
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            assert fetched.returncode == 3, fetched.stderr
+            assert "damaged" in fetched.stderr or "corrupt" in fetched.stderr
+            assert not (repo / "fetched").exists()
+
+
+def test_wal_push_is_idempotent_and_refuses_different_content(tmp_path: Path) -> None:
+    from warroom.errors import IntegrityError
+    from warroom.storage.local import LocalStorage
+    from warroom.wal import WalArchive
+
+    archive = WalArchive(LocalStorage(tmp_path / "repo"))
+    segment = tmp_path / "000000010000000000000007"
+    segment.write_bytes(b"\x01" * 1000)
+    assert archive.push(segment) == "archived"
+    assert archive.push(segment) == "already archived"
+    segment.write_bytes(b"\x02" * 1000)
+    with pytest.raises(IntegrityError, match="different content"):
+        archive.push(segment)
+    with pytest.raises(InputError, match="not a WAL file name"):
+        archive.push(tmp_path / "../etc/passwd")
+
+
+def test_services_import(services: Services) -> None:
+    assert services.pitr.window() is None
