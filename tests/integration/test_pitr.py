@@ -125,6 +125,8 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                 target_row = conn.execute("SELECT clock_timestamp()").fetchone()
                 assert target_row is not None
                 target = target_row[0]
+                point = services.pitr.create_restore_point("release-42", url)
+                assert point["lsn"]
                 time.sleep(0.3)
                 conn.execute("INSERT INTO orders (v) SELECT 'too-late' FROM generate_series(1, 10)")
                 conn.execute("DROP TABLE keep_me")
@@ -175,6 +177,36 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                     ],
                     capture_output=True,
                 )
+
+            for recovery, rows, keep_me in (
+                (RecoveryTarget(name="release-42"), expected, True),
+                (RecoveryTarget(), (expected[0] + 10,), False),  # latest
+            ):
+                data_dir, port = repo / f"recovered-{rows[0]}", free_port()
+                services.pitr.restore(recovery, data_dir, port=port, start=True, timeout=120)
+                try:
+                    recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+                    with psycopg.connect(recovered, autocommit=True) as conn:
+                        assert conn.execute("SELECT count(*) FROM orders").fetchone() == rows
+                        assert conn.execute(
+                            "SELECT to_regclass('keep_me') IS NOT NULL"
+                        ).fetchone() == (keep_me,)
+                finally:
+                    subprocess.run(
+                        [
+                            "runuser",
+                            "-u",
+                            "postgres",
+                            "--",
+                            str(PG_BIN / "pg_ctl"),
+                            "-D",
+                            str(data_dir),
+                            "-m",
+                            "immediate",
+                            "stop",
+                        ],
+                        capture_output=True,
+                    )
 
             # A damaged archived segment is refused at fetch (exit 3), never replayed.
             segment = next((repo / "real" / "wal").glob("0000000*/0000*[0-9A-F]"))
