@@ -299,7 +299,9 @@ class BackupService:
             prefix = backup_prefix(name)
             self.sweep_leftovers()
             progress.start(f"backing up {engine.display}")
-            threads = (os.cpu_count() or 1) if jobs == 1 else 0
+            # One zstd worker beside the reading thread: more workers buy little on a
+            # dump-bound stream and each costs tens of MB of buffers.
+            threads = 1 if jobs == 1 else 0
             written: list[PartRecord] = []
             try:
                 write_part = self._write_part(prefix, progress, threads, written)
