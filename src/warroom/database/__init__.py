@@ -116,10 +116,16 @@ class DatabaseEngine(Protocol):
         ...
 
     def load(
-        self, parts: list[PartRecord], read_part: ReadPart, jobs: int, dumped_with: str
+        self,
+        parts: list[PartRecord],
+        read_part: ReadPart,
+        jobs: int,
+        dumped_with: str,
+        alongside: Callable[[], None] | None = None,
     ) -> None:
         """Restore the parts into this (new, empty) database; ``dumped_with`` is the version of
-        the tool that made them (an older restore tool is refused before anything runs)."""
+        the tool that made them (an older restore tool is refused before anything runs).
+        ``alongside`` runs once every row is loaded, while indexes and constraints build."""
         ...
 
     def apply_properties(self, database: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ is still being written.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -417,13 +416,7 @@ class BackupService:
                 progress.start(f"restore test of {name}")
                 with server.scratch() as scratch:
                     scratch.create_empty(manifest.database)
-                    scratch.load(
-                        manifest.parts,
-                        self._reader(manifest, progress),
-                        jobs,
-                        manifest.tool_version,
-                    )
-                    report.tables_checked = self._check_rows(manifest, scratch)
+                    report.tables_checked = self._load_and_check(scratch, manifest, progress, jobs)
                 report.restore_tested = True
         except IntegrityError:
             if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name):
@@ -436,6 +429,25 @@ class BackupService:
         if restore_test or record is None or record.status == STATUS_DAMAGED:
             self.catalog.set_verified(CHECKPOINT_TYPE, name, report.status, self.clock())
         return report
+
+    def _load_and_check(
+        self, target: DatabaseEngine, manifest: Manifest, progress: Progress, jobs: int
+    ) -> int:
+        """Load the backup into ``target`` and compare every table's row count with the one
+        recorded at backup time (counted while the indexes build); return the tables checked."""
+        checked: dict[str, int] = {}
+
+        def count() -> None:
+            checked["tables"] = self._check_rows(manifest, target)
+
+        target.load(
+            manifest.parts,
+            self._reader(manifest, progress),
+            jobs,
+            manifest.tool_version,
+            alongside=count,
+        )
+        return checked["tables"]
 
     @staticmethod
     def _check_rows(manifest: Manifest, restored: DatabaseEngine) -> int:
@@ -545,10 +557,7 @@ class BackupService:
         progress.start(f"restoring {manifest.name} into {target.display}")
         try:
             staging.create_empty(database)
-            staging.load(
-                manifest.parts, self._reader(manifest, progress), jobs, manifest.tool_version
-            )
-            tables = self._check_rows(manifest, staging)
+            tables = self._load_and_check(staging, manifest, progress, jobs)
             staging.apply_properties(database)
             target.replace_with(staging, overwrite=replace)
         except BaseException:

@@ -19,7 +19,7 @@ import re
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -483,7 +483,12 @@ class PostgresEngine:
                     conn.execute(statement)
 
     def load(
-        self, parts: list[PartRecord], read_part: ReadPart, jobs: int, dumped_with: str
+        self,
+        parts: list[PartRecord],
+        read_part: ReadPart,
+        jobs: int,
+        dumped_with: str,
+        alongside: Callable[[], None] | None = None,
     ) -> None:
         with self._connect() as conn:
             tool = self._tools(conn, "pg_restore")["pg_restore"]
@@ -521,6 +526,8 @@ class PostgresEngine:
             run_parallel(data_parts, load_data, jobs, group)
             post_data = [*common, "--section=post-data", f"--jobs={max(1, jobs)}", str(schema_file)]
             with self._run(tool, post_data) as proc:
+                if alongside is not None:
+                    alongside()  # every row is in: check them while the indexes build
                 proc.check()
 
     def drop(self) -> None:

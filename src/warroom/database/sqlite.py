@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,12 @@ class SqliteEngine:
         """A SQLite file has no database-level properties beyond its contents."""
 
     def load(
-        self, parts: list[PartRecord], read_part: ReadPart, jobs: int, dumped_with: str
+        self,
+        parts: list[PartRecord],
+        read_part: ReadPart,
+        jobs: int,
+        dumped_with: str,
+        alongside: Callable[[], None] | None = None,
     ) -> None:
         fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         temp = Path(temp_name)
@@ -167,6 +172,8 @@ class SqliteEngine:
             os.umask(umask)
             temp.chmod(0o666 & ~umask)
             os.replace(temp, self.path)
+            if alongside is not None:
+                alongside()
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot restore into {self.path}: {exc}") from exc
         finally:
