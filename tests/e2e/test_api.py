@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -287,6 +288,48 @@ def test_jwts(api: Api) -> None:
     assert call(token("admin", key="another-secret-of-enough-length-0123")) == 401  # forged
     good = token("admin")
     assert call(good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")) == 401
+
+
+def test_rs256_jwts(tmp_path: Path) -> None:
+    """RS256 with a public key file: a token signed with the matching private key is
+    accepted, one signed with another key is not."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from warroom.auth import JwtVerifier
+
+    private, other = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)
+    )
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "platform.pem").write_bytes(pem)
+    verifier = JwtVerifier(None, str(tmp_path / "platform.pem"), audience="warroom")
+    claims = {
+        "sub": "ci",
+        "role": "operator",
+        "aud": "warroom",
+        "exp": datetime.now(UTC) + timedelta(minutes=5),
+    }
+    principal = verifier.verify(jwt.encode(claims, private, algorithm="RS256"))
+    assert principal is not None and (principal.name, principal.role) == ("ci", "operator")
+    assert verifier.verify(jwt.encode(claims, other, algorithm="RS256")) is None
+    assert (
+        verifier.verify(jwt.encode({**claims, "aud": "elsewhere"}, private, algorithm="RS256"))
+        is None
+    )
+
+
+def test_repeated_failures_are_slowed_down() -> None:
+    from warroom.api.deps import FailurePenalty
+
+    penalty = FailurePenalty(free=3, window=60, ceiling=2.0)
+    assert penalty.delay("10.0.0.1") == 0.0
+    for _ in range(6):
+        penalty.failed("10.0.0.1")
+    assert 0 < penalty.delay("10.0.0.1") <= 2.0
+    assert penalty.delay("10.0.0.2") == 0.0  # another client is not slowed
 
 
 def test_revoked_token_stops_working(api: Api) -> None:

@@ -188,9 +188,11 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                     recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
                     with psycopg.connect(recovered, autocommit=True) as conn:
                         assert conn.execute("SELECT count(*) FROM orders").fetchone() == rows
-                        assert conn.execute(
+                        present = conn.execute(
                             "SELECT to_regclass('keep_me') IS NOT NULL"
-                        ).fetchone() == (keep_me,)
+                        ).fetchone()
+                        log = (data_dir / "recovery.log").read_text()[-3000:]
+                        assert present == (keep_me,), log
                 finally:
                     subprocess.run(
                         [
@@ -207,6 +209,12 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                         ],
                         capture_output=True,
                     )
+
+            # Retention keeps the WAL every kept base backup needs, and removes the rest.
+            start_wal = base.database["start_wal"]
+            removed = services.cleanup.run(days=0)["wal_removed"]
+            assert removed and all(name[8:] < start_wal[8:] for name in removed)
+            assert all(s.name[8:] >= start_wal[8:] for s in services.wal.segments())
 
             # A damaged archived segment is refused at fetch (exit 3), never replayed.
             segment = next((repo / "real" / "wal").glob("0000000*/0000*[0-9A-F]"))

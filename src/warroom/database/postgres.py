@@ -90,6 +90,25 @@ LIST_SETTINGS = {
 _LIST_VALUE = re.compile(r'^[\w$", .-]*$')
 
 
+# "1234; 1259 16400 INDEX public orders_pkey postgres": dump id, catalog ids, type, schema,
+# the name (for a constraint or trigger: "table name"), owner.
+_LIST_ENTRY = re.compile(r"^\d+; \d+ \d+ (INDEX|CONSTRAINT|TRIGGER) (\S+) (.+) \S+$")
+_CREATE_INDEX = re.compile(
+    r"^CREATE (?:UNIQUE )?INDEX (\S+) ON (?:ONLY )?([^\s.]+)\.(\S+) ", re.MULTILINE
+)
+
+
+def _unquote(identifier: str) -> str:
+    if identifier.startswith('"') and identifier.endswith('"'):
+        return identifier[1:-1].replace('""', '"')
+    return identifier
+
+
+def _table_key(qualified: str) -> tuple[str, str]:
+    schema, _, table = qualified.partition(".")
+    return schema, table
+
+
 def _qualified(schema: str, table: str) -> str:
     return f"{schema}.{table}"
 
@@ -509,7 +528,20 @@ class PostgresEngine:
             with self._run(tool, [*common, "--section=pre-data", str(schema_file)]) as proc:
                 proc.check()
 
+            entries = self._post_data_entries(tool, schema_file)
+            early: dict[tuple[str, str], list[str]] = {}
+            for line, owner in entries:
+                if owner is not None:
+                    early.setdefault(owner, []).append(line)
+            done: set[tuple[str, str]] = set()
             group = ProcessGroup()
+
+            def restore_list(entries: list[str], name: str, extra: list[str]) -> None:
+                listing = Path(tmp) / f"{name}.list"
+                listing.write_text("\n".join(entries) + "\n")
+                args = [*common, "--section=post-data", f"--use-list={listing}", *extra]
+                with self._run(tool, [*args, str(schema_file)], group=group) as proc:
+                    proc.check()
 
             def load_data(part: PartRecord) -> None:
                 with self._run(tool, [*common], stdin=subprocess.PIPE, group=group) as proc:
@@ -521,14 +553,63 @@ class PostgresEngine:
                         proc.check()  # pg_restore died: its stderr says why
                         raise
                     proc.check()
+                # This table is loaded: build its indexes and constraints while others load.
+                table = _table_key(part.table) if part.table else None
+                if table in early:
+                    restore_list(early[table], part.name, [])
+                    done.add(table)
 
             data_parts = [part for part in parts if part.role == "data"]
             run_parallel(data_parts, load_data, jobs, group)
-            post_data = [*common, "--section=post-data", f"--jobs={max(1, jobs)}", str(schema_file)]
+            # The rest, in the archive's order (foreign keys after the keys they reference).
+            remaining = [line for line, owner in entries if owner not in done]
+            listing = Path(tmp) / "remaining.list"
+            listing.write_text("\n".join(remaining) + "\n")
+            post_data = [
+                *common,
+                "--section=post-data",
+                f"--jobs={max(1, jobs)}",
+                f"--use-list={listing}",
+                str(schema_file),
+            ]
             with self._run(tool, post_data) as proc:
                 if alongside is not None:
                     alongside()  # every row is in: check them while the indexes build
                 proc.check()
+
+    def _post_data_entries(
+        self, tool: PgTool, schema_file: Path
+    ) -> list[tuple[str, tuple[str, str] | None]]:
+        """The schema's post-data entries (``pg_restore -l`` lines) in order, each with the one
+        table it belongs to (indexes, constraints other than foreign keys, triggers) or None.
+        Anything not recognised is None: it is restored at the end, where it always was."""
+        try:
+            listing, script = (
+                subprocess.run(
+                    [tool.path, *args, str(schema_file)], capture_output=True, text=True, check=True
+                ).stdout
+                for args in (["--list"], ["--section=post-data", "--file=-"])
+            )
+        except subprocess.CalledProcessError as exc:
+            raise DatabaseError(f"pg_restore cannot read the schema part: {exc.stderr}") from exc
+        index_table = {
+            (_unquote(m.group(2)), _unquote(m.group(1))): _unquote(m.group(3))
+            for m in _CREATE_INDEX.finditer(script)
+        }
+        entries: list[tuple[str, tuple[str, str] | None]] = []
+        for line in listing.splitlines():
+            if not line.strip() or line.startswith(";"):
+                continue
+            match = _LIST_ENTRY.match(line)
+            key: tuple[str, str] | None = None
+            if match:
+                kind, schema, middle = match.group(1), match.group(2), match.group(3)
+                if kind == "INDEX" and (schema, middle) in index_table:
+                    key = (schema, index_table[(schema, middle)])
+                elif kind in ("CONSTRAINT", "TRIGGER") and middle.count(" ") == 1:
+                    key = (schema, middle.split(" ")[0])
+            entries.append((line, key))
+        return entries
 
     def drop(self) -> None:
         with self._connect(MAINTENANCE_DB) as conn:
