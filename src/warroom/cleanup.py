@@ -71,7 +71,8 @@ class CleanupService:
             for record in self.catalog.list_checkpoints("database")
             if record.details.get("kind") == "physical"
         ]
-        oldest_needed = min(filter(None, kept), default=None)
+        # By segment number: a newer timeline may branch from an earlier position.
+        oldest_needed = min(filter(None, kept), key=lambda name: name[8:], default=None)
         return self.wal.delete_before(oldest_needed) if oldest_needed else []
 
     def run(self, days: int | None = None, dry_run: bool = False) -> dict[str, Any]:

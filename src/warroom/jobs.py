@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,6 +96,7 @@ class JobRunner:
         self.on_failure = on_failure
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._done: dict[str, threading.Event] = {}
+        self._mine: set[str] = set()
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
         self._beat.start()
@@ -157,37 +159,57 @@ class JobRunner:
                 )
             )
         self._done[job_id] = threading.Event()
+        self._mine.add(job_id)  # from now on this process beats for it, queued or running
         self._pool.submit(self._run, job_id, work)
         return self.get(job_id)
 
     def _run(self, job_id: str, work: JobWork) -> None:
-        self._set(job_id, status=RUNNING, started_at=_now())
+        """Run one job; whatever happens, its row ends succeeded or failed."""
         last = {"at": 0.0}
 
         def report(total: int, stage: str) -> None:
             now = _now().timestamp()
             if now - last["at"] >= 1.0 or total == 0:
                 last["at"] = now
-                self._set(job_id, progress={"stage": stage, "bytes": total})
+                with suppress(WarroomError):  # progress is best effort
+                    self._set(job_id, progress={"stage": stage, "bytes": total})
 
+        final: dict[str, Any]
         try:
+            self._set(job_id, status=RUNNING, started_at=_now())
             result = work(Progress(report, interval=1.0))
         except WarroomError as exc:
-            self._set(job_id, status=FAILED, finished_at=_now(), error=exc.to_dict())
+            final = {"status": FAILED, "error": exc.to_dict()}
         except Exception as exc:  # noqa: BLE001 - a job never dies silently
-            self._set(
-                job_id,
-                status=FAILED,
-                finished_at=_now(),
-                error={"code": "failed", "message": f"{type(exc).__name__}: {exc}", "details": {}},
-            )
+            final = {
+                "status": FAILED,
+                "error": {
+                    "code": "failed",
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "details": {},
+                },
+            }
         else:
-            self._set(job_id, status=SUCCEEDED, finished_at=_now(), result=result)
+            final = {"status": SUCCEEDED, "result": result}
+        try:
+            self._finish(job_id, final)
         finally:
+            self._mine.discard(job_id)
             self._done.pop(job_id, threading.Event()).set()
-        job = self.get(job_id)
-        if job.status == FAILED:
-            self.on_failure(job)
+        if final["status"] == FAILED:
+            self.on_failure(self.get(job_id))
+
+    def _finish(self, job_id: str, values: dict[str, Any], attempts: int = 10) -> None:
+        """Record the outcome, retrying while the catalog is unreachable: a job that stays
+        "running" would block every later backup or restore."""
+        for attempt in range(attempts):
+            try:
+                self._set(job_id, finished_at=_now(), **values)
+                return
+            except WarroomError:
+                if attempt == attempts - 1:
+                    raise
+                self._stop.wait(min(30.0, 0.5 * 2**attempt))
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self.catalog.single() as conn:
@@ -196,14 +218,17 @@ class JobRunner:
             )
 
     def _heartbeat(self) -> None:
+        """Beat for the jobs this process is running (only those), and fail the jobs of
+        replicas that stopped beating."""
         while not self._stop.wait(HEARTBEAT.total_seconds()):
             try:
-                with self.catalog.single() as conn:
-                    conn.execute(
-                        update(jobs)
-                        .where(jobs.c.owner == self.owner, jobs.c.status.in_(ACTIVE))
-                        .values(heartbeat_at=_now())
-                    )
+                mine = list(self._mine)
+                if mine:
+                    with self.catalog.single() as conn:
+                        conn.execute(
+                            update(jobs).where(jobs.c.id.in_(mine)).values(heartbeat_at=_now())
+                        )
+                self.fail_interrupted()
             except WarroomError:
                 continue  # the catalog is unreachable for now; try again next beat
 
@@ -236,9 +261,21 @@ class JobRunner:
             )
 
     def retry(self, job_id: str, work: JobWork, created_by: str | None) -> Job:
+        """Run a failed job again, once: a second retry of the same job is refused (it could
+        restore over a database a second time)."""
         job = self.get(job_id)
         if job.status != FAILED:
             raise ConflictError(
                 f"job {job_id} is {job.status}; only failed jobs are retried", job_id=job_id
             )
+        with self.catalog.single() as conn:
+            retried = conn.execute(select(jobs.c.id).where(jobs.c.retry_of == job_id)).first()
+        if retried is not None:
+            raise ConflictError(
+                f"job {job_id} was already retried as job {retried[0]}; retry that one if it "
+                "failed too",
+                job_id=job_id,
+            )
+        if self.active(job.kind):
+            raise ConflictError(f"a {job.kind} job is already running; wait for it")
         return self.submit(job.kind, job.params, work, created_by=created_by, retry_of=job_id)

@@ -5,7 +5,8 @@ a dry run). Each checkpoint appears once in the plan, kept or deleted, with the 
 
 The rules for database checkpoints, in order:
 
-1. never delete the newest verified checkpoint;
+1. never delete the newest verified checkpoint (checksums checked when it was written), nor the
+   newest one that passed a restore test;
 2. never delete a checkpoint that a deployment still refers to for rollback;
 3. keep checkpoints younger than ``keep_days``;
 4. keep the newest ``keep_last``, whatever their age;
@@ -93,6 +94,8 @@ def plan_retention(
     newest_first = sorted(checkpoints, key=lambda c: c.created_at, reverse=True)
     verified = [c for c in newest_first if c.status in VERIFIED_STATUSES]
     newest_verified = verified[0].name if verified else None
+    restore_tested = [c for c in newest_first if c.status == "verified"]
+    newest_tested = restore_tested[0].name if restore_tested else None
     last = {c.name for c in newest_first[: policy.keep_last]}
     daily = _newest_per(newest_first, lambda t: t.date(), policy.daily)
     weekly = _newest_per(newest_first, lambda t: t.isocalendar()[:2], policy.weekly)
@@ -103,6 +106,8 @@ def plan_retention(
         reason = (
             "the newest verified checkpoint"
             if candidate.name == newest_verified
+            else "the newest restore-tested checkpoint"
+            if candidate.name == newest_tested
             else "a deployment refers to it for rollback"
             if candidate.name in referenced
             else f"younger than {policy.keep_days} days"

@@ -29,6 +29,8 @@ DAY = datetime(2026, 11, 26, tzinfo=UTC)
 def test_invalid_expressions_are_refused_with_the_reason() -> None:
     with pytest.raises(ConfigurationError, match=r"'61 3 \* \* \*'.*out of range"):
         ScheduledJob("database-backup", "61 3 * * *", dict)
+    with pytest.raises(ConfigurationError, match=r"'0 0 30 2 \*'"):
+        ScheduledJob("restore-test", "0 0 30 2 *", dict)  # 30 February never comes
     with pytest.raises(ConfigurationError, match="unknown time zone 'Mars/Olympus'"):
         ScheduledJob("cleanup", "CRON_TZ=Mars/Olympus 0 2 * * *", dict)
 

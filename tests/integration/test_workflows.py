@@ -310,6 +310,13 @@ def test_external_checkpoints(engine: AutomationEngine) -> None:
     engine.record_checkpoint("ext-1", "download", {"files": 3})  # the same again: no change
     with pytest.raises(ConflictError, match="different state"):
         engine.record_checkpoint("ext-1", "download", {"files": 4})
+    with pytest.raises(ConflictError, match="run by this engine"):
+
+        @engine.workflow("internal")
+        def internal() -> None:
+            pass
+
+        engine.record_checkpoint(engine.execute_workflow("internal"), "injected", {"x": 1})
     recorded = engine.checkpoints("ext-1")
     assert [(info.number, info.name, state) for info, state in recorded] == [
         (0, "download", {"files": 3}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warroom import __version__
@@ -46,13 +47,15 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge()
+                # An HTTPException passes FastAPI's body reader; anything else becomes a 400.
+                raise HTTPException(
+                    413,
+                    f"the request body is larger than {self.limit} bytes "
+                    "(WARROOM_MAX_BODY_BYTES sets the limit)",
+                )
             return message
 
-        try:
-            await self.app(scope, counting, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send)
+        await self.app(scope, counting, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
@@ -63,10 +66,6 @@ class BodyLimit:
             limit=self.limit,
         )
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Audit:

@@ -16,9 +16,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from warroom.auth import AuthError, JwtVerifier, Principal, TokenStore
+from warroom.errors import WarroomError
 from warroom.services import Services
 
 __all__ = ["Admin", "Operator", "ServicesDep", "Viewer"]
+
+
+class TooManyFailuresError(WarroomError):
+    http_status = 429
+    code = "too_many_failures"
 
 
 def get_services(request: Request) -> Services:
@@ -38,6 +44,7 @@ class FailurePenalty:
         self._lock = threading.Lock()
 
     def delay(self, client: str) -> float:
+        """Seconds the client must wait before its next attempt (0: none)."""
         now = time.monotonic()
         with self._lock:
             recent = [t for t in self._failures.get(client, []) if now - t < self.window]
@@ -53,24 +60,34 @@ class FailurePenalty:
 
 
 def authenticate(request: Request, services: ServicesDep) -> Principal:
+    """The caller, from a valid token or JWT. A client that keeps presenting bad credentials
+    gets 429 (at once: no thread is held asleep) until its failures age out; valid
+    credentials are never refused for someone else's failures."""
     client = request.client.host if request.client else "unknown"
     penalty: FailurePenalty = request.app.state.penalty
-    time.sleep(penalty.delay(client))
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        penalty.failed(client) if header else None
-        raise AuthError("missing bearer token: send Authorization: Bearer <token>")
     token = credentials.strip()
-    jwt: JwtVerifier = request.app.state.jwt
-    principal = TokenStore(services.catalog).verify(token)
-    if principal is None and jwt.enabled:
-        principal = jwt.verify(token)
-    if principal is None:
+    principal = None
+    if scheme.lower() == "bearer" and token:
+        principal = TokenStore(services.catalog).verify(token)
+        jwt: JwtVerifier = request.app.state.jwt
+        if principal is None and jwt.enabled:
+            principal = jwt.verify(token)
+    if principal is not None:
+        request.state.principal = principal
+        return principal
+    wait = penalty.delay(client)
+    if header:
         penalty.failed(client)
-        raise AuthError("invalid, expired or revoked token")
-    request.state.principal = principal
-    return principal
+    if wait > 0:
+        raise TooManyFailuresError(
+            f"too many failed authentications from {client}; retry in {wait:.0f} s",
+            retry_after=wait,
+        )
+    if not token:
+        raise AuthError("missing bearer token: send Authorization: Bearer <token>")
+    raise AuthError("invalid, expired or revoked token")
 
 
 def require(role: str) -> Callable[[Principal], Principal]:

@@ -56,7 +56,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 "no_route",
                 f"no route {request.method} {request.url.path}; see /openapi.json",
             )
-        return error_response(exc.status_code, "http_error", str(exc.detail))
+        code = "body_too_large" if exc.status_code == 413 else "http_error"
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

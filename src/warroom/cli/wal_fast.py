@@ -3,8 +3,10 @@ restore_command, kept light (no CLI framework, no catalog, no pydantic) because 
 runs them once per WAL segment.
 
 The repository is BACKUP_DIR (default ./data/backups, or ``backup_dir`` in warroom.toml).
-Exit codes: 0 done; 1 failed or not found (PostgreSQL keeps the segment and retries, or ends
-recovery); 2 bad usage; 3 integrity failure.
+Exit codes: 0 done; 1 push failed (PostgreSQL keeps the segment and retries) or fetch found
+nothing (the normal end of the archive); 2 bad usage; 255 when a fetch fails for any other
+reason (a damaged segment, an unreachable repository). PostgreSQL reads any code up to 125 as
+"not archived" and would end recovery early, silently; above 125 it stops recovery instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import tomllib
 from pathlib import Path
 
 USAGE = "usage: warroom wal push PATH | warroom wal fetch NAME DESTINATION"
+
+
+FETCH_FAILED = 255
 
 
 def _backup_dir() -> str:
@@ -39,8 +44,16 @@ def run_wal_command(args: list[str]) -> int:
     ):
         sys.stderr.write(USAGE + "\n")
         return 2
+    repository = _backup_dir()
+    if not Path(repository).is_absolute():
+        # PostgreSQL runs this in its data directory: a relative repository would land there.
+        sys.stderr.write(
+            f"warroom wal {args[0]}: BACKUP_DIR must be an absolute path, not "
+            f"{repository!r}; set it in archive_command/restore_command\n"
+        )
+        return 2
     try:
-        archive = WalArchive(open_storage(_backup_dir()))
+        archive = WalArchive(open_storage(repository))
         if args[0] == "push":
             archive.push(Path(args[1]))
         else:
@@ -49,5 +62,5 @@ def run_wal_command(args: list[str]) -> int:
         sys.stderr.write(f"warroom wal {args[0]}: {error.message}\n")
         if isinstance(error, NotFoundError):
             return 1  # restore_command: "not in the archive" (the normal end of recovery)
-        return error.exit_code
+        return FETCH_FAILED if args[0] == "fetch" else 1
     return 0

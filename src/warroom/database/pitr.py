@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -286,7 +287,8 @@ class PointInTimeRecovery:
 
 
 def _shell_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'" if any(c in value for c in " '\"$") else value
+    """Quoted for the shell, with % doubled: PostgreSQL expands %p and %f in these commands."""
+    return shlex.quote(value).replace("%", "%%")
 
 
 def _find_pg_ctl() -> str:

@@ -51,7 +51,7 @@ def parse_schedule(name: str, expression: str, default_zone: str) -> tuple[str, 
             f"schedule of {name!r}: unknown time zone {zone_name!r} in {expression!r}"
         ) from exc
     try:
-        croniter(text)
+        croniter(text).get_next(datetime)  # also refuses dates that never come (30 February)
     except (ValueError, KeyError) as exc:
         raise ConfigurationError(
             f"schedule of {name!r}: invalid cron expression {expression!r}: {exc}; "
@@ -136,8 +136,12 @@ class Scheduler:
         now = now or self.clock()
         started, futures = [], []
         for job in self.jobs:
-            slot = job.latest_slot(now)
-            if now - slot > self.catch_up or not self.claim(job.name, slot, now):
+            try:
+                slot = job.latest_slot(now)
+                if now - slot > self.catch_up or not self.claim(job.name, slot, now):
+                    continue
+            except Exception:  # noqa: BLE001 - one job's trouble must not stop the others
+                log.exception("scheduler: cannot plan %s", job.name)
                 continue
             started.append(job.name)
             futures.append(self._pool.submit(self._run, job, slot))

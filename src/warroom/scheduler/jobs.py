@@ -22,9 +22,13 @@ def _now() -> datetime:
 
 def _restore_test(services: Services) -> dict[str, Any]:
     """``warroom verify --restore-test`` of the newest backup."""
-    records = services.catalog.list_checkpoints("database")
+    records = [
+        r
+        for r in services.catalog.list_checkpoints("database")
+        if r.details.get("kind") != "physical"
+    ]
     if not records:
-        raise NotFoundError("no database checkpoint to restore-test yet")
+        raise NotFoundError("no logical database checkpoint to restore-test yet")
     newest = max(records, key=lambda record: record.created_at)
     return services.backups.verify(newest.name, restore_test=True).to_dict()
 

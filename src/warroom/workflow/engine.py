@@ -678,6 +678,12 @@ class AutomationEngine:
         self._store.create_execution(
             execution_id, EXTERNAL_WORKFLOW, self._values.dump(None), now, status=RUNNING
         )
+        if self._get_row(execution_id).workflow != EXTERNAL_WORKFLOW:
+            raise ConflictError(
+                f"execution {execution_id} is run by this engine; external checkpoints go to "
+                "executions of their own",
+                execution_id=execution_id,
+            )
         for _ in range(5):
             recorded = self._store.load_steps(execution_id)
             for step in recorded.values():
