@@ -58,6 +58,25 @@ def _archiver(cluster: Cluster) -> tuple[int, str | None, int]:
     return row[0], row[1], row[2]
 
 
+def _stop(data_dir: Path) -> None:
+    """Stop a recovered server (it runs as postgres)."""
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data_dir),
+            "-m",
+            "immediate",
+            "stop",
+        ],
+        capture_output=True,
+    )
+
+
 def _switch(cluster: Cluster) -> str:
     with psycopg.connect(cluster.url(), autocommit=True) as conn:
         conn.execute("SELECT pg_switch_wal()")
@@ -162,22 +181,9 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                     assert conn.execute("SELECT count(*) FROM keep_me").fetchone() == (50,)
                     assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
             finally:
-                subprocess.run(
-                    [
-                        "runuser",
-                        "-u",
-                        "postgres",
-                        "--",
-                        str(PG_BIN / "pg_ctl"),
-                        "-D",
-                        str(data_dir),
-                        "-m",
-                        "immediate",
-                        "stop",
-                    ],
-                    capture_output=True,
-                )
+                _stop(data_dir)
 
+            assert not list((repo / "real" / "wal").glob("history/*")), "a recovered copy archived"
             for recovery, rows, keep_me in (
                 (RecoveryTarget(name="release-42"), expected, True),
                 (RecoveryTarget(), (expected[0] + 10,), False),  # latest
@@ -194,21 +200,7 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                         log = (data_dir / "recovery.log").read_text()[-3000:]
                         assert present == (keep_me,), log
                 finally:
-                    subprocess.run(
-                        [
-                            "runuser",
-                            "-u",
-                            "postgres",
-                            "--",
-                            str(PG_BIN / "pg_ctl"),
-                            "-D",
-                            str(data_dir),
-                            "-m",
-                            "immediate",
-                            "stop",
-                        ],
-                        capture_output=True,
-                    )
+                    _stop(data_dir)
 
             # Retention keeps the WAL every kept base backup needs, and removes the rest.
             start_wal = base.database["start_wal"]
