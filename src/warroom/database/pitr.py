@@ -11,8 +11,10 @@ the window in the message.
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -257,7 +259,10 @@ class PointInTimeRecovery:
             (data_dir / leftover).unlink(missing_ok=True)
 
     def _start_and_wait(self, data_dir: Path, owner: str | None, timeout: float) -> None:
-        pg_ctl = _find_pg_ctl()
+        """Start the server and wait until recovery is over and it runs as a primary (the
+        control file says "in production"); fail with its log if it stops first."""
+        pg_ctl = _find_pg_tool("pg_ctl")
+        controldata = _find_pg_tool("pg_controldata")
         log = data_dir / "recovery.log"
         command = [
             pg_ctl,
@@ -274,8 +279,13 @@ class PointInTimeRecovery:
             command = ["runuser", "-u", owner, "--", *command]
         done = subprocess.run(command, capture_output=True, text=True)
         deadline = time.monotonic() + timeout
-        while (data_dir / "recovery.signal").exists():
+        while True:
+            state = subprocess.run(
+                [controldata, "-D", str(data_dir)], capture_output=True, text=True
+            ).stdout
             running = (data_dir / "postmaster.pid").exists()
+            if running and re.search(r"cluster state:\s+in production", state):
+                return
             if done.returncode != 0 or not running or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
                 raise DatabaseError(
@@ -291,13 +301,11 @@ def _shell_quote(value: str) -> str:
     return shlex.quote(value).replace("%", "%%")
 
 
-def _find_pg_ctl() -> str:
-    import glob
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
-    path = found[0] if found else shutil.which("pg_ctl")
+def _find_pg_tool(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    path = found[0] if found else shutil.which(name)
     if path is None:
-        raise DatabaseError("pg_ctl was not found: install the PostgreSQL server package")
+        raise DatabaseError(f"{name} was not found: install the PostgreSQL server package")
     return path
 
 
