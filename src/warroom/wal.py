@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +117,8 @@ class WalArchive:
                 "overwrite it. Is another cluster archiving into this repository?",
                 segment=name,
             )
-        encoder = Encoder(level=self.level)
+        # One zstd worker compresses while this thread hashes and writes.
+        encoder = Encoder(level=self.level, threads=1)
         self.storage.put(
             key, encoder.encode(data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
         )
@@ -138,6 +138,8 @@ class WalArchive:
         if recorded is None:
             raise NotFoundError(f"WAL file {name} is not in the archive", segment=name)
         decoder = Decoder(f"archived WAL file {name}", segment=name)
+        import tempfile
+
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", dir=destination.parent)
         try:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from warroom.redact import redact_text, url_password
-
 
 def main() -> None:
     """Run the CLI. An unexpected failure is reported in one line, with the passwords of any
@@ -19,6 +17,7 @@ def main() -> None:
 
         sys.exit(run_wal_command(sys.argv[2:]))
     from warroom.cli.app import app
+    from warroom.redact import redact_text, url_password
 
     try:
         app()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 USAGE = "usage: warroom wal push PATH | warroom wal fetch NAME DESTINATION"
@@ -27,6 +26,8 @@ def _backup_dir() -> str:
         return os.environ["BACKUP_DIR"]
     config = Path(os.environ.get("WARROOM_CONFIG", "warroom.toml"))
     if config.is_file():
+        import tomllib
+
         with open(config, "rb") as handle:
             value = tomllib.load(handle).get("backup_dir")
         if value:
