@@ -17,8 +17,10 @@ Restores (each into a new database, dropped right after)
      every part's checksum first and every table's row count at the end).
 
 For every step: wall time; stored size (file size, or the sum of the backup's files in the
-repository: parts and manifest); CPU seconds of the process tree (``wait4``) and of the whole
-machine (``/proc/stat``; the difference is mostly the PostgreSQL server); and memory, three ways:
+repository: parts and manifest); CPU seconds of the process tree (``wait4``), of the PostgreSQL
+server's processes and of the rest of the machine (``/proc/stat`` less both: the kernel's I/O
+work, or something else running, which would make the step's figures suspect); which programs
+ran when; and memory, three ways:
 
 - ``own``: the peak RSS of the top process alone (the kernel's ``VmHWM``, read every 50 ms until
   it exits). For ``warroom`` this is the Python process, without its pg_dump/pg_restore children.
@@ -29,13 +31,21 @@ machine (``/proc/stat``; the difference is mostly the PostgreSQL server); and me
   ``/usr/bin/time -f %M`` prints).
 
 Before the timed steps the database is read once (an untimed ``pg_dump`` to /dev/null) so every
-step finds it in the page cache, and a ``CHECKPOINT`` precedes every step so no step pays for the
-previous one's dirty buffers. Sizes are in MB = 10^6 bytes. The machine has few cores: run
-nothing else heavy meanwhile.
+step finds it in the page cache. Before every step: a ``CHECKPOINT``, so no step pays for the
+previous one's dirty buffers, then a wait (up to 5 minutes) for a second in which the machine is
+nearly idle. With ``--repeat N`` the whole sequence runs N times (rounds, so that anything else
+running spreads over all the steps) and each step's median run by wall time is reported, with
+the highest memory figures of its runs; every run is kept in the JSON. Sizes and memory are in
+MB = 10^6 bytes. On a machine with few cores, run nothing else heavy meanwhile: the "other CPU"
+figure of each run shows whether something did.
 
-Run (a few minutes)::
+``--commit REV`` measures ``src/`` of that git revision (extracted with ``git archive`` and put
+first on PYTHONPATH) instead of the working tree, for figures that name an exact version.
+
+Run (about 1.5 minutes per round on 2 cores)::
 
     .venv/bin/python bench/bench_database.py [--db warroom_bench] [--server URL] [--repeat N]
+        [--commit REV] [--keep]
 
 It prints a table and the ratios against the issue's targets, and writes every figure to
 ``bench/out/results-<timestamp>.json``. Dumps and repositories are deleted at the end unless
@@ -55,17 +65,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 WARROOM = PROJECT_DIR / ".venv" / "bin" / "warroom"
+PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
 MAKE_DB = Path("/work/shared/bench/make-bench-db.sh")
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MB = 1_000_000
 SAMPLE_SECONDS = 0.05
+QUIET_CPU = 0.3  # before each step, wait for a second with less CPU than this in use...
+QUIET_WAIT = 300  # ...but no longer than this (seconds)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # The issue's targets: ratios to pg_dump -Fc / pg_restore, and peak memory in MB.
@@ -85,14 +99,21 @@ class Measurement:
     label: str
     wall: float
     tree_cpu: float
+    server_cpu: float
     machine_cpu: float
     own_peak: int
     tree_peak: int
     maxrss: int
     cpu_by_program: dict[str, float] = field(default_factory=dict)
     peak_by_program: dict[str, int] = field(default_factory=dict)
+    timeline: list[tuple[str, float, float]] = field(default_factory=list)
     size: int | None = None
     reported: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def other_cpu(self) -> float:
+        """CPU seconds of neither the tree nor the server: kernel I/O work, or interference."""
+        return self.machine_cpu - self.tree_cpu - self.server_cpu
 
 
 def _proc_table() -> dict[int, tuple[int, str, float]]:
@@ -136,17 +157,44 @@ def _machine_busy() -> float:
     return (sum(ticks[:8]) - idle) / CLOCK_TICKS
 
 
-class TreeSampler(threading.Thread):
-    """Samples the memory and CPU of a process and its descendants until stopped."""
+@dataclass
+class Seen:
+    """One process of the tree as last sampled: times in seconds from the command's start."""
 
-    def __init__(self, root: int) -> None:
+    name: str
+    peak: int = 0
+    cpu: float = 0.0
+    first: float = 0.0
+    last: float = 0.0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the memory and CPU of a process and its descendants until stopped, and the CPU
+    used meanwhile by PostgreSQL's server processes (all named ``postgres``)."""
+
+    def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.root = root
+        self.root = 0
+        self.started = 0.0
         self.own_peak = 0
         self.tree_peak = 0
-        self.peaks: dict[int, tuple[str, int]] = {}
-        self.cpu: dict[int, tuple[str, float]] = {}
+        self.seen: dict[int, Seen] = {}
+        self.server_before = self._server_cpu(_proc_table())
+        self.server_now = dict(self.server_before)
         self._done = threading.Event()
+
+    @staticmethod
+    def _server_cpu(table: dict[int, tuple[int, str, float]]) -> dict[int, float]:
+        return {pid: cpu for pid, (_ppid, name, cpu) in table.items() if name == "postgres"}
+
+    @property
+    def server_cpu(self) -> float:
+        """CPU seconds of the server's processes since this sampler was made."""
+        return sum(cpu - self.server_before.get(pid, 0.0) for pid, cpu in self.server_now.items())
+
+    def watch(self, root: int, started: float) -> None:
+        self.root, self.started = root, started
+        self.start()
 
     def run(self) -> None:
         while not self._done.is_set():
@@ -155,6 +203,7 @@ class TreeSampler(threading.Thread):
 
     def sample(self) -> None:
         table = _proc_table()
+        self.server_now.update(self._server_cpu(table))
         children: dict[int, list[int]] = {}
         for pid, (ppid, _name, _cpu) in table.items():
             children.setdefault(ppid, []).append(pid)
@@ -164,17 +213,18 @@ class TreeSampler(threading.Thread):
             if pid in table:
                 tree.append(pid)
                 pending.extend(children.get(pid, []))
+        now = time.monotonic() - self.started
         total = 0
         for pid in tree:
             rss, hwm = _memory(pid)
             if rss == 0 and hwm == 0:
                 continue  # a zombie: its figures are gone, keep the last ones
-            name, cpu = table[pid][1], table[pid][2]
+            _ppid, name, cpu = table[pid]
+            seen = self.seen.setdefault(pid, Seen(name, first=now))
+            seen.name, seen.cpu, seen.last = name, cpu, now  # the name changes at exec
+            seen.peak = max(seen.peak, hwm)
             total += rss
-            self.peaks[pid] = (name, max(hwm, self.peaks.get(pid, (name, 0))[1]))
-            self.cpu[pid] = (name, cpu)
-            if pid == self.root:
-                self.own_peak = max(self.own_peak, hwm)
+        self.own_peak = self.seen[self.root].peak if self.root in self.seen else 0
         self.tree_peak = max(self.tree_peak, total)
 
     def stop(self) -> None:
@@ -191,11 +241,11 @@ def measure(
 ) -> tuple[Measurement, str]:
     """Run ``argv`` to completion; return its measurement and its standard output."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sampler = TreeSampler()
         busy_before = _machine_busy()
         started = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        sampler = TreeSampler(proc.pid)
-        sampler.start()
+        sampler.watch(proc.pid, started)
         # wait4 instead of Popen.wait: it also returns the tree's rusage (CPU, ru_maxrss).
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
@@ -208,21 +258,24 @@ def measure(
     if proc.returncode != 0:
         sys.exit(f"{label} failed (exit code {proc.returncode}):\n{stderr.strip()}")
     cpu_by_program: dict[str, float] = {}
-    for name, cpu in sampler.cpu.values():
-        cpu_by_program[name] = round(cpu_by_program.get(name, 0.0) + cpu, 2)
     peak_by_program: dict[str, int] = {}
-    for name, peak in sampler.peaks.values():
-        peak_by_program[name] = max(peak_by_program.get(name, 0), peak)
+    for seen in sampler.seen.values():
+        cpu_by_program[seen.name] = round(cpu_by_program.get(seen.name, 0.0) + seen.cpu, 2)
+        peak_by_program[seen.name] = max(peak_by_program.get(seen.name, 0), seen.peak)
+    children = [seen for pid, seen in sampler.seen.items() if pid != proc.pid]
+    timeline = [(seen.name, round(seen.first, 2), round(seen.last, 2)) for seen in children]
     measurement = Measurement(
         label=label,
         wall=round(wall, 3),
         tree_cpu=round(usage.ru_utime + usage.ru_stime, 2),
+        server_cpu=round(sampler.server_cpu, 2),
         machine_cpu=round(machine_cpu, 2),
         own_peak=sampler.own_peak,
         tree_peak=sampler.tree_peak,
         maxrss=usage.ru_maxrss * 1024,
         cpu_by_program=cpu_by_program,
         peak_by_program=peak_by_program,
+        timeline=sorted(timeline, key=lambda span: span[1]),
     )
     return measurement, stdout
 
@@ -279,6 +332,30 @@ def ensure_database(server: Server, db: str) -> None:
     subprocess.run(["bash", str(MAKE_DB), db, server.url], check=True)
 
 
+def git(*args: str) -> str:
+    argv = ["git", "-C", str(PROJECT_DIR), *args]
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
+    return subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+def warroom_source(rev: str | None, work: Path) -> tuple[Path | None, dict[str, object]]:
+    """The ``src`` directory to measure (None: the installed working tree) and a description.
+
+    Another engineer may be editing ``src/`` while this runs: ``--commit REV`` measures a fixed
+    revision instead, extracted with ``git archive`` (the index and work tree are untouched).
+    """
+    head = git("rev-parse", "HEAD")
+    if rev is None:
+        dirty = bool(git("status", "--porcelain", "--", "src"))
+        return None, {"source": "working tree", "head": head, "src_modified": dirty}
+    commit = git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "archive", commit, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    return work / "src", {"source": "commit", "commit": commit, "head": head}
+
+
 def tree_size(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
@@ -287,13 +364,18 @@ def tree_size(path: Path) -> int:
 
 
 class Bench:
-    def __init__(self, server: Server, db: str, work: Path, repeat: int) -> None:
+    """The steps, run against one database, with warroom's repository and catalog in ``work``."""
+
+    def __init__(
+        self, server: Server, db: str, work: Path, repeat: int, source: Path | None
+    ) -> None:
         self.server = server
         self.db = db
         self.work = work
         self.repeat = repeat
         self.repo = work / "repo"
         self.results: dict[str, Measurement] = {}
+        self.runs: dict[str, list[Measurement]] = {}
         self.warroom_env = {
             key: value
             for key, value in os.environ.items()
@@ -303,20 +385,31 @@ class Bench:
             BACKUP_DIR=str(self.repo),
             WARROOM_CATALOG_URL=f"sqlite:///{work / 'catalog.db'}",
         )
+        if source is not None:  # ahead of the editable install's path on sys.path
+            self.warroom_env["PYTHONPATH"] = str(source)
+        probe = [str(PYTHON), "-c", "import warroom; print(warroom.__file__)"]
+        found = subprocess.run(probe, env=self.warroom_env, capture_output=True, text=True)
+        self.warroom_file = found.stdout.strip()
+        if source is not None and not self.warroom_file.startswith(str(source)):
+            sys.exit(f"warroom is imported from {self.warroom_file}, not from {source}")
 
-    def step(self, key: str, label: str, run: Callable[[int], Measurement]) -> Measurement:
-        """Run ``run(i)`` ``repeat`` times after a CHECKPOINT each; keep the median by wall."""
-        print(f"  {label} ...", end="", flush=True)
-        runs = []
-        for i in range(self.repeat):
-            self.server.checkpoint()
-            runs.append(run(i))
-        runs.sort(key=lambda m: m.wall)
-        result = runs[(len(runs) - 1) // 2]
-        walls = ", ".join(f"{m.wall:.1f}" for m in runs)
-        print(f" {result.wall:.1f} s" + (f" (runs: {walls})" if self.repeat > 1 else ""))
-        self.results[key] = result
-        return result
+    def wait_until_quiet(self) -> None:
+        """Wait (at most QUIET_WAIT seconds) until the machine is nearly idle for a second."""
+        deadline = time.monotonic() + QUIET_WAIT
+        while True:
+            before = _machine_busy()
+            time.sleep(1.0)
+            busy = _machine_busy() - before
+            if busy < QUIET_CPU or time.monotonic() > deadline:
+                break
+            print(f"    (machine busy: {busy:.2f} CPU-s in the last second; waiting)")
+
+    def measure_step(self, key: str, label: str, run: Callable[[], Measurement]) -> None:
+        self.server.checkpoint()
+        self.wait_until_quiet()
+        result = run()
+        self.runs.setdefault(key, []).append(result)
+        print(f"  {label:<40} {result.wall:6.1f} s   other CPU {result.other_cpu:4.1f} s")
 
     def warm_up(self) -> None:
         dump = [self.server.tool("pg_dump"), "-Fc", "-Z0", self.server.db_url(self.db)]
@@ -324,14 +417,14 @@ class Bench:
 
     # backups
 
-    def pg_dump(self, i: int) -> Measurement:
+    def pg_dump(self) -> Measurement:
         target = self.work / "pg_dump-Fc.dump"
         argv = [self.server.tool("pg_dump"), "-Fc", "-f", str(target), self.server.db_url(self.db)]
         result, _ = measure("pg_dump -Fc", argv)
         result.size = target.stat().st_size
         return result
 
-    def pg_dump_zstd(self, i: int) -> Measurement:
+    def pg_dump_zstd(self) -> Measurement:
         target = self.work / "pg_dump-Z0.dump.zst"
         script = 'set -o pipefail; "$0" -Fc -Z0 "$1" | zstd -q -f -T2 -o "$2"'
         argv = ["bash", "-c", script, self.server.tool("pg_dump"), self.server.db_url(self.db)]
@@ -354,13 +447,13 @@ class Bench:
 
     # restores
 
-    def restore_target(self, i: int) -> str:
-        name = f"{self.db}_bench_restore_{os.getpid()}_{i}"
+    def restore_target(self) -> str:
+        name = f"{self.db}_bench_restore_{os.getpid()}"
         self.server.drop(name)
         return name
 
-    def pg_restore(self, jobs: int, i: int) -> Measurement:
-        target = self.restore_target(i)
+    def pg_restore(self, jobs: int) -> Measurement:
+        target = self.restore_target()
         dump = self.work / "pg_dump-Fc.dump"
         script = '"$0/createdb" -T template0 "$2" && "$0/pg_restore" "$3" -d "$1/$2" "$4"'
         jobs_arg = f"--jobs={jobs}"  # --jobs=1 is pg_restore's default: one job
@@ -372,8 +465,9 @@ class Bench:
         return result
 
     def warroom_restore(self, jobs: int, i: int) -> Measurement:
-        target = self.restore_target(i)
-        argv = [str(WARROOM), "restore", "database", f"bench-j{jobs}-{self.repeat - 1}"]
+        """Restore this round's backup made with the same ``--jobs``."""
+        target = self.restore_target()
+        argv = [str(WARROOM), "restore", "database", f"bench-j{jobs}-{i}"]
         argv += ["--new-db", target, "--url", self.server.db_url("postgres")]
         argv += ["--jobs", str(jobs), "--json"]
         try:
@@ -387,33 +481,54 @@ class Bench:
         return result
 
     def run(self) -> None:
+        """Every step once per round, so anything else running spreads over all the steps;
+        each step's reported run is its median by wall time."""
         print("warm-up: reading the database once (untimed)")
         self.warm_up()
-        print("backups:")
-        self.step("pg_dump", "pg_dump -Fc (default compression)", self.pg_dump)
-        self.step("pg_dump_zstd", "pg_dump -Fc -Z0 | zstd -T2", self.pg_dump_zstd)
-        for jobs in (1, 2):
-            self.step(
-                f"warroom_backup_j{jobs}",
-                f"warroom create database --jobs {jobs}",
-                lambda i, jobs=jobs: self.warroom_backup(jobs, i),
-            )
-        print("restores:")
-        for jobs in (1, 2):
-            self.step(
-                f"pg_restore_j{jobs}",
-                f"pg_restore -j {jobs} of the -Fc file",
-                lambda i, jobs=jobs: self.pg_restore(jobs, i),
-            )
-        for jobs in (1, 2):
-            self.step(
-                f"warroom_restore_j{jobs}",
-                f"warroom restore database --jobs {jobs}",
-                lambda i, jobs=jobs: self.warroom_restore(jobs, i),
-            )
+        for i in range(self.repeat):
+            print(f"round {i + 1} of {self.repeat}:")
+            self.measure_step("pg_dump", "pg_dump -Fc", self.pg_dump)
+            self.measure_step("pg_dump_zstd", "pg_dump -Fc -Z0 | zstd -T2", self.pg_dump_zstd)
+            for jobs in (1, 2):
+                self.measure_step(
+                    f"warroom_backup_j{jobs}",
+                    f"warroom create database --jobs {jobs}",
+                    partial(self.warroom_backup, jobs, i),
+                )
+            for jobs in (1, 2):
+                self.measure_step(
+                    f"pg_restore_j{jobs}",
+                    f"pg_restore -j {jobs} of the -Fc file",
+                    partial(self.pg_restore, jobs),
+                )
+            for jobs in (1, 2):
+                self.measure_step(
+                    f"warroom_restore_j{jobs}",
+                    f"warroom restore database --jobs {jobs}",
+                    partial(self.warroom_restore, jobs, i),
+                )
+        self.results = {key: aggregate(runs) for key, runs in self.runs.items()}
 
 
 # -- reporting ------------------------------------------------------------------------------
+
+
+def aggregate(runs: Sequence[Measurement]) -> Measurement:
+    """The run with the median wall time, with the highest memory figures of all the runs."""
+    median = sorted(runs, key=lambda m: m.wall)[(len(runs) - 1) // 2]
+    return replace(
+        median,
+        own_peak=max(m.own_peak for m in runs),
+        tree_peak=max(m.tree_peak for m in runs),
+        maxrss=max(m.maxrss for m in runs),
+    )
+
+
+def report_runs(runs: Mapping[str, Sequence[Measurement]]) -> None:
+    print("\nevery run, in order: wall s (other CPU s) own MB")
+    for measured in runs.values():
+        figures = ", ".join(f"{m.wall:.1f} ({m.other_cpu:.1f}) {_mb(m.own_peak)}" for m in measured)
+        print(f"  {measured[0].label:<28}{figures}")
 
 
 def _mb(value: int | None) -> str:
@@ -443,20 +558,29 @@ def verdicts(results: Mapping[str, Measurement]) -> list[tuple[str, float, float
 
 def report(results: Mapping[str, Measurement]) -> None:
     header = (
-        f"{'step':<34}{'wall s':>8}{'MB':>6}{'own MB':>8}{'tree MB':>9}{'maxrss':>8}"
-        f"{'tree CPU':>10}{'all CPU':>9}"
+        f"{'step':<28}{'wall s':>7}{'MB':>5}{'own MB':>7}{'tree MB':>8}{'maxrss':>7}"
+        f"{'CPU s: tree':>12}{'server':>7}{'other':>6}"
     )
     print("\n" + header + "\n" + "-" * len(header))
     for m in results.values():
         print(
-            f"{m.label:<34}{m.wall:>8.1f}{_mb(m.size):>6}{_mb(m.own_peak):>8}"
-            f"{_mb(m.tree_peak):>9}{_mb(m.maxrss):>8}{m.tree_cpu:>10.1f}{m.machine_cpu:>9.1f}"
+            f"{m.label:<28}{m.wall:>7.1f}{_mb(m.size):>5}{_mb(m.own_peak):>7}"
+            f"{_mb(m.tree_peak):>8}{_mb(m.maxrss):>7}{m.tree_cpu:>12.1f}{m.server_cpu:>7.1f}"
+            f"{m.other_cpu:>6.1f}"
         )
-    print("\nCPU seconds by program (sampled) and warroom's own figures:")
+    print(
+        "own: the top process's peak RSS; tree: peak of the summed RSS of the process tree;\n"
+        "maxrss: the largest single process (/usr/bin/time %M). CPU: the process tree, the\n"
+        "PostgreSQL server, and the rest of the machine (kernel I/O work, anything else running)."
+    )
+    print("\nwhere the time and memory go in the median run, by program (sampled every 50 ms):")
     for m in results.values():
-        programs = ", ".join(f"{name} {cpu:.1f}" for name, cpu in m.cpu_by_program.items())
-        extra = f"; reported {m.reported}" if m.reported else ""
-        print(f"  {m.label}: {programs}{extra}")
+        print(f"  {m.label}" + (f": warroom reported {m.reported}" if m.reported else ""))
+        print("    CPU s   " + ", ".join(f"{n} {cpu:.1f}" for n, cpu in m.cpu_by_program.items()))
+        print("    peak MB " + ", ".join(f"{n} {_mb(b)}" for n, b in m.peak_by_program.items()))
+        if m.timeline:
+            spans = ", ".join(f"{n} {first:.1f}-{last:.1f}" for n, first, last in m.timeline)
+            print(f"    children alive (s from start): {spans}")
     print("\nratios:")
     dump, zstd, restore = results["pg_dump"], results["pg_dump_zstd"], results["pg_restore_j1"]
     for jobs in (1, 2):
@@ -473,7 +597,7 @@ def report(results: Mapping[str, Measurement]) -> None:
             f"  restore -j{jobs}: wall {ours.wall / restore.wall:.2f}x pg_restore, "
             f"{ours.wall / results['pg_restore_j2'].wall:.2f}x pg_restore -j2"
         )
-    print("\ntargets (memory: the Python process's own peak, VmHWM):")
+    print("\ntargets (memory: the Python process's own peak, VmHWM, highest of the runs):")
     for what, value, limit, met in verdicts(results):
         comparison = "<" if "memory" in what else "<="
         print(f"  {what:<42} {value:7.2f} {comparison} {limit:<5g} {'met' if met else 'NOT met'}")
@@ -501,13 +625,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", default="warroom_bench", help="database to back up")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="server URL, no database")
     parser.add_argument("--pg-bin", help="PostgreSQL client programs (default: newest found)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per step; median reported")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; median time, highest memory")
     parser.add_argument("--keep", action="store_true", help="keep dumps and repository")
+    parser.add_argument(
+        "--commit", metavar="REV", help="measure src/ of this git revision, not the work tree"
+    )
+    parser.add_argument("--report", metavar="JSON", help="print an earlier run's report again")
     return parser.parse_args(argv)
+
+
+def reprint(results_file: Path) -> None:
+    """Print the report of an earlier run again, from its JSON."""
+    info = json.loads(results_file.read_text())
+    runs = {
+        key: [Measurement(**{**m, "timeline": [tuple(t) for t in m["timeline"]]}) for m in runs]
+        for key, runs in info["all_runs"].items()
+    }
+    print(
+        f"{info['database']}: {info['database_bytes'] / MB:.0f} MB on PostgreSQL "
+        f"{info['server_version']}; {info['machine']}; {info['date']}; code: {info['code']}"
+    )
+    report_runs(runs)
+    report({key: aggregate(measured) for key, measured in runs.items()})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.report:
+        reprint(Path(args.report))
+        return
     server = Server(args.server, find_bin_dir(args.pg_bin))
     ensure_database(server, args.db)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -515,9 +661,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     work = out / f"run-{stamp}"
     work.mkdir(parents=True)
     host = machine()
+    source, code = warroom_source(args.commit, work)
     info: dict[str, object] = {
         "date": stamp,
         "machine": host,
+        "code": code,
         "database": args.db,
         "database_bytes": server.size(args.db),
         "server_version": server.psql("SHOW server_version"),
@@ -525,17 +673,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     print(
         f"{args.db}: {server.size(args.db) / MB:.0f} MB on PostgreSQL {info['server_version']}; "
-        f"{host['nproc']} cores, {host['memory_gib']} GiB"
+        f"{host['nproc']} cores, {host['memory_gib']} GiB; warroom code: {code}"
     )
-    bench = Bench(server, args.db, work, args.repeat)
+    bench = Bench(server, args.db, work, args.repeat, source)
     try:
         bench.run()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    info["warroom_imported_from"] = bench.warroom_file
+    report_runs(bench.runs)
     report(bench.results)
     results_file = out / f"results-{stamp}.json"
     info["results"] = {key: asdict(m) for key, m in bench.results.items()}
+    info["all_runs"] = {key: [asdict(m) for m in runs] for key, runs in bench.runs.items()}
     info["targets"] = [
         {"what": what, "value": round(value, 3), "limit": limit, "met": met}
         for what, value, limit, met in verdicts(bench.results)
