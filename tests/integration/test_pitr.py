@@ -252,3 +252,24 @@ def test_wal_push_is_idempotent_and_refuses_different_content(tmp_path: Path) ->
 
 def test_services_import(services: Services) -> None:
     assert services.pitr.window() is None
+
+
+def test_setup_pitr_apply_never_lowers_wal_level(tmp_path: Path) -> None:
+    with throwaway_cluster(auth="trust", conf={"wal_level": "logical"}) as cluster:
+        settings = Settings(
+            backup_dir=tmp_path / "repo",
+            checkpoint_dir=tmp_path / "cp",
+            catalog_url=f"sqlite:///{tmp_path}/catalog.db",
+            database_url=cluster.url(),
+        )
+        with build_services(settings) as services:
+            services.pitr.apply_archiving_settings(None)
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            rows = dict(
+                conn.execute(
+                    "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE "
+                    "'%postgresql.auto.conf' AND applied IS NOT NULL"
+                ).fetchall()
+            )
+        assert "wal_level" not in rows  # left at logical
+        assert rows["archive_mode"] == "on" and "wal push %p" in rows["archive_command"]

@@ -102,7 +102,13 @@ class PointInTimeRecovery:
         }
 
     def apply_archiving_settings(self, url: str | None) -> None:
-        self._postgres(url).apply_settings(self.archiving_settings())
+        """ALTER SYSTEM the archiving settings; a server at wal_level logical keeps it (replica
+        would break its logical replication)."""
+        engine = self._postgres(url)
+        settings = self.archiving_settings()
+        if engine.setting("wal_level") == "logical":
+            del settings["wal_level"]
+        engine.apply_settings(settings)
 
     def create_restore_point(self, name: str, url: str | None) -> dict[str, Any]:
         point = self._postgres(url).create_restore_point(name)

@@ -358,6 +358,11 @@ class PostgresEngine:
             )
         return dict(row)
 
+    def setting(self, name: str) -> str:
+        """The server's current value of a setting (``SHOW``)."""
+        with self._connect() as conn:
+            return str(conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0])
+
     def apply_settings(self, settings: dict[str, str]) -> None:
         """ALTER SYSTEM SET each setting, then reload the configuration."""
         with self._connect() as conn:
