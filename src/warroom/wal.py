@@ -20,9 +20,9 @@ import json
 import os
 import re
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from warroom.codec import Decoder, Encoder
 from warroom.errors import InputError, IntegrityError, NotFoundError, StorageError
@@ -57,8 +57,7 @@ def parse_lsn(text: str) -> int:
         ) from exc
 
 
-@dataclass(frozen=True)
-class WalSegment:
+class WalSegment(NamedTuple):
     name: str
     sha256: str
     size: int

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 import zstandard
 
@@ -31,8 +30,7 @@ ZSTD = "zstd"
 _OUT_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class Digest:
+class Digest(NamedTuple):
     """Sizes and SHA-256 (hex) of an object's plain and stored bytes."""
 
     plain_size: int

@@ -88,7 +88,7 @@ class PointInTimeRecovery:
         """The shell command the server runs: BACKUP_DIR, then WARROOM_WAL_COMMAND (default:
         this Python with -m warroom; the server's OS user must be able to run it)."""
         repository = self.backups.storage.location
-        runner = self.backups.settings.wal_command or f"{_shell_quote(sys.executable)} -m warroom"
+        runner = self.backups.settings.wal_command or _default_runner()
         return f"BACKUP_DIR={_shell_quote(repository)} {runner}"
 
     def archiving_settings(self) -> dict[str, str]:
@@ -300,6 +300,15 @@ class PointInTimeRecovery:
                     data_dir=str(data_dir),
                 )
             time.sleep(0.2)
+
+
+def _default_runner() -> str:
+    """The ``warroom`` script beside this interpreter when there is one (it starts faster than
+    ``python -m warroom``), else ``python -m warroom``."""
+    script = Path(sys.executable).parent / "warroom"
+    if script.is_file() and os.access(script, os.X_OK):
+        return _shell_quote(str(script))
+    return f"{_shell_quote(sys.executable)} -m warroom"
 
 
 def _shell_quote(value: str) -> str:

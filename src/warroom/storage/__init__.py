@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from typing import NamedTuple, Protocol
 
 from warroom.errors import ConfigurationError
 
 __all__ = ["ChunkStream", "ObjectInfo", "Storage", "open_storage"]
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
     key: str
     size: int
     modified: datetime
@@ -85,6 +82,8 @@ class Storage(Protocol):
 
 def open_storage(url: str | Path) -> Storage:
     """Open the repository at ``url``: ``file:///path`` or a plain directory path."""
+    from urllib.parse import unquote, urlsplit  # here: wal push imports this module
+
     from warroom.storage.local import LocalStorage
 
     text = str(url)

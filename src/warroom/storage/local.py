@@ -10,8 +10,6 @@ from __future__ import annotations
 import builtins
 import errno
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,7 +90,7 @@ class LocalStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _storage_error("create directory", path.parent, exc) from exc
-        temp = path.parent / f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex}"
+        temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.urandom(16).hex()}"
         written = 0
         try:
             with open(temp, "xb") as out:
@@ -168,6 +166,8 @@ class LocalStorage:
         path = self._path(prefix.rstrip("/"))
         try:
             if path.is_dir():
+                import shutil  # here, not at the top: wal push imports this module
+
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
@@ -180,4 +180,6 @@ class LocalStorage:
         probe = self.root
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
+        import shutil
+
         return shutil.disk_usage(probe).free
