@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -85,18 +84,24 @@ def _switch(cluster: Cluster) -> str:
     return str(row[0])
 
 
-def _warroom_for_postgres() -> str:
-    """How the postgres OS user runs warroom: this interpreter may live where it cannot go
-    (root's home); Debian's python3 of the same version with our paths does."""
-    check = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", sys.executable])
-    if check.returncode == 0:
-        return f"{sys.executable} -m warroom"
-    paths = f"{ROOT / 'src'}:{sysconfig.get_paths()['purelib']}"
-    return f"PYTHONPATH={paths} /usr/bin/python3 -m warroom"
+def _warroom_for_postgres(base: Path) -> str:
+    """How the postgres OS user runs warroom. Neither this interpreter nor this checkout may be
+    where it can go (root's home), so what a WAL command imports (warroom and zstandard) is
+    copied beside the repository and run by Debian's python3 of the same version."""
+    import zstandard
+
+    lib = base / "pylib"
+    shutil.copytree(ROOT / "src" / "warroom", lib / "warroom")
+    shutil.copytree(Path(zstandard.__file__).parent, lib / "zstandard")
+    for path in [lib, *lib.rglob("*")]:
+        shutil.chown(path, "postgres", "postgres")
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    python = shutil.which(version, path="/usr/bin") or "/usr/bin/python3"
+    return f"PYTHONPATH={lib} {python} -m warroom"
 
 
 def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
-    runner = _warroom_for_postgres()
+    runner = _warroom_for_postgres(repo)
     push = f"BACKUP_DIR={repo / 'repo'} {runner} wal push %p"
     conf = {"wal_level": "replica", "archive_mode": "on", "archive_command": push}
     with throwaway_cluster(auth="trust", conf=conf) as cluster:
