@@ -377,6 +377,12 @@ def test_audit_trail_and_interrupted_jobs(api: Api) -> None:
         ("admin-bot", "admin", "failure"),
     }
     assert any(e["actor"] == "anonymous" and e["status_code"] == 401 for e in entries)
+    cleanups = {
+        (e["details"]["query"], e["details"]["credential"])
+        for e in entries
+        if e["path"] == "/api/v1/checkpoints/cleanup" and e["role"] == "admin"
+    }
+    assert ("dry_run=true&wait=true", "token") in cleanups and ("days=-1", "token") in cleanups
 
 
 def test_health_readiness_metrics_and_openapi(api: Api) -> None:

@@ -91,7 +91,13 @@ class Audit:
                     method=scope["method"],
                     path=scope["path"],
                     status_code=status["code"],
-                    details={"client": (scope.get("client") or ("?",))[0]},
+                    details={
+                        "client": (scope.get("client") or ("?",))[0],
+                        # The options of the call (days=0, dry_run=...); no route takes a
+                        # secret in its query string.
+                        "query": scope.get("query_string", b"").decode("latin-1")[:500],
+                        "credential": principal.kind if principal else None,
+                    },
                 )
             except WarroomError:
                 log.exception("could not write the audit log")
