@@ -22,7 +22,7 @@ import zstandard
 
 from warroom.errors import IntegrityError
 
-__all__ = ["Decoder", "Digest", "Encoder", "MAGIC"]
+__all__ = ["MAGIC", "ChunkReader", "Decoder", "Digest", "Encoder"]
 
 MAGIC = b"WRCK"
 FORMAT_VERSION = 1
@@ -44,14 +44,12 @@ def _header(chain: tuple[str, ...]) -> bytes:
     return MAGIC + bytes([FORMAT_VERSION, len(names)]) + names
 
 
-class _HashingReader:
-    """A file-like ``read(n)`` over stored chunks that hashes and counts what it hands out."""
+class ChunkReader:
+    """A file-like ``read(n)`` over an iterator of chunks (for zstd and ``tarfile``)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
-        self.hash = hashlib.sha256()
-        self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
@@ -62,6 +60,19 @@ class _HashingReader:
         if size < 0:
             size = len(self._buffer)
         data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+class _HashingReader(ChunkReader):
+    """A :class:`ChunkReader` that hashes and counts what it hands out."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__(chunks)
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
         self.hash.update(data)
         self.size += len(data)
         return data

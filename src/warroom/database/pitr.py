@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from warroom.codec import ChunkReader
 from warroom.database.backups import BackupService, Progress
 from warroom.database.manifest import Manifest
 from warroom.database.postgres import PostgresEngine
@@ -56,23 +56,6 @@ class RecoveryTarget:
         if self.lsn is not None:
             return f"LSN {self.lsn}"
         return f"restore point {self.name!r}" if self.name else "the latest archived WAL"
-
-
-class _ChunkReader:
-    """A read-only file over chunks, for ``tarfile``'s streaming mode."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._buffer = chunks, b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        size = len(self._buffer) if size < 0 else size
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
 
 
 def _quote(value: str) -> str:
@@ -210,7 +193,7 @@ class PointInTimeRecovery:
         self.backups.check_stored(manifest)
         progress.start(f"laying out {manifest.name} in {data_dir}")
         data_dir.mkdir(parents=True, exist_ok=True)
-        reader = _ChunkReader(self.backups.read_part(manifest, "base.tar", progress))
+        reader = ChunkReader(self.backups.read_part(manifest, "base.tar", progress))
         with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
             archive.extractall(data_dir, filter="tar")
         self._write_recovery_settings(data_dir, target, port)
