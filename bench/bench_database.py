@@ -70,10 +70,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = BENCH_DIR.parent
-WARROOM = PROJECT_DIR / ".venv" / "bin" / "warroom"
-PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
+from benchcommon import BENCH_DIR, PROJECT_DIR, WARROOM, warroom_env, warroom_source
+
 MAKE_DB = Path("/work/shared/bench/make-bench-db.sh")
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MB = 1_000_000
@@ -332,30 +330,6 @@ def ensure_database(server: Server, db: str) -> None:
     subprocess.run(["bash", str(MAKE_DB), db, server.url], check=True)
 
 
-def git(*args: str) -> str:
-    argv = ["git", "-C", str(PROJECT_DIR), *args]
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
-    return subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout.strip()
-
-
-def warroom_source(rev: str | None, work: Path) -> tuple[Path | None, dict[str, object]]:
-    """The ``src`` directory to measure (None: the installed working tree) and a description.
-
-    Another engineer may be editing ``src/`` while this runs: ``--commit REV`` measures a fixed
-    revision instead, extracted with ``git archive`` (the index and work tree are untouched).
-    """
-    head = git("rev-parse", "HEAD")
-    if rev is None:
-        dirty = bool(git("status", "--porcelain", "--", "src"))
-        return None, {"source": "working tree", "head": head, "src_modified": dirty}
-    commit = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    archive = subprocess.run(
-        ["git", "-C", str(PROJECT_DIR), "archive", commit, "src"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
-    return work / "src", {"source": "commit", "commit": commit, "head": head}
-
-
 def tree_size(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
@@ -376,22 +350,7 @@ class Bench:
         self.repo = work / "repo"
         self.results: dict[str, Measurement] = {}
         self.runs: dict[str, list[Measurement]] = {}
-        self.warroom_env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("WARROOM_") and key != "DATABASE_URL"
-        }
-        self.warroom_env.update(
-            BACKUP_DIR=str(self.repo),
-            WARROOM_CATALOG_URL=f"sqlite:///{work / 'catalog.db'}",
-        )
-        if source is not None:  # ahead of the editable install's path on sys.path
-            self.warroom_env["PYTHONPATH"] = str(source)
-        probe = [str(PYTHON), "-c", "import warroom; print(warroom.__file__)"]
-        found = subprocess.run(probe, env=self.warroom_env, capture_output=True, text=True)
-        self.warroom_file = found.stdout.strip()
-        if source is not None and not self.warroom_file.startswith(str(source)):
-            sys.exit(f"warroom is imported from {self.warroom_file}, not from {source}")
+        self.warroom_env, self.warroom_file = warroom_env(self.repo, work, source)
 
     def wait_until_quiet(self) -> None:
         """Wait (at most QUIET_WAIT seconds) until the machine is nearly idle for a second."""
