@@ -94,41 +94,24 @@ def test_deploy_and_automatic_rollback(tmp_path: Path) -> None:
 def test_seed_scripts(tmp_path: Path) -> None:
     env = _setup(tmp_path)
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    selftest = subprocess.run(
-        [str(ROOT / "scripts" / "test-checkpoints.sh")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "scripts" / name), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    selftest = script("test-checkpoints.sh")
     assert selftest.returncode == 0, selftest.stderr
     lines = [line for line in selftest.stderr.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert len(lines) == 5 and all(line.startswith("PASS") for line in lines)
-    deployment = subprocess.run(
-        [str(ROOT / "scripts" / "create-checkpoint.sh"), "deployment"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    deployment = script("create-checkpoint.sh", "deployment")
     assert deployment.returncode == 1 and "backups" in deployment.stdout  # no backup yet
-    everything = subprocess.run(
-        [str(ROOT / "scripts" / "create-checkpoint.sh"), "all"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    everything = script("create-checkpoint.sh", "all")
     assert everything.returncode == 1, everything.stderr  # validated before the backup
-    again = subprocess.run(
-        [str(ROOT / "scripts" / "create-checkpoint.sh"), "deployment"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = script("create-checkpoint.sh", "deployment")
     assert again.returncode == 0, again.stdout + again.stderr
