@@ -19,7 +19,7 @@ from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.workflow.values import BLOB_PREFIX
 
-__all__ = ["system_status"]
+__all__ = ["archiving_status", "system_status"]
 
 BACKUP_JOB = "database-backup"
 
@@ -51,7 +51,7 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
             else f"the newest verified backup, {newest.name}, is {age_hours:.1f} h old "
             f"(limit {settings.stale_after_hours:g} h)"
         )
-    archiving = _archiving(services)
+    archiving = archiving_status(services)
     if archiving and archiving.get("failing"):
         problems.append(
             f"WAL archiving is failing: {archiving['failed_count']} failures, the last for "
@@ -80,7 +80,7 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
     }
 
 
-def _archiving(services: Services) -> dict[str, Any] | None:
+def archiving_status(services: Services) -> dict[str, Any] | None:
     """PostgreSQL's archiver statistics, with ``failing`` when its last attempt failed."""
     url = services.settings.database_url
     if not url or not url.startswith(("postgresql:", "postgres:")):

@@ -120,6 +120,12 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
         with build_services(settings) as services:
             status = system_status(services, services.backups.clock())
             assert any("WAL archiving is failing" in p for p in status["problems"])
+            from prometheus_client import generate_latest
+
+            from warroom.api.metrics import build_registry
+
+            metrics = generate_latest(build_registry(services)).decode()
+            assert "warroom_wal_archiving_failing 1.0" in metrics
         (repo / "repo").unlink()
         (repo / "repo").symlink_to(repo / "real")
         _wait(lambda: (_archiver(cluster)[1] or "") >= first, what="archiving to catch up")

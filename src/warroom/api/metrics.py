@@ -22,6 +22,7 @@ from warroom.catalog.schema import jobs
 from warroom.retention import VERIFIED_STATUSES
 from warroom.scheduler import last_runs
 from warroom.services import Services
+from warroom.status import archiving_status
 from warroom.workflow.values import BLOB_PREFIX
 
 __all__ = ["RequestMetrics", "build_registry"]
@@ -127,6 +128,19 @@ class CatalogCollector(Collector):
             step_sum.add_metric([workflow], seconds)
         yield step_count
         yield step_sum
+        archiving = archiving_status(services)
+        if archiving is not None and archiving.get("failing") is not None:
+            yield GaugeMetricFamily(
+                "warroom_wal_archiving_failing",
+                "1 when PostgreSQL's last attempt to archive a WAL segment failed (archiving is "
+                "behind), else 0.",
+                value=1.0 if archiving["failing"] else 0.0,
+            )
+            yield GaugeMetricFamily(
+                "warroom_wal_archive_failures",
+                "Failed archive attempts since the server's statistics were reset.",
+                value=float(archiving["failed_count"]),
+            )
 
 
 class RequestMetrics:
