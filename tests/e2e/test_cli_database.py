@@ -24,6 +24,7 @@ def env(tmp_path: Path, pg_db: str) -> dict[str, str]:
         conn.execute("INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 500) g")
         conn.execute("CREATE TABLE other (id int)")
         conn.execute("INSERT INTO other SELECT generate_series(1, 100)")
+        conn.execute("CREATE SEQUENCE counter")
     return cli_env(tmp_path, DATABASE_URL=pg_db)
 
 
@@ -156,9 +157,10 @@ def test_pg_dump_older_than_the_server_is_refused(env: dict[str, str], tmp_path:
 def _start_blocked_backup(
     env: dict[str, str], tmp_path: Path, pg_db: str, name: str, *extra: str
 ) -> tuple[psycopg.Connection, subprocess.Popen[str]]:
-    """A backup that stalls inside pg_dump: another session holds an exclusive table lock."""
+    """A backup that stalls in its last part, data-rest, once every table's rows are stored:
+    pg_dump waits to read the sequence ``counter``, which another session is dropping."""
     blocker = psycopg.connect(pg_db)
-    blocker.execute("LOCK TABLE small IN ACCESS EXCLUSIVE MODE")
+    blocker.execute("DROP SEQUENCE counter")  # not committed: the lock is held until close
     proc = subprocess.Popen(
         warroom_command("create", "database", "--name", name, *extra),
         env=env,
@@ -205,9 +207,9 @@ def test_interrupted_backup_leaves_nothing_valid(
     try:
         backup_dir = tmp_path / "backups" / "database" / "cut"
         deadline = time.monotonic() + 30
-        while not (backup_dir / "table-00000").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)  # "other" (table-00000) is dumped; "small" waits for the lock
-        assert (backup_dir / "table-00000").exists()
+        while not (backup_dir / "copy-00000").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the tables' rows are stored; data-rest waits for the lock
+        assert (backup_dir / "copy-00000").exists()
         if how == "sigkill":
             proc.send_signal(signal.SIGKILL)
         elif how == "ctrl-c":

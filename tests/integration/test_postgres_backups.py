@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.conftest import pg_database_exists, pg_url
-from tests.dbcompare import fill_rich_database, pg_snapshot
-from warroom.database.manifest import manifest_key
+from tests.dbcompare import PG_BIN, fill_rich_database, pg_snapshot
+from warroom.codec import Encoder
+from warroom.database import PartRecord, pgcopy
+from warroom.database.manifest import Manifest, backup_prefix, manifest_key
+from warroom.database.pgcopy import CopyTable
 from warroom.errors import (
     ConflictError,
     IncompatibleBackupError,
@@ -23,17 +29,28 @@ from warroom.services import Services
 
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_round_trip_restores_an_equal_database(
-    services: Services, pg_db: str, pg_names: list[str], jobs: int
+    services: Services,
+    pg_db: str,
+    pg_names: list[str],
+    jobs: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fill_rich_database(pg_db)
     original = pg_snapshot(pg_db)
+    if jobs > 1:  # parts of a few pages: several tables of their own, others sharing parts
+        monkeypatch.setattr(pgcopy, "PART_TARGET_BYTES", 64 << 10)
 
     manifest = services.backups.create(url=pg_db, name="rich", jobs=jobs)
     assert manifest.tables["public.customers"] == 300
     assert manifest.tables["billing.invoices"] == 900
     assert manifest.tables["public.events_2026"] + manifest.tables["public.events_2027"] == 600
+    copied = [CopyTable.from_dict(t).qualified for part in manifest.parts for t in part.copy]
+    assert sorted(copied) == sorted(manifest.tables)  # every table's rows, stored once
+    copy_parts = [part for part in manifest.parts if part.copy]
     if jobs > 1:
-        assert len([p for p in manifest.parts if p.table]) == len(manifest.tables)
+        assert len(copy_parts) > 2 and any(len(part.copy) > 1 for part in copy_parts)
+    else:
+        assert len(copy_parts) == 1
 
     pg_names.append("wrt_restored_" + str(jobs))
     report = services.backups.restore("rich", new_db=pg_names[0], url=pg_db, jobs=jobs)
@@ -99,7 +116,7 @@ def test_damaged_backup_is_refused_and_target_untouched(
         )
     services.backups.create(url=pg_db, name="victim")
     before = pg_snapshot(pg_db)
-    path = services.settings.backup_dir / "database" / "victim" / "data"
+    path = services.settings.backup_dir / "database" / "victim" / "copy-00000"
     data = bytearray(path.read_bytes())
     if damage == "flip":
         data[len(data) // 2] ^= 0x01
@@ -109,9 +126,9 @@ def test_damaged_backup_is_refused_and_target_untouched(
     else:
         path.unlink()
 
-    with pytest.raises(IntegrityError, match="data") as verify_error:
+    with pytest.raises(IntegrityError, match="copy-00000") as verify_error:
         services.backups.verify("victim")
-    assert verify_error.value.details["part"] == "data"
+    assert verify_error.value.details["part"] == "copy-00000"
     record = services.catalog.get_checkpoint("database", "victim")
     assert record is not None and record.status == "damaged"
     with pytest.raises(IntegrityError, match="victim"):
@@ -227,3 +244,55 @@ def test_restoring_the_catalog_database_keeps_the_catalog(tmp_path: object, pg_d
         report = services.backups.restore("with-catalog", target_url=pg_db, confirm=True)
         names = {r.name for r in services.backups.list_backups()}
     assert names == {first.name, report.safety_backup}
+
+
+def _rewrite(services: Services, manifest: Manifest, name: str, **changes: Any) -> None:
+    """Store ``manifest`` again as backup ``name``, with ``changes`` (a validly signed
+    manifest, as another version of warroom would write it), with the parts it keeps."""
+    storage = services.backups.storage
+    for part in changes.get("parts", manifest.parts):
+        source = backup_prefix(manifest.name) + part.name
+        if part in manifest.parts:
+            storage.put(backup_prefix(name) + part.name, storage.get(source))
+    rewritten = dataclasses.replace(manifest, name=name, **changes)
+    storage.put(manifest_key(name), [rewritten.to_json()])
+
+
+def test_a_format_1_backup_restores_through_pg_restore(
+    services: Services, pg_db: str, pg_names: list[str]
+) -> None:
+    """Backups written before copy parts keep all table data in one pg_dump archive."""
+    fill_rich_database(pg_db)
+    original = pg_snapshot(pg_db)
+    manifest = services.backups.create(url=pg_db, name="new")
+    archive = subprocess.run(
+        [f"{PG_BIN}/pg_dump", "--format=custom", "--compress=0", "--data-only", pg_db],
+        capture_output=True,
+        check=True,
+    ).stdout
+    encoder = Encoder()
+    services.backups.storage.put(backup_prefix("old") + "data", encoder.encode([archive]))
+    data = PartRecord("data", "data", *encoder.digest)
+    schema = [part for part in manifest.parts if part.role == "schema"]
+    _rewrite(services, manifest, "old", parts=[data, *schema], format=1)
+
+    pg_names.append("wrt_from_format_1")
+    report = services.backups.restore("old", new_db=pg_names[0], url=pg_db, jobs=2)
+    assert report.tables_checked == len(manifest.tables)
+    restored = pg_snapshot(pg_url(pg_names[0]))
+    assert (restored.schema, restored.tables) == (original.schema, original.tables)
+    assert restored.sequences == original.sequences
+    assert restored.large_objects == original.large_objects
+
+
+def test_a_restore_that_loads_other_row_counts_is_refused(
+    services: Services, pg_db: str, pg_names: list[str]
+) -> None:
+    fill_rich_database(pg_db)
+    manifest = services.backups.create(url=pg_db, name="counted")
+    claimed = {**manifest.tables, "public.customers": 301}
+    _rewrite(services, manifest, "miscounted", tables=claimed)
+    pg_names.append("wrt_miscounted")
+    with pytest.raises(IntegrityError, match=r"public.customers: 300 rows, backup recorded 301"):
+        services.backups.restore("miscounted", new_db=pg_names[0], url=pg_db)
+    assert not pg_database_exists(pg_names[0])

@@ -9,7 +9,7 @@ from the URL (``postgresql://`` or ``sqlite:///``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,9 +38,11 @@ class PartRecord:
     stored_size: int
     stored_sha256: str
     table: str | None = None
+    # A PostgreSQL copy part: the tables it holds, in order ({"schema", "name", "columns"}).
+    copy: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "role": self.role,
             "table": self.table,
@@ -49,6 +51,9 @@ class PartRecord:
             "stored_size": self.stored_size,
             "stored_sha256": self.stored_sha256,
         }
+        if self.copy:
+            data["copy"] = list(self.copy)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartRecord:
@@ -60,11 +65,23 @@ class PartRecord:
             plain_sha256=str(data["plain_sha256"]),
             stored_size=int(data["stored_size"]),
             stored_sha256=str(data["stored_sha256"]),
+            copy=tuple(dict(table) for table in data.get("copy") or ()),
         )
 
 
-WritePart = Callable[[str, str, str | None, Iterable[bytes]], PartRecord]
-"""``write_part(name, role, table, plain_chunks)``: encode and store one part."""
+class WritePart(Protocol):
+    """``write_part(name, role, table, plain_chunks, copy=...)``: encode and store one part
+    (``copy``: what :attr:`PartRecord.copy` records)."""
+
+    def __call__(
+        self,
+        name: str,
+        role: str,
+        table: str | None,
+        chunks: Iterable[bytes],
+        copy: tuple[dict[str, Any], ...] = (),
+    ) -> PartRecord: ...
+
 
 ReadPart = Callable[[str], Iterator[bytes]]
 """``read_part(name)``: the decoded bytes of one part; raises IntegrityError if damaged."""
@@ -121,11 +138,12 @@ class DatabaseEngine(Protocol):
         read_part: ReadPart,
         jobs: int,
         dumped_with: str,
-        alongside: Callable[[], None] | None = None,
+        alongside: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         """Restore the parts into this (new, empty) database; ``dumped_with`` is the version of
         the tool that made them (an older restore tool is refused before anything runs).
-        ``alongside`` runs once every row is loaded, while indexes and constraints build."""
+        ``alongside`` runs once every row is loaded, while indexes and constraints build, with
+        the row counts the load itself saw (``{table: rows}``, for the tables it can tell)."""
         ...
 
     def apply_properties(self, database: dict[str, Any]) -> None:
@@ -144,7 +162,9 @@ class DatabaseEngine(Protocol):
         one that appeared meanwhile makes this fail and is left alone."""
         ...
 
-    def count_rows(self) -> dict[str, int]: ...
+    def count_rows(self, exclude: Collection[str] = ()) -> dict[str, int]:
+        """Every table's row count (``{"schema.table": rows}``) but those in ``exclude``."""
+        ...
 
 
 def open_database(

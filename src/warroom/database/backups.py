@@ -28,7 +28,7 @@ from warroom import __version__
 from warroom.catalog import Catalog, CheckpointRecord
 from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
-from warroom.database import DatabaseEngine, PartRecord, open_database
+from warroom.database import DatabaseEngine, PartRecord, WritePart, open_database
 from warroom.database.manifest import Manifest, backup_prefix, manifest_key, validate_name
 from warroom.database.postgres import PostgresEngine
 from warroom.errors import (
@@ -199,19 +199,24 @@ class BackupService:
 
     def _write_part(
         self, prefix: str, progress: Progress, threads: int, written: list[PartRecord]
-    ) -> Callable[[str, str, str | None, Iterable[bytes]], PartRecord]:
+    ) -> WritePart:
         """A ``write_part`` callback that stores each part and appends its record."""
 
         def write_part(
-            part: str, role: str, table: str | None, chunks: Iterable[bytes]
+            name: str,
+            role: str,
+            table: str | None,
+            chunks: Iterable[bytes],
+            copy: tuple[dict[str, Any], ...] = (),
         ) -> PartRecord:
             encoder = Encoder(level=self.settings.compression_level, threads=threads)
-            self.storage.put(prefix + part, encoder.encode(progress.counted(chunks)))
+            self.storage.put(prefix + name, encoder.encode(progress.counted(chunks)))
             digest = encoder.digest
             record = PartRecord(
-                name=part,
+                name=name,
                 role=role,
                 table=table,
+                copy=copy,
                 plain_size=digest.plain_size,
                 plain_sha256=digest.plain_sha256,
                 stored_size=digest.stored_size,
@@ -434,11 +439,11 @@ class BackupService:
         self, target: DatabaseEngine, manifest: Manifest, progress: Progress, jobs: int
     ) -> int:
         """Load the backup into ``target`` and compare every table's row count with the one
-        recorded at backup time (counted while the indexes build); return the tables checked."""
+        recorded at backup time (while the indexes build); return the tables checked."""
         checked: dict[str, int] = {}
 
-        def count() -> None:
-            checked["tables"] = self._check_rows(manifest, target)
+        def count(loaded: dict[str, int]) -> None:
+            checked["tables"] = self._check_rows(manifest, target, loaded)
 
         target.load(
             manifest.parts,
@@ -450,8 +455,10 @@ class BackupService:
         return checked["tables"]
 
     @staticmethod
-    def _check_rows(manifest: Manifest, restored: DatabaseEngine) -> int:
-        counts = restored.count_rows()
+    def _check_rows(manifest: Manifest, restored: DatabaseEngine, loaded: dict[str, int]) -> int:
+        """Compare every table's rows with the backup's: ``loaded`` as the load counted them,
+        the other tables counted now."""
+        counts = {**restored.count_rows(exclude=loaded), **loaded}
         wrong = {
             table: (expected, counts.get(table))
             for table, expected in manifest.tables.items()

@@ -19,7 +19,9 @@ from warroom.errors import IntegrityError, InvalidNameError
 
 __all__ = ["MANIFEST_FORMAT", "Manifest", "backup_prefix", "manifest_key", "validate_name"]
 
-MANIFEST_FORMAT = 1
+# 2: PostgreSQL table data in copy parts (``PartRecord.copy``); 1: in pg_dump archives only.
+MANIFEST_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # checkpoints and parts
 
 
@@ -137,10 +139,11 @@ class Manifest:
                     "its checksum",
                     name=name,
                 )
-            if doc.get("format") != MANIFEST_FORMAT:
+            if doc.get("format") not in READABLE_FORMATS:
                 raise IntegrityError(
                     f"backup {name!r} has manifest format {doc.get('format')!r}; this version "
-                    f"of warroom reads format {MANIFEST_FORMAT}",
+                    f"of warroom reads formats {', '.join(map(str, READABLE_FORMATS))}: "
+                    "restore it with a newer warroom",
                     name=name,
                 )
             manifest = cls(
@@ -159,6 +162,7 @@ class Manifest:
                 tables={str(k): int(v) for k, v in doc["tables"].items()},
                 database=dict(doc.get("database") or {}),
                 warroom_version=doc.get("warroom_version", ""),
+                format=doc["format"],
             )
         except IntegrityError:
             raise

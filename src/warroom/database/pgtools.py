@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 from warroom.errors import ConfigurationError, DatabaseError
 from warroom.redact import redact_text
@@ -182,23 +182,27 @@ class PgProcess:
             )
 
 
+class Stoppable(Protocol):
+    def terminate(self) -> None: ...
+
+
 class ProcessGroup:
-    """The programs of one operation: when one part fails or the user interrupts, every other
-    program is stopped at once instead of being waited for."""
+    """The programs (and database statements) of one operation: when one part fails or the
+    user interrupts, every other one is stopped at once instead of being waited for."""
 
     def __init__(self) -> None:
-        self._running: set[PgProcess] = set()
+        self._running: set[Stoppable] = set()
         self._lock = threading.Lock()
         self._stopped = False
 
-    def add(self, process: PgProcess) -> None:
+    def add(self, process: Stoppable) -> None:
         with self._lock:
             self._running.add(process)
             stopped = self._stopped
         if stopped:
             process.terminate()
 
-    def discard(self, process: PgProcess) -> None:
+    def discard(self, process: Stoppable) -> None:
         with self._lock:
             self._running.discard(process)
 

@@ -1,16 +1,20 @@
-"""The PostgreSQL engine: logical backups with ``pg_dump`` and restores with ``pg_restore``.
+"""The PostgreSQL engine: logical backups of one consistent snapshot, and parallel restores.
 
-A backup is one consistent snapshot, exported from a read-only repeatable-read transaction that
-stays open while every ``pg_dump`` imports it (``--snapshot``). It is stored as parts:
+A backup exports a snapshot from a read-only repeatable-read transaction, which also holds
+ACCESS SHARE locks on every table until the backup ends (as pg_dump does). Its parts:
 
 - ``schema``: ``pg_dump --schema-only`` (custom format, uncompressed: storage compresses);
-- ``data`` (one job): ``pg_dump --data-only`` of the whole database; or, with ``jobs > 1``,
-  ``table-NNNNN`` parts, one per table, plus ``data-rest`` (sequence values, large objects),
-  dumped ``jobs`` at a time.
+- ``copy-NNNNN``: table rows in COPY text format (:mod:`warroom.database.pgcopy`), written by
+  ``psql`` in the snapshot: a part per big table, small tables sharing parts. Each table's
+  rows are counted in the stream as it is stored;
+- ``data-rest``: ``pg_dump --data-only`` of the rest (sequence values, large objects, the data
+  of extensions' configuration tables).
 
-Row counts of every table are taken in the same snapshot. A restore runs the schema's pre-data
-section, loads the data parts (``jobs`` at a time, each streamed into ``pg_restore``'s stdin),
-then the post-data section (indexes, constraints, triggers) with ``pg_restore --jobs``.
+The parts are written ``jobs`` at a time. A restore runs the schema's pre-data section, loads
+the data parts ``jobs`` at a time (each copy part in one transaction, its tables truncated
+and their rows written frozen), builds each table's indexes and constraints as soon as its
+rows are in, then the rest of post-data (foreign keys, ...) with ``pg_restore --jobs``.
+Backups of manifest format 1 (table data in pg_dump archives) restore through ``pg_restore``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import re
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import psycopg
@@ -30,6 +35,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
+from warroom.database.pgcopy import (
+    CopyTable,
+    TableFrames,
+    copy_in_statement,
+    copy_out_script,
+    plan_parts,
+    session_settings,
+)
 from warroom.database.pgtools import PgProcess, PgTool, ProcessGroup, find_tools, run_parallel
 from warroom.errors import (
     ConfigurationError,
@@ -43,8 +56,13 @@ __all__ = ["PostgresEngine"]
 
 MAX_DB_NAME = 63
 MAINTENANCE_DB = "postgres"
+# Every table whose rows a backup copies: its size (for planning parts) and the columns COPY
+# reads and writes (not dropped, not generated), in order.
 _TABLES_QUERY = """
-SELECT n.nspname, c.relname
+SELECT n.nspname, c.relname, pg_table_size(c.oid),
+       ARRAY(SELECT a.attname FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.attgenerated = '' ORDER BY a.attnum)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -116,6 +134,28 @@ def _qualified(schema: str, table: str) -> str:
 def _pattern(schema: str, table: str) -> str:
     """A pg_dump ``--table`` pattern matching exactly this table (quotes make it literal)."""
     return '"{}"."{}"'.format(schema.replace('"', '""'), table.replace('"', '""'))
+
+
+class _QueryCanceller:
+    """Stops a connection's running statement when its :class:`ProcessGroup` is stopped."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def terminate(self) -> None:
+        self._conn.cancel_safe(timeout=10)
+
+
+@contextmanager
+def _cancelled_with(conn: Any, group: ProcessGroup) -> Iterator[None]:
+    """While inside, stopping ``group`` (another part failed, Ctrl-C) cancels ``conn``'s
+    statement: a long COPY does not run on to its end first."""
+    canceller = _QueryCanceller(conn)
+    group.add(canceller)
+    try:
+        yield
+    finally:
+        group.discard(canceller)
 
 
 class PostgresEngine:
@@ -241,54 +281,82 @@ class PostgresEngine:
 
     def dump(self, write_part: WritePart, jobs: int) -> DumpInfo:
         with self._connect(autocommit=False) as conn:
-            tool = self._tools(conn, "pg_dump")["pg_dump"]
+            tools = self._tools(conn, "pg_dump", "psql")
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            tables = [tuple(row) for row in conn.execute(_TABLES_QUERY)]
+            tables = [
+                (CopyTable(schema, name, tuple(columns)), size)
+                for schema, name, size, columns in conn.execute(_TABLES_QUERY)
+            ]
+            self._lock_tables(conn, [table for table, _ in tables])
             database = self._database_properties(conn)
-            base = [
+            archive = [
                 "--format=custom",
                 "--compress=0",
                 f"--snapshot={snapshot}",
                 f"--lock-wait-timeout={self._lock_wait_timeout}s",
                 f"--dbname={self._conninfo()}",
             ]
-            tasks: list[tuple[str, str, str | None, list[str]]] = [
-                ("schema", "schema", None, ["--schema-only"])
+            excluded = [f"--exclude-table-data={_pattern(t.schema, t.name)}" for t, _ in tables]
+            tasks: list[tuple[str, tuple[CopyTable, ...] | list[str]]] = [
+                ("schema", ["--schema-only"]),
+                *((f"copy-{i:05d}", part) for i, part in enumerate(plan_parts(tables))),
+                ("data-rest", ["--data-only", *excluded]),
             ]
-            if jobs <= 1:
-                tasks.append(("data", "data", None, ["--data-only"]))
-            else:
-                for index, (schema, table) in enumerate(tables):
-                    tasks.append(
-                        (
-                            f"table-{index:05d}",
-                            "data",
-                            _qualified(schema, table),
-                            ["--data-only", f"--table={_pattern(schema, table)}"],
-                        )
-                    )
-                excluded = [f"--exclude-table-data={_pattern(s, t)}" for s, t in tables]
-                tasks.append(("data-rest", "data", None, ["--data-only", *excluded]))
-
+            counts: dict[str, int] = {}
             group = ProcessGroup()
 
-            def run(task: tuple[str, str, str | None, list[str]]) -> PartRecord:
-                name, role, table, args = task
-                with self._run(tool, [*base, *args], stdout=subprocess.PIPE, group=group) as proc:
-                    return write_part(name, role, table, proc.stream_stdout())
+            def run(task: tuple[str, tuple[CopyTable, ...] | list[str]]) -> PartRecord:
+                name, what = task
+                if isinstance(what, list):  # a pg_dump archive
+                    role = "schema" if name == "schema" else "data"
+                    with self._run(
+                        tools["pg_dump"], [*archive, *what], stdout=PIPE, group=group
+                    ) as proc:
+                        return write_part(name, role, None, proc.stream_stdout())
+                frames = TableFrames(name, len(what), count_rows=True)
+                with tempfile.TemporaryDirectory(prefix="warroom-dump-") as tmp:
+                    script = Path(tmp) / "copy.sql"
+                    script.write_text(copy_out_script(snapshot, database["encoding"], what))
+                    args = ["-X", "-q", f"--dbname={self._conninfo()}", f"--file={script}"]
+                    with self._run(tools["psql"], args, stdout=PIPE, group=group) as proc:
+                        record = write_part(
+                            name,
+                            "data",
+                            None,
+                            frames.counted(proc.stream_stdout()),
+                            copy=tuple(table.to_dict() for table in what),
+                        )
+                counts.update(
+                    (table.qualified, rows) for table, rows in zip(what, frames.rows, strict=True)
+                )
+                return record
 
-            # Rows are counted in the exported snapshot while pg_dump runs: the rows it dumps.
-            _, counts = run_parallel(tasks, run, jobs, group, lambda: self._count(conn, tables))
+            run_parallel(tasks, run, jobs, group)
             conn.rollback()
-        assert counts is not None
         return DumpInfo(
             server_version=database.pop("server_version"),
             tool="pg_dump",
-            tool_version=tool.version,
-            tables=counts,
+            tool_version=tools["pg_dump"].version,
+            tables=dict(sorted(counts.items())),
             database=database,
         )
+
+    def _lock_tables(self, conn: Any, tables: list[CopyTable]) -> None:
+        """Hold ACCESS SHARE locks on every table for the whole backup, as pg_dump does: a
+        concurrent ALTER or TRUNCATE rewrites a table outside the snapshot's view."""
+        if not tables:
+            return
+        targets = sql.SQL(", ").join(table.identifier for table in tables)
+        try:
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(targets))
+        except psycopg.errors.LockNotAvailable as exc:
+            raise DatabaseError(
+                f"cannot back up {self.display}: another session held a conflicting lock on "
+                f"a table (ALTER, DROP or TRUNCATE) for {self._lock_wait_timeout}s; retry, or "
+                "raise WARROOM_LOCK_WAIT_TIMEOUT",
+                database=self.display,
+            ) from exc
 
     def base_backup(self, write_part: WritePart) -> DumpInfo:
         """A physical base backup of the whole cluster (``pg_basebackup``, tar format, with
@@ -306,7 +374,7 @@ class PostgresEngine:
             "--verbose",
             "--no-manifest",
         ]
-        with self._run(tool, args, stdout=subprocess.PIPE) as proc:
+        with self._run(tool, args, stdout=PIPE) as proc:
             write_part("base.tar", "base", None, proc.stream_stdout())
             log = proc.stderr_text()
         start = re.search(
@@ -406,10 +474,10 @@ class PostgresEngine:
             counts[_qualified(schema, table)] = conn.execute(query).fetchone()[0]
         return counts
 
-    def count_rows(self) -> dict[str, int]:
+    def count_rows(self, exclude: Collection[str] = ()) -> dict[str, int]:
         with self._connect() as conn:
-            tables = [tuple(row) for row in conn.execute(_TABLES_QUERY)]
-            return self._count(conn, tables)
+            tables = [(row[0], row[1]) for row in conn.execute(_TABLES_QUERY)]
+            return self._count(conn, [t for t in tables if _qualified(*t) not in exclude])
 
     # -- restore ----------------------------------------------------------------------------
 
@@ -512,7 +580,7 @@ class PostgresEngine:
         read_part: ReadPart,
         jobs: int,
         dumped_with: str,
-        alongside: Callable[[], None] | None = None,
+        alongside: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         with self._connect() as conn:
             tool = self._tools(conn, "pg_restore")["pg_restore"]
@@ -539,30 +607,26 @@ class PostgresEngine:
                 if owner is not None:
                     early.setdefault(owner, []).append(line)
             done: set[tuple[str, str]] = set()
+            loaded: dict[str, int] = {}
             group = ProcessGroup()
 
-            def restore_list(entries: list[str], name: str, extra: list[str]) -> None:
-                listing = Path(tmp) / f"{name}.list"
-                listing.write_text("\n".join(entries) + "\n")
-                args = [*common, "--section=post-data", f"--use-list={listing}", *extra]
-                with self._run(tool, [*args, str(schema_file)], group=group) as proc:
-                    proc.check()
-
             def load_data(part: PartRecord) -> None:
-                with self._run(tool, [*common], stdin=subprocess.PIPE, group=group) as proc:
-                    try:
-                        for chunk in read_part(part.name):
-                            proc.stdin.write(chunk)
-                        proc.stdin.close()
-                    except BrokenPipeError:
-                        proc.check()  # pg_restore died: its stderr says why
-                        raise
-                    proc.check()
-                # This table is loaded: build its indexes and constraints while others load.
-                table = _table_key(part.table) if part.table else None
-                if table in early:
-                    restore_list(early[table], part.name, [])
-                    done.add(table)
+                if part.copy:
+                    tables = [CopyTable.from_dict(table) for table in part.copy]
+                    loaded.update(self._copy_in(part.name, tables, read_part(part.name), group))
+                    keys = [(table.schema, table.name) for table in tables]
+                else:  # a pg_dump archive: data-rest, or a data part of a format-1 backup
+                    self._restore_archive(tool, common, read_part(part.name), group)
+                    keys = [_table_key(part.table)] if part.table else []
+                # These tables are loaded: build their indexes and constraints while others load.
+                ready = [key for key in keys if key in early]
+                if ready:
+                    listing = Path(tmp) / f"{part.name}.list"
+                    listing.write_text("\n".join(line for key in ready for line in early[key]))
+                    args = [*common, "--section=post-data", f"--use-list={listing}"]
+                    with self._run(tool, [*args, str(schema_file)], group=group) as proc:
+                        proc.check()
+                    done.update(ready)
 
             data_parts = [part for part in parts if part.role == "data"]
             run_parallel(data_parts, load_data, jobs, group)
@@ -579,8 +643,51 @@ class PostgresEngine:
             ]
             with self._run(tool, post_data) as proc:
                 if alongside is not None:
-                    alongside()  # every row is in: check them while the indexes build
+                    alongside(loaded)  # every row is in: check them while the indexes build
                 proc.check()
+
+    def _restore_archive(
+        self, tool: PgTool, common: list[str], chunks: Iterator[bytes], group: ProcessGroup
+    ) -> None:
+        """Stream one pg_dump archive into ``pg_restore``'s stdin."""
+        with self._run(tool, [*common], stdin=PIPE, group=group) as proc:
+            try:
+                for chunk in chunks:
+                    proc.stdin.write(chunk)
+                proc.stdin.close()
+            except BrokenPipeError:
+                proc.check()  # pg_restore died: its stderr says why
+                raise
+            proc.check()
+
+    def _copy_in(
+        self, label: str, tables: list[CopyTable], chunks: Iterator[bytes], group: ProcessGroup
+    ) -> dict[str, int]:
+        """Load one copy part in one transaction and return each table's count of rows loaded.
+        The tables are truncated first, so COPY can write their rows already frozen: no
+        later pass (the first read, VACUUM) rewrites every page to set hint bits."""
+        frames = TableFrames(label, len(tables))
+        pieces = (piece for chunk in chunks for piece in frames.feed(chunk))
+        counts: dict[str, int] = {}
+        with self._connect() as conn, _cancelled_with(conn, group), conn.transaction():
+            encoding = conn.execute("SELECT current_setting('server_encoding')").fetchone()[0]
+            for statement in session_settings(encoding):
+                conn.execute(statement)
+            conn.execute(
+                sql.SQL("TRUNCATE ONLY {}").format(
+                    sql.SQL(", ").join(table.identifier for table in tables)
+                )
+            )
+            cursor = conn.cursor()
+            pending = next(pieces, None)
+            for index, table in enumerate(tables):
+                with cursor.copy(copy_in_statement(table, freeze=True)) as copy:
+                    while pending is not None and pending[0] == index:
+                        copy.write(pending[1])
+                        pending = next(pieces, None)
+                counts[table.qualified] = cursor.rowcount
+            frames.finish()
+        return counts
 
     def _post_data_entries(
         self, tool: PgTool, schema_file: Path

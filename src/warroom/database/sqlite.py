@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,9 +118,9 @@ class SqliteEngine:
             tables=counts,
         )
 
-    def count_rows(self) -> dict[str, int]:
+    def count_rows(self, exclude: Collection[str] = ()) -> dict[str, int]:
         with self._open_source() as conn:
-            return _count(conn)
+            return {table: rows for table, rows in _count(conn).items() if table not in exclude}
 
     def ping(self) -> None:
         with self._open_source() as conn:
@@ -154,7 +154,7 @@ class SqliteEngine:
         read_part: ReadPart,
         jobs: int,
         dumped_with: str,
-        alongside: Callable[[], None] | None = None,
+        alongside: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         temp = Path(temp_name)
@@ -173,7 +173,7 @@ class SqliteEngine:
             temp.chmod(0o666 & ~umask)
             os.replace(temp, self.path)
             if alongside is not None:
-                alongside()
+                alongside({})
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot restore into {self.path}: {exc}") from exc
         finally:
