@@ -32,7 +32,9 @@ class RestoreToNewDatabase(Body):
         pattern=r"^[^\x00/]+$",
         description="Restore into this new database on the configured server.",
     )
-    jobs: int = Field(1, ge=1, le=16)
+    jobs: int | None = Field(
+        None, ge=1, le=16, description="Stored parts loaded at once; default: one per CPU."
+    )
 
 
 class RestoreOverConfigured(Body):
@@ -40,7 +42,9 @@ class RestoreOverConfigured(Body):
         description="Restore over the configured DATABASE_URL (a safety backup is taken first)."
     )
     confirm: Literal[True] = Field(description="Must be true: the target's data is replaced.")
-    jobs: int = Field(1, ge=1, le=16)
+    jobs: int | None = Field(
+        None, ge=1, le=16, description="Stored parts loaded at once; default: one per CPU."
+    )
 
 
 RestoreIn = RestoreToNewDatabase | RestoreOverConfigured

@@ -62,7 +62,18 @@ JobsOption = Annotated[
         "-j",
         min=1,
         max=64,
-        help="Parallel streams: with more than 1, one stored part per table.",
+        help="Tables dumped at once (big tables are stored parts of their own whatever it is).",
+    ),
+]
+LoadJobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        max=64,
+        help="Stored parts loaded at once. [default: one per CPU]",
+        show_default=False,
     ),
 ]
 UrlOption = Annotated[
@@ -227,7 +238,7 @@ def verify(
         ),
     ] = False,
     url: UrlOption = None,
-    jobs: JobsOption = 1,
+    jobs: LoadJobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part)."""
@@ -322,7 +333,7 @@ def restore_database(
             "has reached the target and is promoted.",
         ),
     ] = False,
-    jobs: JobsOption = 1,
+    jobs: LoadJobsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Restore a database checkpoint, or recover a cluster to a point in time.

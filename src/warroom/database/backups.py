@@ -13,6 +13,7 @@ is still being written.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
@@ -90,6 +91,15 @@ class Progress:
         for chunk in chunks:
             self.advance(len(chunk))
             yield chunk
+
+
+def parallel_jobs(jobs: int | None) -> int:
+    """``jobs`` once checked; None: one per CPU this process may use (at most 16)."""
+    if jobs is None:
+        return max(1, min(len(os.sched_getaffinity(0)), 16))
+    if jobs < 1:
+        raise InputError(f"--jobs must be at least 1, not {jobs}")
+    return jobs
 
 
 @dataclass
@@ -265,8 +275,7 @@ class BackupService:
         """Back up the database at ``url`` (default DATABASE_URL) as checkpoint ``name``;
         ``physical``: a base backup of the whole PostgreSQL cluster, for point-in-time
         recovery."""
-        if jobs < 1:
-            raise InputError(f"--jobs must be at least 1, not {jobs}")
+        jobs = parallel_jobs(jobs)
         engine = self._engine(self._source_url(url))
         if physical and engine.scheme != "postgresql":
             raise InputError(
@@ -396,11 +405,12 @@ class BackupService:
         *,
         restore_test: bool = False,
         url: str | None = None,
-        jobs: int = 1,
+        jobs: int | None = None,
         progress: Progress | None = None,
     ) -> VerifyReport:
         """Re-read and check every part; with ``restore_test``, also restore into a scratch
         database and compare every table's row count with the one recorded at backup time."""
+        jobs = parallel_jobs(jobs)
         progress = progress or Progress()
         try:
             manifest = self.manifest(name)
@@ -496,17 +506,17 @@ class BackupService:
         target_url: str | None = None,
         confirm: bool = False,
         url: str | None = None,
-        jobs: int = 1,
+        jobs: int | None = None,
         progress: Progress | None = None,
     ) -> RestoreReport:
         """Restore backup ``name`` into a new database (``new_db``, on the server of ``url``,
         DATABASE_URL or the backup's source) or over ``target_url`` (needs ``confirm``; a safety
         backup of the target is taken first). Every part is checked before anything is touched;
-        the target is replaced only once the restore is complete and its row counts match."""
+        the target is replaced only once the restore is complete and its row counts match.
+        ``jobs`` parts load at once (default: one per CPU)."""
         if (new_db is None) == (target_url is None):
             raise InputError("give exactly one target: --new-db NAME or --target-url URL")
-        if jobs < 1:
-            raise InputError(f"--jobs must be at least 1, not {jobs}")
+        jobs = parallel_jobs(jobs)
         if target_url is not None and not confirm:
             raise InputError(
                 "restoring over an existing database replaces all of its data; "
