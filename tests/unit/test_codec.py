@@ -17,8 +17,8 @@ def _encode(data: bytes, chunk: int = 4096) -> tuple[bytes, Encoder]:
     return stored, encoder
 
 
-def _decode(stored: bytes, chunk: int = 1000) -> tuple[bytes, Decoder]:
-    decoder = Decoder("part")
+def _decode(stored: bytes, chunk: int = 1000, hash_plain: bool = True) -> tuple[bytes, Decoder]:
+    decoder = Decoder("part", hash_plain=hash_plain)
     plain = b"".join(decoder.decode(stored[i : i + chunk] for i in range(0, len(stored), chunk)))
     return plain, decoder
 
@@ -41,13 +41,23 @@ def test_compresses_repetitive_data() -> None:
     assert encoder.digest.stored_size < encoder.digest.plain_size / 20
 
 
-def test_flipped_byte_is_refused() -> None:
+@pytest.mark.parametrize("hash_plain", [True, False])
+def test_flipped_byte_is_refused(hash_plain: bool) -> None:
     stored, encoder = _encode(os.urandom(10_000) + b"x" * 50_000)
     damaged = bytearray(stored)
     damaged[len(damaged) // 2] ^= 0x10
     with pytest.raises(IntegrityError):
-        _, decoder = _decode(bytes(damaged))
+        _, decoder = _decode(bytes(damaged), hash_plain=hash_plain)
         decoder.check(encoder.digest.plain_sha256, encoder.digest.stored_sha256)
+
+
+def test_without_hashing_the_plain_bytes_the_stored_checksum_still_decides() -> None:
+    stored, encoder = _encode(b"abc" * 10_000)
+    plain, decoder = _decode(stored, hash_plain=False)
+    assert plain == b"abc" * 10_000
+    decoder.check("not compared", encoder.digest.stored_sha256)
+    with pytest.raises(IntegrityError, match="stored checksum"):
+        decoder.check(encoder.digest.plain_sha256, "0" * 64)
 
 
 def test_truncated_object_is_refused() -> None:

@@ -72,7 +72,7 @@ LoadJobsOption = Annotated[
         "-j",
         min=1,
         max=64,
-        help="Stored parts loaded at once. [default: one per CPU]",
+        help="Stored parts loaded at once (default: one per CPU).",
         show_default=False,
     ),
 ]

@@ -249,12 +249,19 @@ class BackupService:
         """The decoded bytes of one part; IntegrityError (at the end) if they are damaged."""
         return self._reader(manifest, progress)(part)
 
-    def _reader(self, manifest: Manifest, progress: Progress) -> Callable[[str], Iterator[bytes]]:
+    def _reader(
+        self, manifest: Manifest, progress: Progress, hash_plain: bool = True
+    ) -> Callable[[str], Iterator[bytes]]:
         parts = {part.name: part for part in manifest.parts}
 
         def read_part(part_name: str) -> Iterator[bytes]:
             part = parts[part_name]
-            decoder = Decoder(f"{manifest.name}/{part_name}", name=manifest.name, part=part_name)
+            decoder = Decoder(
+                f"{manifest.name}/{part_name}",
+                hash_plain=hash_plain,
+                name=manifest.name,
+                part=part_name,
+            )
             with closing(self._get_part(manifest.name, part_name)) as stored:
                 yield from progress.counted(decoder.decode(stored))
             decoder.check(part.plain_sha256, part.stored_sha256)
@@ -457,7 +464,7 @@ class BackupService:
 
         target.load(
             manifest.parts,
-            self._reader(manifest, progress),
+            self._reader(manifest, progress, hash_plain=False),
             jobs,
             manifest.tool_version,
             alongside=count,
