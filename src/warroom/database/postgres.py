@@ -310,26 +310,12 @@ class PostgresEngine:
                 name, what = task
                 if isinstance(what, list):  # a pg_dump archive
                     role = "schema" if name == "schema" else "data"
-                    with self._run(
-                        tools["pg_dump"], [*archive, *what], stdout=PIPE, group=group
-                    ) as proc:
+                    args = [*archive, *what]
+                    with self._run(tools["pg_dump"], args, stdout=PIPE, group=group) as proc:
                         return write_part(name, role, None, proc.stream_stdout())
-                frames = TableFrames(name, len(what), count_rows=True)
-                with tempfile.TemporaryDirectory(prefix="warroom-dump-") as tmp:
-                    script = Path(tmp) / "copy.sql"
-                    script.write_text(copy_out_script(snapshot, database["encoding"], what))
-                    args = ["-X", "-q", f"--dbname={self._conninfo()}", f"--file={script}"]
-                    with self._run(tools["psql"], args, stdout=PIPE, group=group) as proc:
-                        record = write_part(
-                            name,
-                            "data",
-                            None,
-                            frames.counted(proc.stream_stdout()),
-                            copy=tuple(table.to_dict() for table in what),
-                        )
-                counts.update(
-                    (table.qualified, rows) for table, rows in zip(what, frames.rows, strict=True)
-                )
+                script = copy_out_script(snapshot, database["encoding"], what)
+                record, rows = self._dump_copy(tools["psql"], name, what, script, write_part, group)
+                counts.update(rows)
                 return record
 
             run_parallel(tasks, run, jobs, group)
@@ -341,6 +327,33 @@ class PostgresEngine:
             tables=dict(sorted(counts.items())),
             database=database,
         )
+
+    def _dump_copy(
+        self,
+        psql: PgTool,
+        name: str,
+        tables: tuple[CopyTable, ...],
+        script: str,
+        write_part: WritePart,
+        group: ProcessGroup,
+    ) -> tuple[PartRecord, dict[str, int]]:
+        """Store copy part ``name`` from ``psql`` running ``script``; return its record and
+        each table's row count, counted in the stream."""
+        frames = TableFrames(name, len(tables), count_rows=True)
+        with tempfile.TemporaryDirectory(prefix="warroom-dump-") as tmp:
+            script_file = Path(tmp) / "copy.sql"
+            script_file.write_text(script)
+            args = ["-X", "-q", f"--dbname={self._conninfo()}", f"--file={script_file}"]
+            with self._run(psql, args, stdout=PIPE, group=group) as proc:
+                record = write_part(
+                    name,
+                    "data",
+                    None,
+                    frames.counted(proc.stream_stdout()),
+                    copy=tuple(table.to_dict() for table in tables),
+                )
+        rows = zip(tables, frames.rows, strict=True)
+        return record, {table.qualified: count for table, count in rows}
 
     def _lock_tables(self, conn: Any, tables: list[CopyTable]) -> None:
         """Hold ACCESS SHARE locks on every table for the whole backup, as pg_dump does: a
