@@ -18,13 +18,14 @@ from warroom.database.manifest import Manifest, backup_prefix, manifest_key
 from warroom.database.pgcopy import CopyTable
 from warroom.errors import (
     ConflictError,
+    DatabaseError,
     IncompatibleBackupError,
     InputError,
     IntegrityError,
     NameTakenError,
     NotFoundError,
 )
-from warroom.services import Services
+from warroom.services import Services, build_services
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
@@ -296,3 +297,18 @@ def test_a_restore_that_loads_other_row_counts_is_refused(
     with pytest.raises(IntegrityError, match=r"public.customers: 300 rows, backup recorded 301"):
         services.backups.restore("miscounted", new_db=pg_names[0], url=pg_db)
     assert not pg_database_exists(pg_names[0])
+
+
+def test_a_backup_holds_its_tables_and_says_when_it_cannot(services: Services, pg_db: str) -> None:
+    """The backup locks every table (ACCESS SHARE, as pg_dump does) until it ends: a
+    concurrent ALTER cannot rewrite a table under it, and a lock it cannot get in
+    WARROOM_LOCK_WAIT_TIMEOUT fails the backup with a message that says so."""
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g")
+    impatient = services.settings.model_copy(update={"lock_wait_timeout": 1})
+    with build_services(impatient) as quick, psycopg.connect(pg_db) as blocker:
+        blocker.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(DatabaseError, match="conflicting lock .* for 1s"):
+            quick.backups.create(url=pg_db, name="blocked")
+    assert services.backups.list_backups() == []
+    assert not (services.settings.backup_dir / "database" / "blocked").exists()

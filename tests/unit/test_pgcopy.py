@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from warroom.database import pgcopy
 from warroom.database.pgcopy import CopyTable, TableFrames, copy_in_statement, plan_parts
 from warroom.errors import IntegrityError
 
@@ -64,6 +65,13 @@ def test_big_tables_get_parts_of_their_own_and_small_ones_share() -> None:
     plan = plan_parts([(small, 10), (big, 100), (medium, 60)], target_bytes=64)
     assert plan == [(big,), (medium,), (small,)]
     assert plan_parts([(small, 10), (medium, 40)], target_bytes=64) == [(medium, small)]
+
+
+def test_empty_tables_share_parts_of_bounded_table_counts() -> None:
+    empty = [(CopyTable("s", f"t{i}", ("id",)), 0) for i in range(2 * pgcopy.PART_MAX_TABLES + 1)]
+    plan = plan_parts(empty)
+    assert [len(part) for part in plan] == [pgcopy.PART_MAX_TABLES, pgcopy.PART_MAX_TABLES, 1]
+    assert [table for part in plan for table in part] == [table for table, _ in empty]
 
 
 def test_copy_statements_quote_every_name() -> None:

@@ -43,6 +43,9 @@ COPY_SETTINGS = {
     "standard_conforming_strings": "on",
 }
 PART_TARGET_BYTES = 64 << 20
+# A restore truncates a part's tables in one transaction, holding a lock on each: a part of
+# thousands of empty tables would exhaust the server's lock table (max_locks_per_transaction).
+PART_MAX_TABLES = 200
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ def plan_parts(
 ) -> list[tuple[CopyTable, ...]]:
     """Group ``(table, size in bytes)`` into parts, largest first: a table of ``target_bytes``
     (default :data:`PART_TARGET_BYTES`) or more is a part of its own; smaller ones share parts
-    of about ``target_bytes``. A restore loads parts in parallel, so big tables never share."""
+    of about ``target_bytes`` and at most :data:`PART_MAX_TABLES` tables. A restore loads parts
+    in parallel, so big tables never share."""
     target_bytes = target_bytes or PART_TARGET_BYTES
     parts: list[list[CopyTable]] = []
     batch: list[CopyTable] = []
@@ -93,7 +97,7 @@ def plan_parts(
         if size >= target_bytes:
             parts.append([table])
             continue
-        if batch and batch_bytes + size > target_bytes:
+        if batch and (batch_bytes + size > target_bytes or len(batch) == PART_MAX_TABLES):
             parts.append(batch)
             batch, batch_bytes = [], 0
         batch.append(table)

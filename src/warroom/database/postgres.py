@@ -56,10 +56,10 @@ __all__ = ["PostgresEngine"]
 
 MAX_DB_NAME = 63
 MAINTENANCE_DB = "postgres"
-# Every table whose rows a backup copies: its size (for planning parts) and the columns COPY
-# reads and writes (not dropped, not generated), in order.
+# Every table whose rows a backup copies, and the columns COPY reads and writes (not dropped,
+# not generated), in order. From the catalog alone: sizes need locks (_SIZES_QUERY).
 _TABLES_QUERY = """
-SELECT n.nspname, c.relname, pg_table_size(c.oid),
+SELECT n.nspname, c.relname, c.oid,
        ARRAY(SELECT a.attname FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                AND a.attgenerated = '' ORDER BY a.attnum)
@@ -72,6 +72,10 @@ WHERE c.relkind = 'r' AND c.relpersistence <> 't'
 ORDER BY 1, 2
 """
 
+_SIZES_QUERY = """
+SELECT pg_table_size(t.oid) FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, position)
+ORDER BY t.position
+"""
 
 # to_jsonb(d) reads columns that only some server versions have (PostgreSQL 15's ICU locale).
 _DATABASE_QUERY = """
@@ -284,11 +288,11 @@ class PostgresEngine:
             tools = self._tools(conn, "pg_dump", "psql")
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            tables = [
-                (CopyTable(schema, name, tuple(columns)), size)
-                for schema, name, size, columns in conn.execute(_TABLES_QUERY)
-            ]
-            self._lock_tables(conn, [table for table, _ in tables])
+            found = conn.execute(_TABLES_QUERY).fetchall()
+            tables = [CopyTable(schema, name, tuple(columns)) for schema, name, _, columns in found]
+            self._lock_tables(conn, tables)
+            oids = [oid for _, _, oid, _ in found]
+            sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [oids])]
             database = self._database_properties(conn)
             archive = [
                 "--format=custom",
@@ -297,10 +301,13 @@ class PostgresEngine:
                 f"--lock-wait-timeout={self._lock_wait_timeout}s",
                 f"--dbname={self._conninfo()}",
             ]
-            excluded = [f"--exclude-table-data={_pattern(t.schema, t.name)}" for t, _ in tables]
+            excluded = [f"--exclude-table-data={_pattern(t.schema, t.name)}" for t in tables]
             tasks: list[tuple[str, tuple[CopyTable, ...] | list[str]]] = [
                 ("schema", ["--schema-only"]),
-                *((f"copy-{i:05d}", part) for i, part in enumerate(plan_parts(tables))),
+                *(
+                    (f"copy-{i:05d}", part)
+                    for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True))))
+                ),
                 ("data-rest", ["--data-only", *excluded]),
             ]
             counts: dict[str, int] = {}
