@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.conftest import pg_database_exists, pg_url
 from tests.dbcompare import PG_BIN, fill_rich_database, pg_snapshot
@@ -16,6 +17,7 @@ from warroom.codec import Encoder
 from warroom.database import PartRecord, pgcopy
 from warroom.database.manifest import Manifest, backup_prefix, manifest_key
 from warroom.database.pgcopy import CopyTable
+from warroom.database.postgres import WORK_CLAIM_KEY
 from warroom.errors import (
     ConflictError,
     DatabaseError,
@@ -312,3 +314,29 @@ def test_a_backup_holds_its_tables_and_says_when_it_cannot(services: Services, p
             quick.backups.create(url=pg_db, name="blocked")
     assert services.backups.list_backups() == []
     assert not (services.settings.backup_dir / "database" / "blocked").exists()
+
+
+def test_work_databases_of_killed_restores_are_swept(
+    services: Services, pg_db: str, pg_names: list[str]
+) -> None:
+    """A restore claims its staging database with a session advisory lock: a database whose
+    claim is gone (its process killed) is dropped by the next restore; a claimed one is not."""
+    running, abandoned = "warroom_restore_0123456789ab", "warroom_scratch_ba9876543210"
+    pg_names.extend([running, abandoned, "wrt_after_sweep_1", "wrt_after_sweep_2"])
+    services.backups.create(url=pg_db, name="small")
+    with psycopg.connect(pg_url("postgres"), autocommit=True) as admin:
+        with psycopg.connect(pg_url("postgres"), autocommit=True) as other_restore:
+            other_restore.execute(
+                "SELECT pg_advisory_lock(%s, hashtext(%s))", (WORK_CLAIM_KEY, running)
+            )
+            for name in (running, abandoned):
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            services.backups.restore("small", new_db="wrt_after_sweep_1", url=pg_db)
+            assert pg_database_exists(running) and not pg_database_exists(abandoned)
+        # The other restore's process is gone: its claim went with its connection.
+        services.backups.restore("small", new_db="wrt_after_sweep_2", url=pg_db)
+        assert not pg_database_exists(running)
+        leftovers = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^warroom_(restore|scratch|retired)_'"
+        ).fetchall()
+    assert leftovers == []

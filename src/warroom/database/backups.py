@@ -436,6 +436,7 @@ class BackupService:
                 server = self._engine(url or self.settings.database_url or manifest.source)
                 self._check_compatible(manifest, server)
                 progress.start(f"restore test of {name}")
+                self._sweep_abandoned(server, progress)
                 with server.scratch() as scratch:
                     scratch.create_empty(manifest.database)
                     report.tables_checked = self._load_and_check(scratch, manifest, progress, jobs)
@@ -577,6 +578,7 @@ class BackupService:
             database["owner"] = target.owner()
         # Always restore under a fresh name of our own, then rename: an interrupted restore
         # never leaves a half-loaded database under the name the user asked for.
+        self._sweep_abandoned(target, progress)
         staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
         progress.start(f"restoring {manifest.name} into {target.display}")
         try:
@@ -597,6 +599,13 @@ class BackupService:
             safety_backup=safety.name if safety else None,
             duration_seconds=round(time.monotonic() - started, 3),
         )
+
+    @staticmethod
+    def _sweep_abandoned(server: DatabaseEngine, progress: Progress) -> None:
+        """Drop the staging and scratch databases that killed restores left on the server."""
+        if isinstance(server, PostgresEngine):
+            for name in server.sweep_abandoned():
+                progress.start(f"dropped {name}, left by an interrupted restore")
 
     def _reindex_after_restore(self, restored: Manifest, safety: Manifest | None) -> None:
         """The catalog may live in the database just replaced: reconnect, and make sure the

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -56,6 +56,15 @@ __all__ = ["PostgresEngine"]
 
 MAX_DB_NAME = 63
 MAINTENANCE_DB = "postgres"
+# The databases warroom creates for its own use while it works: restores load a staging database
+# and retire the one they replace; restore tests load a scratch one. Each is claimed, from
+# before it exists until it is gone, by a session-level advisory lock on the maintenance
+# database, so a process killed meanwhile releases its claim and leaves a sweepable database.
+WORK_DATABASE = re.compile(r"^warroom_(?:restore|scratch|retired)_[0-9a-f]{12}$")
+WORK_CLAIM_KEY = 22354  # the first key of every claim; the second is hashtext(name)
+_CLAIM = f"SELECT pg_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
+_TRY_CLAIM = f"SELECT pg_try_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
+_UNCLAIM = f"SELECT pg_advisory_unlock({WORK_CLAIM_KEY}, hashtext(%s))"
 # Every table whose rows a backup copies, and the columns COPY reads and writes (not dropped,
 # not generated), in order. From the catalog alone: sizes need locks (_SIZES_QUERY).
 _TABLES_QUERY = """
@@ -200,6 +209,7 @@ class PostgresEngine:
         self._pg_bin_dir = pg_bin_dir
         self._connect_timeout = connect_timeout
         self._lock_wait_timeout = lock_wait_timeout
+        self._claim: ExitStack | None = None
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -221,7 +231,52 @@ class PostgresEngine:
         clone.__dict__.update(self.__dict__)
         clone._params = {**self._params, "dbname": database_name}
         clone.display = self.display.rsplit("/", 1)[0] + "/" + database_name
+        clone._claim = None
         return clone
+
+    # -- warroom's own work databases -------------------------------------------------------
+
+    def _claim_name(self) -> None:
+        """Claim this work database's name (see WORK_DATABASE) until :meth:`_release` or the
+        process ends; other names need no claim."""
+        if self._claim is not None or not WORK_DATABASE.match(self.database_name):
+            return
+        claim = ExitStack()
+        conn = claim.enter_context(self._connect(MAINTENANCE_DB))
+        try:
+            conn.execute(_CLAIM, (self.database_name,))
+        except BaseException as exc:
+            claim.__exit__(type(exc), exc, exc.__traceback__)  # raises it as a DatabaseError
+            raise
+        self._claim = claim
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
+
+    def sweep_abandoned(self) -> list[str]:
+        """Drop the work databases on this server whose process is gone (killed during a
+        restore or a restore test); return their names."""
+        dropped = []
+        with self._connect(MAINTENANCE_DB) as conn:
+            names = [
+                name
+                for (name,) in conn.execute("SELECT datname FROM pg_database ORDER BY 1")
+                if WORK_DATABASE.match(name)
+            ]
+            for name in names:
+                if conn.execute(_TRY_CLAIM, (name,)).fetchone()[0]:
+                    try:
+                        conn.execute(
+                            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                                sql.Identifier(name)
+                            )
+                        )
+                        dropped.append(name)
+                    finally:
+                        conn.execute(_UNCLAIM, (name,))
+        return dropped
 
     # -- connections and tools --------------------------------------------------------------
 
@@ -541,6 +596,7 @@ class PostgresEngine:
         statement = sql.SQL("CREATE DATABASE {} ").format(
             sql.Identifier(self.database_name)
         ) + sql.SQL(" ").join(options)
+        self._claim_name()
         with self._connect(MAINTENANCE_DB) as conn:
             conn.execute(statement)
 
@@ -750,6 +806,7 @@ class PostgresEngine:
                     sql.Identifier(self.database_name)
                 )
             )
+        self._release()
 
     def owner(self) -> str:
         with self._connect(MAINTENANCE_DB) as conn:
@@ -772,23 +829,33 @@ class PostgresEngine:
                         sql.Identifier(self.database_name),
                     )
                 )
+            staging._release()
             return
-        retired = f"warroom_retired_{uuid.uuid4().hex[:12]}"
+        retired = self.sibling(f"warroom_retired_{uuid.uuid4().hex[:12]}")
+        retired._claim_name()  # killed before its DROP, it is swept by the next restore
         name, staged = sql.Identifier(self.database_name), sql.Identifier(staging.database_name)
         rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
         allow = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}")
-        with self._connect(MAINTENANCE_DB) as conn:
-            conn.execute(allow.format(name, sql.SQL("false")))
-            try:
+        try:
+            with self._connect(MAINTENANCE_DB) as conn:
+                conn.execute(allow.format(name, sql.SQL("false")))
+                try:
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (self.database_name,),
+                    )
+                    with conn.transaction():
+                        conn.execute(rename.format(name, sql.Identifier(retired.database_name)))
+                        conn.execute(rename.format(staged, name))
+                except BaseException:
+                    conn.execute(allow.format(name, sql.SQL("true")))
+                    raise
+                staging._release()
                 conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (self.database_name,),
+                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
+                        sql.Identifier(retired.database_name)
+                    )
                 )
-                with conn.transaction():
-                    conn.execute(rename.format(name, sql.Identifier(retired)))
-                    conn.execute(rename.format(staged, name))
-            except BaseException:
-                conn.execute(allow.format(name, sql.SQL("true")))
-                raise
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(retired)))
+        finally:
+            retired._release()
