@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import inspect
 
 from warroom.catalog import CheckpointRecord, open_catalog
 from warroom.catalog.migrations import HEAD
@@ -90,3 +91,18 @@ def test_naive_datetimes_are_refused(catalog_url: str) -> None:
 def test_unsupported_catalog_urls(url: str) -> None:
     with pytest.raises(ConfigurationError):
         open_catalog(url)
+
+
+def test_a_version_4_catalog_gains_the_schedule_heartbeat(catalog_url: str) -> None:
+    catalog = open_catalog(catalog_url)
+    with catalog.engine.begin() as conn:  # back to version 4, as the code before it made it
+        conn.exec_driver_sql("ALTER TABLE warroom_schedule_runs DROP COLUMN heartbeat_at")
+        conn.exec_driver_sql("DELETE FROM warroom_schema_version WHERE version = 5")
+    catalog.close()
+    catalog = open_catalog(catalog_url)
+    with catalog.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("warroom_schedule_runs")}
+        versions = conn.exec_driver_sql("SELECT version FROM warroom_schema_version").fetchall()
+    assert "heartbeat_at" in columns
+    assert [v for (v,) in versions] == list(range(1, HEAD + 1))
+    catalog.close()

@@ -196,3 +196,46 @@ def test_a_failing_webhook_is_retried_and_never_raises() -> None:
     notifier = Notifier(["http://127.0.0.1:9/none"], attempts=2, backoff=0.01, timeout=0.5)
     notifier.notify("test", "nobody listens")
     notifier.flush(timeout=10)
+
+
+def test_a_slot_left_running_by_a_dead_process_fails_and_alerts(catalog_url: str) -> None:
+    from warroom.catalog import open_catalog
+
+    catalog = open_catalog(catalog_url)
+    release = threading.Event()
+    alerts: list[tuple[str, str]] = []
+
+    def long_backup() -> dict[str, Any]:
+        release.wait(30)
+        return {}
+
+    slot = DAY.replace(hour=3)
+    # A process claimed the cleanup slot, then died: nothing refreshes its heartbeat.
+    dead = Scheduler(catalog, [], "dead", timedelta(hours=6))
+    assert dead.claim("cleanup", slot, slot)
+    alive = Scheduler(
+        catalog,
+        [ScheduledJob("database-backup", "0 3 * * *", long_backup)],
+        "alive",
+        timedelta(hours=6),
+        on_failure=lambda job, error: alerts.append((job, error)),
+    )
+    try:
+        assert alive.tick(slot) == ["database-backup"]  # runs, and keeps running
+        alive.tick(slot + timedelta(minutes=1))
+        assert last_runs(catalog)["cleanup"]["status"] == "running"  # not stale yet
+        later = slot + timedelta(minutes=10)
+        alive.tick(later)
+        runs = last_runs(catalog)
+        assert runs["cleanup"]["status"] == "failed"
+        assert "interrupted: the process running it stopped" in runs["cleanup"]["error"]
+        assert [job for job, _ in alerts] == ["cleanup"]
+        # A long run whose process is alive keeps its heartbeat: another scheduler leaves it.
+        other = Scheduler(catalog, [], "other", timedelta(hours=6))
+        other.tick(later + timedelta(minutes=1))
+        assert last_runs(catalog)["database-backup"]["status"] == "running"
+    finally:
+        release.set()
+        alive.stop()
+    assert last_runs(catalog)["database-backup"]["status"] == "succeeded"
+    catalog.close()

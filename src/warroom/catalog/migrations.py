@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
 
 from warroom.catalog import schema
 
@@ -38,11 +38,20 @@ def _v4_schedule(conn: Connection) -> None:
     schema.schedule_runs.create(conn)
 
 
+def _v5_schedule_heartbeat(conn: Connection) -> None:
+    """Scheduled runs get a heartbeat (a catalog made at version 4 by today's code has it)."""
+    table = schema.schedule_runs
+    if "heartbeat_at" not in {column["name"] for column in inspect(conn).get_columns(table.name)}:
+        column_type = table.c.heartbeat_at.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN heartbeat_at {column_type}"))
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _v1_checkpoints),
     (2, _v2_workflows),
     (3, _v3_service),
     (4, _v4_schedule),
+    (5, _v5_schedule_heartbeat),
 ]
 
 HEAD = MIGRATIONS[-1][0]

@@ -177,5 +177,6 @@ schedule_runs = Table(
     Column("duration_seconds", Float),
     Column("result", JSON),
     Column("error", Text),
+    Column("heartbeat_at", UTCDateTime),  # refreshed by the owner while the slot runs
     PrimaryKeyConstraint("job", "slot", name="warroom_schedule_runs_pk"),
 )

@@ -5,6 +5,10 @@ that only one process can win: with several replicas, or after a restart, one sl
 once. At each tick the scheduler looks at each job's latest slot at or before now. If that slot
 is no older than the catch-up window and has not been claimed, it runs. So a slot missed while
 the service was down runs once on start-up, not once per missed slot.
+
+While a slot runs, its process refreshes the slot's heartbeat at every tick. A running slot
+whose heartbeat is older than ``stale_after`` belongs to a process that crashed or was killed:
+any scheduler marks it failed and alerts, so status and metrics never show it running forever.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from warroom.catalog import Catalog
@@ -113,6 +117,7 @@ class Scheduler:
         self.catalog, self.jobs, self.owner = catalog, jobs, owner
         self.catch_up, self.on_failure, self.clock = catch_up, on_failure, clock
         self.interval = interval
+        self.stale_after = timedelta(seconds=max(8 * interval, 120))
         self._insert = (
             postgresql.insert if catalog.engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -134,6 +139,7 @@ class Scheduler:
     def tick(self, now: datetime | None = None, wait: bool = False) -> list[str]:
         """Start every due, unclaimed slot; return the jobs started (``wait``: and finished)."""
         now = now or self.clock()
+        self._keep_alive(now)
         started, futures = [], []
         for job in self.jobs:
             try:
@@ -149,6 +155,32 @@ class Scheduler:
             for future in futures:
                 future.result()
         return started
+
+    def _keep_alive(self, now: datetime) -> None:
+        """Refresh the heartbeat of the slots this process runs; fail (and alert on) the
+        running slots of processes that stopped refreshing theirs."""
+        runs = schedule_runs.c
+        with self.catalog.single() as conn:
+            conn.execute(
+                update(schedule_runs)
+                .where(runs.owner == self.owner, runs.status == RUNNING)
+                .values(heartbeat_at=now)
+            )
+        error = f"interrupted: the process running it stopped (no heartbeat for {self.stale_after})"
+        with self.catalog.single() as conn:
+            abandoned = conn.execute(
+                update(schedule_runs)
+                .where(
+                    runs.status == RUNNING,
+                    runs.owner != self.owner,
+                    func.coalesce(runs.heartbeat_at, runs.started_at) < now - self.stale_after,
+                )
+                .values(status=FAILED, finished_at=now, error=error)
+                .returning(runs.job, runs.owner)
+            ).all()
+        for job, owner in abandoned:
+            log.warning("scheduled %s was left running by %s, which stopped: failed", job, owner)
+            self.on_failure(job, error)
 
     def _run(self, job: ScheduledJob, slot: datetime) -> None:
         began = time.monotonic()
