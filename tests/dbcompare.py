@@ -23,7 +23,7 @@ class PgSnapshot:
 
 def _schema(url: str) -> str:
     out = subprocess.run(
-        [f"{PG_BIN}/pg_dump", "--schema-only", "--no-owner", f"--dbname={url}"],
+        [f"{PG_BIN}/pg_dump", "--schema-only", "--no-owner", "--encoding=UTF8", f"--dbname={url}"],
         check=True,
         capture_output=True,
         text=True,
@@ -93,6 +93,7 @@ CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO (
 CREATE TABLE "Odd ""Name"" 1" ("Col" int);
 CREATE SEQUENCE ticket_seq START 100;
 CREATE TABLE audit (id int PRIMARY KEY, what text);
+CREATE TABLE refs (target regclass, kind regtype, doc xml);  -- names must come back qualified
 CREATE FUNCTION total_for(bigint) RETURNS numeric LANGUAGE sql STABLE
     AS $$ SELECT coalesce(sum(amount), 0) FROM billing.invoices WHERE customer_id = $1 $$;
 CREATE FUNCTION audit_insert() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -117,6 +118,8 @@ FROM generate_series(1, 900) g;
 INSERT INTO events SELECT g, DATE '2026-03-01' + g, repeat('x', g % 50)
 FROM generate_series(1, 600) g;
 INSERT INTO "Odd ""Name"" 1" VALUES (1), (NULL);
+INSERT INTO refs VALUES ('billing.invoices', 'mood', 'a<b/>fragment'),
+                        ('customers', 'billing.invoices', NULL);
 SELECT setval('ticket_seq', 4242);
 SELECT lo_from_bytea(0, 'a large object');
 REFRESH MATERIALIZED VIEW mood_counts;

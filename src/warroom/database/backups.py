@@ -96,7 +96,8 @@ class Progress:
 def parallel_jobs(jobs: int | None) -> int:
     """``jobs`` once checked; None: one per CPU this process may use (at most 16)."""
     if jobs is None:
-        return max(1, min(len(os.sched_getaffinity(0)), 16))
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return max(1, min(len(usable) if usable else os.cpu_count() or 1, 16))
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {jobs}")
     return jobs

@@ -33,14 +33,19 @@ __all__ = [
 
 END_OF_TABLE = b"\\.\n"
 NEWLINE = 0x0A
-# Session settings under which every value's text form reads back exactly (those pg_dump
-# uses); DateStyle and IntervalStyle also make the output independent of the server's defaults.
+# The settings of every session that writes or reads copy parts, whatever the server's, the
+# database's or the role's defaults: those pg_dump and pg_restore use. Under them every value's
+# text form reads back exactly; an empty search_path writes names (regclass, regtype, ...)
+# schema-qualified.
 COPY_SETTINGS = {
     "DateStyle": "ISO",
     "IntervalStyle": "postgres",
     "extra_float_digits": "3",
     "row_security": "off",
     "standard_conforming_strings": "on",
+    "search_path": "",
+    "xmloption": "content",
+    "client_min_messages": "warning",
 }
 PART_TARGET_BYTES = 64 << 20
 # A restore truncates a part's tables in one transaction, holding a lock on each: a part of
@@ -107,23 +112,27 @@ def plan_parts(
     return [tuple(part) for part in parts]
 
 
-def _settings_sql() -> list[str]:
-    return [f"SET {name} = '{value}';" for name, value in COPY_SETTINGS.items()]
-
-
 def copy_out_script(snapshot: str, encoding: str, tables: tuple[CopyTable, ...]) -> str:
     """The ``psql`` script that writes one copy part to its stdout: every table's rows in
-    ``snapshot``, each followed by the end-of-table line. ``psql`` must run with ``-X -q``."""
+    ``snapshot``, each followed by the end-of-table line. ``psql`` must run with ``-X -q``.
+
+    Each table is locked NOWAIT first: the backup already holds it, so the lock can only be
+    refused because another session (an ALTER TABLE) waits for it, queued behind the backup.
+    Waiting there would stall that session and every query queued behind it until the backup
+    gave up; failing at once lets them through."""
     lines = [
         "\\set ON_ERROR_STOP on",
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
         f"SET TRANSACTION SNAPSHOT '{snapshot}';",
-        f"SET client_encoding = '{encoding}';",
-        *_settings_sql(),
+        *(statement.as_string(None) + ";" for statement in session_settings(encoding)),
     ]
     for table in tables:
-        target = table._target().as_string(None)
-        lines += [f"COPY {target} TO STDOUT;", "\\echo '\\\\.'"]
+        lock = sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT;").format(table.identifier)
+        lines += [
+            lock.as_string(None),
+            f"COPY {table._target().as_string(None)} TO STDOUT;",
+            "\\echo '\\\\.'",
+        ]
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 
@@ -136,8 +145,8 @@ def copy_in_statement(table: CopyTable, freeze: bool) -> sql.Composed:
 
 
 def session_settings(encoding: str) -> list[sql.Composed]:
-    """The ``SET`` statements a loading session runs before its first COPY."""
-    settings = {"client_encoding": encoding, **COPY_SETTINGS, "search_path": ""}
+    """The ``SET`` statements of a session that writes or reads copy parts."""
+    settings = {"client_encoding": encoding, **COPY_SETTINGS}
     return [
         sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
         for name, value in settings.items()

@@ -65,15 +65,16 @@ WORK_CLAIM_KEY = 22354  # the first key of every claim; the second is hashtext(n
 _CLAIM = f"SELECT pg_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
 _TRY_CLAIM = f"SELECT pg_try_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
 _UNCLAIM = f"SELECT pg_advisory_unlock({WORK_CLAIM_KEY}, hashtext(%s))"
-# Every table whose rows a backup copies, and the columns COPY reads and writes (not dropped,
-# not generated), in order. From the catalog alone: sizes need locks (_SIZES_QUERY).
+# Every table a backup locks: the tables whose rows it copies ('r'), with the columns COPY
+# reads and writes (not dropped, not generated) in order, and partitioned tables ('p'). From
+# the catalog alone: sizes need locks (_SIZES_QUERY).
 _TABLES_QUERY = """
-SELECT n.nspname, c.relname, c.oid,
+SELECT n.nspname, c.relname, c.oid, c.relkind = 'p',
        ARRAY(SELECT a.attname FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                AND a.attgenerated = '' ORDER BY a.attnum)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
@@ -81,6 +82,12 @@ WHERE c.relkind = 'r' AND c.relpersistence <> 't'
 ORDER BY 1, 2
 """
 
+# The snapshot's transaction holds every table before the parts are dumped, so a pg_dump or
+# psql of the backup waits for a lock only when another session's request (an ALTER TABLE)
+# is queued behind the backup's: waiting would stall that session, and every query behind it,
+# until the backup gave up. They give up at once (psql) or after this many seconds (pg_dump).
+CHILD_LOCK_WAIT = 5
+_LOCK_REFUSED = re.compile(r"could not obtain lock on relation|canceling statement due to lock")
 _SIZES_QUERY = """
 SELECT pg_table_size(t.oid) FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, position)
 ORDER BY t.position
@@ -149,24 +156,37 @@ def _pattern(schema: str, table: str) -> str:
     return '"{}"."{}"'.format(schema.replace('"', '""'), table.replace('"', '""'))
 
 
+# pg_restore lists and scripts are in the database's encoding, whatever it is: read and write
+# them back byte for byte.
+_DATABASE_TEXT: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+def _write_listing(path: Path, entries: list[str]) -> None:
+    """A ``pg_restore --use-list`` file of ``entries`` (lines of ``pg_restore --list``)."""
+    path.write_text("\n".join(entries) + "\n", **_DATABASE_TEXT)
+
+
 class _QueryCanceller:
-    """Stops a connection's running statement when its :class:`ProcessGroup` is stopped."""
+    """Stops a connection's running statement when its :class:`ProcessGroup` is stopped;
+    ``stopped`` tells the loop driving the connection not to start another."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        self.stopped = False
 
     def terminate(self) -> None:
+        self.stopped = True
         self._conn.cancel_safe(timeout=10)
 
 
 @contextmanager
-def _cancelled_with(conn: Any, group: ProcessGroup) -> Iterator[None]:
+def _cancelled_with(conn: Any, group: ProcessGroup) -> Iterator[_QueryCanceller]:
     """While inside, stopping ``group`` (another part failed, Ctrl-C) cancels ``conn``'s
     statement: a long COPY does not run on to its end first."""
     canceller = _QueryCanceller(conn)
     group.add(canceller)
     try:
-        yield
+        yield canceller
     finally:
         group.discard(canceller)
 
@@ -344,16 +364,19 @@ class PostgresEngine:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             found = conn.execute(_TABLES_QUERY).fetchall()
-            tables = [CopyTable(schema, name, tuple(columns)) for schema, name, _, columns in found]
-            self._lock_tables(conn, tables)
-            oids = [oid for _, _, oid, _ in found]
+            self._lock_tables(conn, [CopyTable(schema, name, ()) for schema, name, *_ in found])
+            copied = [row for row in found if not row[3]]  # partitioned tables hold no rows
+            tables = [
+                CopyTable(schema, name, tuple(columns)) for schema, name, *_, columns in copied
+            ]
+            oids = [oid for _, _, oid, *_ in copied]
             sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [oids])]
             database = self._database_properties(conn)
             archive = [
                 "--format=custom",
                 "--compress=0",
                 f"--snapshot={snapshot}",
-                f"--lock-wait-timeout={self._lock_wait_timeout}s",
+                f"--lock-wait-timeout={CHILD_LOCK_WAIT}s",
                 f"--dbname={self._conninfo()}",
             ]
             excluded = [f"--exclude-table-data={_pattern(t.schema, t.name)}" for t in tables]
@@ -363,22 +386,41 @@ class PostgresEngine:
                     (f"copy-{i:05d}", part)
                     for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True))))
                 ),
-                ("data-rest", ["--data-only", *excluded]),
+                # UTF8: the patterns arrive from argv in UTF-8, whatever the database's encoding.
+                ("data-rest", ["--data-only", "--encoding=UTF8", *excluded]),
             ]
             counts: dict[str, int] = {}
             group = ProcessGroup()
 
-            def run(task: tuple[str, tuple[CopyTable, ...] | list[str]]) -> PartRecord:
+            # The psql script names tables and columns in the database's encoding, as psql
+            # will send them (the connection decoded them from it).
+            codec = conn.info.encoding
+
+            def dump_part(task: tuple[str, tuple[CopyTable, ...] | list[str]]) -> PartRecord:
                 name, what = task
                 if isinstance(what, list):  # a pg_dump archive
                     role = "schema" if name == "schema" else "data"
                     args = [*archive, *what]
                     with self._run(tools["pg_dump"], args, stdout=PIPE, group=group) as proc:
                         return write_part(name, role, None, proc.stream_stdout())
-                script = copy_out_script(snapshot, database["encoding"], what)
+                script = copy_out_script(snapshot, database["encoding"], what).encode(codec)
                 record, rows = self._dump_copy(tools["psql"], name, what, script, write_part, group)
                 counts.update(rows)
                 return record
+
+            def run(task: tuple[str, tuple[CopyTable, ...] | list[str]]) -> PartRecord:
+                try:
+                    return dump_part(task)
+                except DatabaseError as exc:
+                    if not _LOCK_REFUSED.search(exc.message):
+                        raise
+                    raise DatabaseError(
+                        f"the backup of {self.display} gave way: another session is waiting to "
+                        "lock a table the backup holds (ALTER, DROP or TRUNCATE), and waiting "
+                        "for it would have stalled that session and every query behind it; "
+                        f"retry once it is done ({exc.message})",
+                        database=self.display,
+                    ) from exc
 
             run_parallel(tasks, run, jobs, group)
             conn.rollback()
@@ -395,7 +437,7 @@ class PostgresEngine:
         psql: PgTool,
         name: str,
         tables: tuple[CopyTable, ...],
-        script: str,
+        script: bytes,
         write_part: WritePart,
         group: ProcessGroup,
     ) -> tuple[PartRecord, dict[str, int]]:
@@ -404,7 +446,7 @@ class PostgresEngine:
         frames = TableFrames(name, len(tables), count_rows=True)
         with tempfile.TemporaryDirectory(prefix="warroom-dump-") as tmp:
             script_file = Path(tmp) / "copy.sql"
-            script_file.write_text(script)
+            script_file.write_bytes(script)
             args = ["-X", "-q", f"--dbname={self._conninfo()}", f"--file={script_file}"]
             with self._run(psql, args, stdout=PIPE, group=group) as proc:
                 record = write_part(
@@ -551,7 +593,7 @@ class PostgresEngine:
 
     def count_rows(self, exclude: Collection[str] = ()) -> dict[str, int]:
         with self._connect() as conn:
-            tables = [(row[0], row[1]) for row in conn.execute(_TABLES_QUERY)]
+            tables = [(row[0], row[1]) for row in conn.execute(_TABLES_QUERY) if not row[3]]
             return self._count(conn, [t for t in tables if _qualified(*t) not in exclude])
 
     # -- restore ----------------------------------------------------------------------------
@@ -698,18 +740,21 @@ class PostgresEngine:
                 ready = [key for key in keys if key in early]
                 if ready:
                     listing = Path(tmp) / f"{part.name}.list"
-                    listing.write_text("\n".join(line for key in ready for line in early[key]))
+                    _write_listing(listing, [line for key in ready for line in early[key]])
                     args = [*common, "--section=post-data", f"--use-list={listing}"]
                     with self._run(tool, [*args, str(schema_file)], group=group) as proc:
                         proc.check()
                     done.update(ready)
 
+            # pg_dump archives first (data-rest; all the data of a format-1 backup): a copy part
+            # then truncates its tables, so their rows are its own and COPY's count is final.
             data_parts = [part for part in parts if part.role == "data"]
-            run_parallel(data_parts, load_data, jobs, group)
+            for batch in ([p for p in data_parts if not p.copy], [p for p in data_parts if p.copy]):
+                run_parallel(batch, load_data, jobs, group)
             # The rest, in the archive's order (foreign keys after the keys they reference).
             remaining = [line for line, owner in entries if owner not in done]
             listing = Path(tmp) / "remaining.list"
-            listing.write_text("\n".join(remaining) + "\n")
+            _write_listing(listing, remaining)
             post_data = [
                 *common,
                 "--section=post-data",
@@ -745,7 +790,11 @@ class PostgresEngine:
         frames = TableFrames(label, len(tables))
         pieces = (piece for chunk in chunks for piece in frames.feed(chunk))
         counts: dict[str, int] = {}
-        with self._connect() as conn, _cancelled_with(conn, group), conn.transaction():
+        with (
+            self._connect() as conn,
+            _cancelled_with(conn, group) as canceller,
+            conn.transaction(),
+        ):
             encoding = conn.execute("SELECT current_setting('server_encoding')").fetchone()[0]
             for statement in session_settings(encoding):
                 conn.execute(statement)
@@ -757,6 +806,8 @@ class PostgresEngine:
             cursor = conn.cursor()
             pending = next(pieces, None)
             for index, table in enumerate(tables):
+                if canceller.stopped:
+                    raise DatabaseError(f"loading {label} was stopped", part=label)
                 with cursor.copy(copy_in_statement(table, freeze=True)) as copy:
                     while pending is not None and pending[0] == index:
                         copy.write(pending[1])
@@ -774,7 +825,10 @@ class PostgresEngine:
         try:
             listing, script = (
                 subprocess.run(
-                    [tool.path, *args, str(schema_file)], capture_output=True, text=True, check=True
+                    [tool.path, *args, str(schema_file)],
+                    capture_output=True,
+                    check=True,
+                    **_DATABASE_TEXT,
                 ).stdout
                 for args in (["--list"], ["--section=post-data", "--file=-"])
             )
