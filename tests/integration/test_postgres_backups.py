@@ -261,6 +261,18 @@ def _rewrite(services: Services, manifest: Manifest, name: str, **changes: Any) 
     storage.put(manifest_key(name), [rewritten.to_json()])
 
 
+def _store_data_archive(services: Services, url: str, backup: str, part: str) -> PartRecord:
+    """Store ``pg_dump --data-only`` of every table as ``part`` of ``backup``."""
+    archive = subprocess.run(
+        [f"{PG_BIN}/pg_dump", "--format=custom", "--compress=0", "--data-only", url],
+        capture_output=True,
+        check=True,
+    ).stdout
+    encoder = Encoder()
+    services.backups.storage.put(backup_prefix(backup) + part, encoder.encode([archive]))
+    return PartRecord(part, "data", *encoder.digest)
+
+
 def test_a_format_1_backup_restores_through_pg_restore(
     services: Services, pg_db: str, pg_names: list[str]
 ) -> None:
@@ -268,14 +280,7 @@ def test_a_format_1_backup_restores_through_pg_restore(
     fill_rich_database(pg_db)
     original = pg_snapshot(pg_db)
     manifest = services.backups.create(url=pg_db, name="new")
-    archive = subprocess.run(
-        [f"{PG_BIN}/pg_dump", "--format=custom", "--compress=0", "--data-only", pg_db],
-        capture_output=True,
-        check=True,
-    ).stdout
-    encoder = Encoder()
-    services.backups.storage.put(backup_prefix("old") + "data", encoder.encode([archive]))
-    data = PartRecord("data", "data", *encoder.digest)
+    data = _store_data_archive(services, pg_db, "old", "data")
     schema = [part for part in manifest.parts if part.role == "schema"]
     _rewrite(services, manifest, "old", parts=[data, *schema], format=1)
 
@@ -375,16 +380,7 @@ def test_copy_parts_alone_decide_their_tables_rows(
     fill_rich_database(pg_db)
     original = pg_snapshot(pg_db)
     manifest = services.backups.create(url=pg_db, name="clean")
-    everything = subprocess.run(
-        [f"{PG_BIN}/pg_dump", "--format=custom", "--compress=0", "--data-only", pg_db],
-        capture_output=True,
-        check=True,
-    ).stdout
-    encoder = Encoder()
-    services.backups.storage.put(
-        backup_prefix("overlap") + "data-rest", encoder.encode([everything])
-    )
-    overlapping = PartRecord("data-rest", "data", *encoder.digest)
+    overlapping = _store_data_archive(services, pg_db, "overlap", "data-rest")
     parts = [overlapping if p.name == "data-rest" else p for p in manifest.parts]
     _rewrite(services, manifest, "overlap", parts=parts)
 
