@@ -147,10 +147,6 @@ def _table_key(qualified: str) -> tuple[str, str]:
     return schema, table
 
 
-def _qualified(schema: str, table: str) -> str:
-    return f"{schema}.{table}"
-
-
 def _pattern(schema: str, table: str) -> str:
     """A pg_dump ``--table`` pattern matching exactly this table (quotes make it literal)."""
     return '"{}"."{}"'.format(schema.replace('"', '""'), table.replace('"', '""'))
@@ -288,11 +284,7 @@ class PostgresEngine:
             for name in names:
                 if conn.execute(_TRY_CLAIM, (name,)).fetchone()[0]:
                     try:
-                        conn.execute(
-                            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                                sql.Identifier(name)
-                            )
-                        )
+                        self.sibling(name).drop()
                         dropped.append(name)
                     finally:
                         conn.execute(_UNCLAIM, (name,))
@@ -363,13 +355,11 @@ class PostgresEngine:
             tools = self._tools(conn, "pg_dump", "psql")
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            found = conn.execute(_TABLES_QUERY).fetchall()
-            self._lock_tables(conn, [CopyTable(schema, name, ()) for schema, name, *_ in found])
-            copied = [row for row in found if not row[3]]  # partitioned tables hold no rows
-            tables = [
-                CopyTable(schema, name, tuple(columns)) for schema, name, *_, columns in copied
-            ]
-            oids = [oid for _, _, oid, *_ in copied]
+            relations = self._relations(conn)
+            self._lock_tables(conn, [table for table, *_ in relations])
+            copied = [(table, oid) for table, oid, partitioned in relations if not partitioned]
+            tables = [table for table, _ in copied]
+            oids = [oid for _, oid in copied]
             sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [oids])]
             database = self._database_properties(conn)
             archive = [
@@ -582,19 +572,21 @@ class PostgresEngine:
         }
 
     @staticmethod
-    def _count(conn: Any, tables: list[tuple[str, str]]) -> dict[str, int]:
-        counts = {}
-        for schema, table in tables:
-            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-            counts[_qualified(schema, table)] = conn.execute(query).fetchone()[0]
-        return counts
+    def _relations(conn: Any) -> list[tuple[CopyTable, int, bool]]:
+        """Every table a backup locks (_TABLES_QUERY): (table, oid, partitioned)."""
+        return [
+            (CopyTable(schema, name, tuple(columns)), oid, partitioned)
+            for schema, name, oid, partitioned, columns in conn.execute(_TABLES_QUERY)
+        ]
 
     def count_rows(self, exclude: Collection[str] = ()) -> dict[str, int]:
+        counts = {}
         with self._connect() as conn:
-            tables = [(row[0], row[1]) for row in conn.execute(_TABLES_QUERY) if not row[3]]
-            return self._count(conn, [t for t in tables if _qualified(*t) not in exclude])
+            for table, _, partitioned in self._relations(conn):
+                if not partitioned and table.qualified not in exclude:
+                    query = sql.SQL("SELECT count(*) FROM {}").format(table.identifier)
+                    counts[table.qualified] = conn.execute(query).fetchone()[0]
+        return counts
 
     # -- restore ----------------------------------------------------------------------------
 
@@ -906,10 +898,6 @@ class PostgresEngine:
                     conn.execute(allow.format(name, sql.SQL("true")))
                     raise
                 staging._release()
-                conn.execute(
-                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
-                        sql.Identifier(retired.database_name)
-                    )
-                )
+            retired.drop()
         finally:
             retired._release()

@@ -160,14 +160,13 @@ class Scheduler:
         """Refresh the heartbeat of the slots this process runs; fail (and alert on) the
         running slots of processes that stopped refreshing theirs."""
         runs = schedule_runs.c
-        with self.catalog.single() as conn:
+        error = f"interrupted: the process running it stopped (no heartbeat for {self.stale_after})"
+        with self.catalog.transaction() as conn:
             conn.execute(
                 update(schedule_runs)
                 .where(runs.owner == self.owner, runs.status == RUNNING)
                 .values(heartbeat_at=now)
             )
-        error = f"interrupted: the process running it stopped (no heartbeat for {self.stale_after})"
-        with self.catalog.single() as conn:
             abandoned = conn.execute(
                 update(schedule_runs)
                 .where(
