@@ -22,6 +22,7 @@ from warroom.cli.render import (
     checkpoint_table,
     emit_json,
     human_bytes,
+    human_time,
     reporting_errors,
     say,
 )
@@ -211,7 +212,7 @@ def list_checkpoints(
                 ("NAME", lambda r: r["name"]),
                 ("TYPE", lambda r: r["type"]),
                 ("STATUS", lambda r: r["status"]),
-                ("CREATED (UTC)", lambda r: r["created_at"][:19].replace("T", " ")),
+                ("CREATED (UTC)", lambda r: human_time(r["created_at"])),
                 ("ORIGINAL", lambda r: human_bytes(r["size_original"])),
                 ("STORED", lambda r: human_bytes(r["size_stored"])),
                 ("CHECKSUM", lambda r: (r["checksum"] or "-")[:12]),

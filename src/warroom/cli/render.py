@@ -21,6 +21,7 @@ __all__ = [
     "emit_json",
     "fail",
     "human_bytes",
+    "human_time",
     "reporting_errors",
     "say",
 ]
@@ -39,6 +40,12 @@ def human_bytes(value: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def human_time(value: str | None, minutes: bool = False) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` (``minutes``: ``YYYY-MM-DD HH:MM``), its
+    zone left out; ``-`` for none."""
+    return (value or "-")[: 16 if minutes else 19].replace("T", " ")
 
 
 def emit_json(document: Any) -> None:

@@ -14,7 +14,14 @@ import typer
 
 from warroom.auth import ROLES, TokenStore
 from warroom.cli.common import JsonOption, services_for
-from warroom.cli.render import checkpoint_table, emit_json, human_bytes, reporting_errors, say
+from warroom.cli.render import (
+    checkpoint_table,
+    emit_json,
+    human_bytes,
+    human_time,
+    reporting_errors,
+    say,
+)
 from warroom.errors import InputError
 from warroom.jobs import Job, JobRunner
 
@@ -171,9 +178,9 @@ def list_tokens(as_json: JsonOption = False) -> None:
                 ("ID", lambda r: r["id"]),
                 ("NAME", lambda r: r["name"]),
                 ("ROLE", lambda r: r["role"]),
-                ("CREATED (UTC)", lambda r: r["created_at"][:19].replace("T", " ")),
-                ("LAST USED", lambda r: (r["last_used_at"] or "-")[:19].replace("T", " ")),
-                ("REVOKED", lambda r: (r["revoked_at"] or "-")[:19].replace("T", " ")),
+                ("CREATED (UTC)", lambda r: human_time(r["created_at"])),
+                ("LAST USED", lambda r: human_time(r["last_used_at"])),
+                ("REVOKED", lambda r: human_time(r["revoked_at"])),
             ],
         )
 
@@ -232,10 +239,10 @@ def list_schedule(as_json: JsonOption = False) -> None:
                 ("JOB", lambda r: r["job"]),
                 ("SCHEDULE", lambda r: r["schedule"]),
                 ("TZ", lambda r: r["timezone"]),
-                ("NEXT RUN (UTC)", lambda r: r["next_run"][:16].replace("T", " ")),
+                ("NEXT RUN (UTC)", lambda r: human_time(r["next_run"], minutes=True)),
                 (
                     "LAST RUN",
-                    lambda r: (r["last_run"] or {}).get("slot", "-")[:16].replace("T", " "),
+                    lambda r: human_time((r["last_run"] or {}).get("slot"), minutes=True),
                 ),
                 ("OUTCOME", lambda r: (r["last_run"] or {}).get("status", "-")),
                 ("ERROR", lambda r: ((r["last_run"] or {}).get("error") or "")[:60]),

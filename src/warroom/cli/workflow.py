@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from warroom.cli.common import JsonOption, services_for
-from warroom.cli.render import checkpoint_table, emit_json, say
+from warroom.cli.render import checkpoint_table, emit_json, human_time, say
 from warroom.errors import ConfigurationError
 from warroom.workflow import AutomationEngine
 
@@ -43,7 +43,7 @@ def list_executions(
                 ("EXECUTION", lambda r: r["execution_id"]),
                 ("WORKFLOW", lambda r: r["workflow"]),
                 ("STATUS", lambda r: r["status"]),
-                ("CREATED (UTC)", lambda r: r["created_at"][:19].replace("T", " ")),
+                ("CREATED (UTC)", lambda r: human_time(r["created_at"])),
                 ("RUNS", lambda r: str(r["runs"])),
                 ("ERROR", lambda r: (r["error"] or "")[:80]),
             ],
