@@ -1,9 +1,10 @@
 """Cleanup: apply the retention policy to every kind of checkpoint and remove leftovers.
 
-The plan comes from :mod:`warroom.retention` (pure); this module gathers its inputs and carries
-it out. A database checkpoint is deleted in the order that keeps every listed checkpoint
-restorable if the cleanup is interrupted: catalog row, then manifest (from here on the backup
-does not exist), then its parts.
+The plan comes from :mod:`warroom.retention` (pure, per source); this module gathers its inputs
+(each backup's source as :mod:`warroom.sources` groups them) and carries it out. A database
+checkpoint is deleted in the order that keeps every listed checkpoint restorable if the cleanup
+is interrupted: catalog row, then manifest (from here on the backup does not exist), then its
+parts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from warroom.config import Settings
 from warroom.database.backups import BackupService
 from warroom.errors import InputError
 from warroom.retention import Candidate, Policy, plan_retention
+from warroom.sources import group_by_source
 from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
@@ -54,15 +56,28 @@ class CleanupService:
             daily=s.retention_daily,
             weekly=s.retention_weekly,
             monthly=s.retention_monthly,
+            safety_days=s.safety_retention_days,
         )
 
-    def _rollback_targets(self) -> set[str]:
-        """Pre-deploy checkpoints that the latest deployment's rollback would restore."""
+    def _rollback_targets(self) -> dict[str, str]:
+        """The pre-deploy checkpoint that the latest deployment's rollback would restore."""
         for record in reversed(self.catalog.list_checkpoints("deployment")):
             checkpoint = record.details.get("stages", {}).get("backup", {}).get("checkpoint")
             if checkpoint:
-                return {str(checkpoint)}
-        return set()
+                return {str(checkpoint): "a deployment refers to it for rollback"}
+        return {}
+
+    def _database_candidates(self) -> tuple[list[Candidate], dict[str, str]]:
+        """Every database backup as retention sees it, and each source's label."""
+        groups = group_by_source(
+            self.catalog.list_checkpoints("database"), self.backups.configured_source()
+        )
+        candidates = [
+            Candidate("database", r.name, r.created_at, r.status, group.id, r.safety)
+            for group in groups
+            for r in group.backups
+        ]
+        return candidates, {group.id: group.label for group in groups}
 
     def _trim_wal(self) -> list[str]:
         """Remove archived WAL that no kept physical base backup needs."""
@@ -78,20 +93,18 @@ class CleanupService:
     def run(self, days: int | None = None, dry_run: bool = False) -> dict[str, Any]:
         """Plan, and unless ``dry_run``, carry out the cleanup; return the plan and results."""
         policy, now = self.policy(days), self.clock()
-        candidates = {
-            kind: [
-                Candidate(kind, r.name, r.created_at, r.status)
-                for r in self.catalog.list_checkpoints(kind)
-            ]
-            for kind in ("database", "deployment")
-        }
-        database = plan_retention(candidates["database"], policy, now, self._rollback_targets())
-        deployment = plan_retention(candidates["deployment"], policy, now)
+        deployments = [
+            Candidate("deployment", r.name, r.created_at, r.status)
+            for r in self.catalog.list_checkpoints("deployment")
+        ]
+        candidates, labels = self._database_candidates()
+        database = plan_retention(candidates, policy, now, self._rollback_targets())
+        deployment = plan_retention(deployments, policy, now)
         expired = self.workflows.expired_executions(policy.keep_days)
         report: dict[str, Any] = {
             "dry_run": dry_run,
             "policy": policy.__dict__,
-            "database": database.to_dict(),
+            "database": database.to_dict_by_source(labels),
             "deployment": deployment.to_dict(),
             "workflow": {"delete": expired},
         }

@@ -81,7 +81,8 @@ class Settings(BaseSettings):
         26.0,
         gt=0,
         validation_alias=_aliases("WARROOM_STALE_AFTER_HOURS", "stale_after_hours"),
-        description="The newest verified backup older than this makes status unhealthy.",
+        description="A configured database whose newest intact backup is older than this "
+        "makes status unhealthy.",
     )
     webhook_urls: str = Field(
         "",
@@ -92,7 +93,15 @@ class Settings(BaseSettings):
         3,
         ge=0,
         validation_alias=_aliases("WARROOM_RETENTION_KEEP_LAST", "retention_keep_last"),
-        description="Database checkpoints always kept, whatever their age.",
+        description="Intact backups of each database always kept, whatever their age "
+        "(safety backups are not counted).",
+    )
+    safety_retention_days: int = Field(
+        7,
+        ge=0,
+        validation_alias=_aliases("WARROOM_SAFETY_RETENTION_DAYS", "safety_retention_days"),
+        description="Safety backups (taken by a restore, of the database it replaces) are "
+        "kept this long.",
     )
     retention_daily: int = Field(
         0, ge=0, validation_alias=_aliases("WARROOM_RETENTION_DAILY", "retention_daily")

@@ -3,28 +3,33 @@
 Nothing here touches storage or the catalog; the caller carries the plan out (or prints it, for
 a dry run). Each checkpoint appears once in the plan, kept or deleted, with the reason why.
 
-The rules for database checkpoints, in order:
+The plan is made **per source** (the database a backup came from; deployment checkpoints form
+one group): the backups of one database never take the places of another's. Within a source,
+in order:
 
-1. never delete the newest verified checkpoint (checksums checked when it was written), nor the
-   newest one that passed a restore test;
-2. never delete a checkpoint that a deployment still refers to for rollback;
-3. keep checkpoints younger than ``keep_days``;
-4. keep the newest ``keep_last``, whatever their age;
-5. grandfather-father-son: keep the newest checkpoint of each of the last ``daily`` days,
+1. never delete its newest restore-tested backup, nor its newest intact one (not damaged; a
+   safety backup only when the source has no other);
+2. never delete a ``protected`` checkpoint (a deployment's rollback target, what a kept
+   physical backup needs), whatever its age;
+3. safety backups (taken by restores, of the target they replace) follow their own rule: kept
+   for ``safety_days``, and never counted below;
+4. keep backups younger than ``keep_days``;
+5. keep the newest ``keep_last`` intact ones, whatever their age;
+6. grandfather-father-son: keep the newest intact backup of each of the last ``daily`` days,
    ``weekly`` ISO weeks and ``monthly`` months that have one;
-6. delete the rest.
+7. delete the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["Candidate", "Plan", "Policy", "plan_retention"]
+from warroom.database.verification import DAMAGED, RESTORE_TESTED
 
-VERIFIED_STATUSES = ("completed", "verified")
+__all__ = ["Candidate", "Plan", "Policy", "plan_retention"]
 
 
 @dataclass(frozen=True)
@@ -34,37 +39,67 @@ class Policy:
     daily: int = 0
     weekly: int = 0
     monthly: int = 0
+    safety_days: int = 7
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A checkpoint as retention sees it."""
+    """A checkpoint as retention sees it; ``source`` groups it ("" for checkpoints of no
+    database, such as deployment checkpoints)."""
 
     type: str
     name: str
     created_at: datetime
     status: str
+    source: str = ""
+    safety: bool = False
+
+
+Entry = tuple[Candidate, str]
 
 
 @dataclass
 class Plan:
-    keep: list[tuple[Candidate, str]] = field(default_factory=list)
-    delete: list[tuple[Candidate, str]] = field(default_factory=list)
+    keep: list[Entry] = field(default_factory=list)
+    delete: list[Entry] = field(default_factory=list)
+
+    def by_source(self) -> dict[str, Plan]:
+        """The plan of each source, in the order the sources first appear."""
+        plans: dict[str, Plan] = {}
+        for entries, pick in ((self.keep, "keep"), (self.delete, "delete")):
+            for candidate, reason in entries:
+                getattr(plans.setdefault(candidate.source, Plan()), pick).append(
+                    (candidate, reason)
+                )
+        return plans
 
     def to_dict(self) -> dict[str, Any]:
-        def rows(entries: list[tuple[Candidate, str]]) -> list[dict[str, Any]]:
+        """``{"keep": [...], "delete": [...]}``, each entry with its reason."""
+
+        def rows(entries: list[Entry]) -> list[dict[str, Any]]:
             return [
                 {
                     "type": c.type,
                     "name": c.name,
                     "created_at": c.created_at.isoformat(),
                     "status": c.status,
+                    "safety": c.safety,
                     "reason": reason,
                 }
                 for c, reason in entries
             ]
 
         return {"keep": rows(self.keep), "delete": rows(self.delete)}
+
+    def to_dict_by_source(self, labels: Mapping[str, str]) -> dict[str, Any]:
+        """``{"sources": [{"source", "label", "keep", "delete"}]}``; ``labels`` names each
+        source for people."""
+        return {
+            "sources": [
+                {"source": source, "label": labels.get(source, source), **plan.to_dict()}
+                for source, plan in sorted(self.by_source().items())
+            ]
+        }
 
 
 def _newest_per(
@@ -88,42 +123,93 @@ def plan_retention(
     checkpoints: Iterable[Candidate],
     policy: Policy,
     now: datetime,
-    referenced: set[str] = frozenset(),  # type: ignore[assignment]
+    protected: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The plan for one type of checkpoint (apply it per type)."""
-    newest_first = sorted(checkpoints, key=lambda c: c.created_at, reverse=True)
-    verified = [c for c in newest_first if c.status in VERIFIED_STATUSES]
-    newest_verified = verified[0].name if verified else None
-    restore_tested = [c for c in newest_first if c.status == "verified"]
-    newest_tested = restore_tested[0].name if restore_tested else None
-    last = {c.name for c in newest_first[: policy.keep_last]}
-    daily = _newest_per(newest_first, lambda t: t.date(), policy.daily)
-    weekly = _newest_per(newest_first, lambda t: t.isocalendar()[:2], policy.weekly)
-    monthly = _newest_per(newest_first, lambda t: (t.year, t.month), policy.monthly)
-    cutoff = now - timedelta(days=policy.keep_days)
+    """The plan for one type of checkpoint, made source by source. ``protected`` maps the
+    names never to delete to the reason why."""
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in checkpoints:
+        groups.setdefault(candidate.source, []).append(candidate)
     plan = Plan()
-    for candidate in newest_first:
-        reason = (
-            "the newest verified checkpoint"
-            if candidate.name == newest_verified
-            else "the newest restore-tested checkpoint"
-            if candidate.name == newest_tested
-            else "a deployment refers to it for rollback"
-            if candidate.name in referenced
-            else f"younger than {policy.keep_days} days"
-            if candidate.created_at >= cutoff
-            else f"one of the last {policy.keep_last}"
-            if candidate.name in last
-            else f"daily: newest of {daily[candidate.name]}"
-            if candidate.name in daily
-            else f"weekly: newest of week {weekly[candidate.name]}"
-            if candidate.name in weekly
-            else f"monthly: newest of {monthly[candidate.name]}"
-            if candidate.name in monthly
-            else None
-        )
-        if reason is None:
-            plan.delete.append((candidate, f"older than {policy.keep_days} days"))
-        else:
-            plan.keep.append((candidate, reason))
+    for source in sorted(groups):
+        _plan_source(groups[source], policy, now, protected or {}, plan)
     return plan
+
+
+def _plan_source(
+    candidates: list[Candidate],
+    policy: Policy,
+    now: datetime,
+    protected: Mapping[str, str],
+    plan: Plan,
+) -> None:
+    newest_first = sorted(candidates, key=lambda c: (c.created_at, c.name), reverse=True)
+    rules = _SourceRules(policy, now, protected, newest_first)
+    for candidate in newest_first:
+        reason = rules.keep_reason(candidate)
+        if reason is not None:
+            plan.keep.append((candidate, reason))
+        elif candidate.safety:
+            plan.delete.append((candidate, f"a safety backup older than {policy.safety_days} days"))
+        else:
+            why = "damaged, " if candidate.status == DAMAGED else ""
+            plan.delete.append((candidate, f"{why}older than {policy.keep_days} days"))
+
+
+class _SourceRules:
+    """The keep rules of the module docstring, for the checkpoints of one source."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        now: datetime,
+        protected: Mapping[str, str],
+        newest_first: list[Candidate],
+    ) -> None:
+        self.policy, self.now, self.protected = policy, now, protected
+        intact = [c for c in newest_first if c.status != DAMAGED]
+        regular = [c for c in intact if not c.safety]
+        safety = [c for c in intact if c.safety]
+        self.must_keep: dict[str, str] = {}
+        tested = [c for c in regular + safety if c.status == RESTORE_TESTED]
+        if tested:
+            self.must_keep[tested[0].name] = "the newest restore-tested backup of its source"
+        if regular:
+            self.must_keep.setdefault(regular[0].name, "the newest intact backup of its source")
+        elif safety:
+            self.must_keep.setdefault(
+                safety[0].name,
+                "the newest intact backup of its source (a safety backup: there is no other)",
+            )
+        self.last = {c.name for c in regular[: policy.keep_last]}
+        self.periods = [
+            ("daily: newest of {}", _newest_per(regular, lambda t: t.date(), policy.daily)),
+            (
+                "weekly: newest of week {}",
+                _newest_per(regular, lambda t: t.isocalendar()[:2], policy.weekly),
+            ),
+            (
+                "monthly: newest of {}",
+                _newest_per(regular, lambda t: (t.year, t.month), policy.monthly),
+            ),
+        ]
+
+    def keep_reason(self, candidate: Candidate) -> str | None:
+        """Why ``candidate`` is kept, or None when it goes."""
+        name, age, policy = candidate.name, self.now - candidate.created_at, self.policy
+        if name in self.must_keep:
+            return self.must_keep[name]
+        if name in self.protected:
+            return self.protected[name]
+        if candidate.safety:
+            if age <= timedelta(days=policy.safety_days):
+                return f"a safety backup younger than {policy.safety_days} days"
+            return None
+        if age <= timedelta(days=policy.keep_days):
+            return f"younger than {policy.keep_days} days"
+        if name in self.last:
+            return f"one of the last {policy.keep_last} intact backups of its source"
+        for template, chosen in self.periods:
+            if name in chosen:
+                return template.format(chosen[name])
+        return None

@@ -1,8 +1,10 @@
 """The health of the checkpoint system, as ``warroom status`` and ``GET /api/v1/status`` show it.
 
-Unhealthy means a person must act: the newest verified database backup is older than
-``WARROOM_STALE_AFTER_HOURS`` (or there is none while a database is configured), or the last
-scheduled backup failed.
+Reported per source (see :mod:`warroom.sources`): newest intact backup, newest restore-tested,
+age against ``WARROOM_STALE_AFTER_HOURS``, point-in-time window and WAL archiving. Unhealthy
+means a person must act: no database is configured; the configured database has no intact
+backup, or its newest is older than the limit; WAL archiving is failing; or the last scheduled
+backup failed.
 """
 
 from __future__ import annotations
@@ -14,42 +16,65 @@ from sqlalchemy import func, select
 
 from warroom.catalog.schema import jobs as jobs_table
 from warroom.errors import WarroomError
-from warroom.retention import VERIFIED_STATUSES
 from warroom.scheduler import last_runs
 from warroom.services import Services
+from warroom.sources import SourceBackups, backup_brief, group_by_source
 from warroom.workflow.values import BLOB_PREFIX
 
 __all__ = ["archiving_status", "system_status"]
 
 BACKUP_JOB = "database-backup"
+NO_DATABASE = "no database configured: set DATABASE_URL"
+
+
+def _source_status(
+    group: SourceBackups, now: datetime, limit_hours: float, window: dict[str, Any] | None
+) -> dict[str, Any]:
+    newest = backup_brief(group.newest_intact, now)
+    return {
+        "source": group.id,
+        "label": group.label,
+        "configured": group.configured,
+        "backups": sum(not r.safety for r in group.backups),
+        "safety_backups": sum(r.safety for r in group.backups),
+        "newest_completed": newest,
+        "newest_restore_tested": backup_brief(group.newest_restore_tested, now),
+        "stale": newest is None or newest["age_hours"] > limit_hours,
+        "stored_bytes": sum(r.size_stored or 0 for r in group.backups),
+        "pitr_window": group.pitr_window(window),
+    }
 
 
 def system_status(services: Services, now: datetime) -> dict[str, Any]:
     settings = services.settings
+    problems: list[str] = []
+    configured = None
+    if not settings.database_url:
+        problems.append(NO_DATABASE)
+    else:
+        try:
+            configured = services.backups.configured_source()
+        except WarroomError as exc:
+            problems.append(f"DATABASE_URL cannot be used: {exc.message}")
     records = services.catalog.list_checkpoints("database")
-    verified = [r for r in records if r.status in VERIFIED_STATUSES]
-    newest = max(verified, key=lambda r: r.created_at) if verified else None
-    age_hours = (now - newest.created_at).total_seconds() / 3600 if newest else None
-    stale = bool(settings.database_url) and (
-        age_hours is None or age_hours > settings.stale_after_hours
-    )
-    scheduled = last_runs(services.catalog)
-    with services.catalog.single() as conn:
-        failed_jobs = (
-            conn.execute(
-                select(func.count()).select_from(jobs_table).where(jobs_table.c.status == "failed")
-            ).scalar()
-            or 0
-        )
-    last_backup = scheduled.get(BACKUP_JOB)
-    blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
-    problems = []
-    if stale:
+    try:
+        window = services.pitr.window()
+    except WarroomError as exc:
+        window, problems = None, [*problems, f"the point-in-time window is unknown: {exc.message}"]
+    limit = settings.stale_after_hours
+    sources = [
+        _source_status(group, now, limit, window)
+        for group in group_by_source(records, configured)
+    ]
+    for source in sources:
+        if not source["configured"] or not source["stale"]:
+            continue
+        newest = source["newest_completed"]
         problems.append(
-            "no verified database backup"
+            f"{source['label']} has no intact backup"
             if newest is None
-            else f"the newest verified backup, {newest.name}, is {age_hours:.1f} h old "
-            f"(limit {settings.stale_after_hours:g} h)"
+            else f"{source['label']}: the newest intact backup, {newest['name']}, is "
+            f"{newest['age_hours']:.1f} h old (limit {limit:g} h)"
         )
     archiving = archiving_status(services)
     if archiving and archiving.get("failing"):
@@ -57,23 +82,27 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
             f"WAL archiving is failing: {archiving['failed_count']} failures, the last for "
             f"{archiving['last_failed_wal']} at {archiving['last_failed_time']}"
         )
+    scheduled = last_runs(services.catalog)
+    last_backup = scheduled.get(BACKUP_JOB)
     if last_backup is not None and last_backup["status"] == "failed":
         problems.append(f"the last scheduled backup failed: {last_backup['error']}")
+    with services.catalog.single() as conn:
+        failed_jobs = (
+            conn.execute(
+                select(func.count()).select_from(jobs_table).where(jobs_table.c.status == "failed")
+            ).scalar()
+            or 0
+        )
+    blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
     return {
         "healthy": not problems,
         "problems": problems,
+        "sources": sources,
         "storage": {
             "database_bytes": sum(r.size_stored or 0 for r in records),
             "workflow_blob_bytes": blobs,
             "free_bytes": services.backup_storage.free_bytes(),
         },
-        "newest_verified_backup": {
-            "name": newest.name,
-            "created_at": newest.created_at.isoformat(),
-            "age_hours": round(age_hours, 2) if age_hours is not None else None,
-        }
-        if newest
-        else None,
         "scheduled": scheduled,
         "failed_jobs": int(failed_jobs),
         "wal_archiving": archiving,

@@ -404,7 +404,8 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     assert "warroom_database_backup_last_success_timestamp_seconds" in families
     assert "warroom_workflow_executions" in families
     assert any(name == "warroom_api_requests_total" for name, _ in samples)
-    assert status["healthy"] and status["newest_verified_backup"]["age_hours"] < 1
+    (source,) = status["sources"]
+    assert status["healthy"] and source["newest_completed"]["age_hours"] < 1
     with api.as_(None) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")

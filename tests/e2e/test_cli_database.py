@@ -332,3 +332,61 @@ def test_sqlite_path_with_special_characters(tmp_path: Path) -> None:
     created = run_warroom("create", "database", "--url", url, "--json", env=env, cwd=tmp_path)
     assert created.code == 0, created.stderr
     assert created.json()["tables"] == {"t": 2}
+
+
+def test_list_by_source_with_filters_and_rebuild_check(
+    env: dict[str, str], tmp_path: Path, pg_db: str
+) -> None:
+    lite = tmp_path / "app.db"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sqlite3; sqlite3.connect({str(lite)!r}).execute('CREATE TABLE t (x)')",
+        ],
+        check=True,
+    )
+    for args in (("--name", "pg-1"), ("--name", "lite-1", "--url", f"sqlite:///{lite}")):
+        assert run_warroom("create", "database", *args, env=env, cwd=tmp_path).code == 0
+    assert run_warroom("verify", "pg-1", env=env, cwd=tmp_path).code == 0
+
+    listing = run_warroom("list", "--json", env=env, cwd=tmp_path).json()
+    sources = {s["label"]: s for s in listing["sources"]}
+    assert sources[pg_db]["configured"] and sources[pg_db]["backups"] == ["pg-1"]
+    assert sources[f"sqlite:///{lite}"]["backups"] == ["lite-1"]
+    assert {row["name"]: row["status"] for row in listing["checkpoints"]} == {
+        "pg-1": "checked",
+        "lite-1": "completed",
+    }
+    only = run_warroom("list", "--source", f"sqlite:///{lite}", "--json", env=env, cwd=tmp_path)
+    assert [row["name"] for row in only.json()["checkpoints"]] == ["lite-1"]
+    checked = run_warroom("list", "--status", "checked", "--json", env=env, cwd=tmp_path)
+    assert [row["name"] for row in checked.json()["checkpoints"]] == ["pg-1"]
+    human = run_warroom("list", env=env, cwd=tmp_path)
+    assert f"database backups of {pg_db} (configured)" in human.stdout
+    unknown = run_warroom("list", "--source", "nowhere", env=env, cwd=tmp_path)
+    assert unknown.code == 2 and "no backups of a source 'nowhere'" in unknown.stderr
+    bad = run_warroom("list", "--status", "verified", env=env, cwd=tmp_path)
+    assert bad.code == 2 and "restore-tested" in bad.stderr
+
+    part = tmp_path / "backups" / "database" / "lite-1" / "database"
+    data = bytearray(part.read_bytes())
+    data[-1] ^= 0xFF
+    part.write_bytes(bytes(data))
+    assert run_warroom("catalog", "rebuild", env=env, cwd=tmp_path).code == 0
+    rebuilt = run_warroom("catalog", "rebuild", "--check", "--json", env=env, cwd=tmp_path)
+    assert rebuilt.code == 3 and rebuilt.json()["indexed"] == 2
+    assert "lite-1: backup 'lite-1' is damaged" in rebuilt.json()["problems"][0]
+    statuses = {
+        row["name"]: row["status"]
+        for row in run_warroom("list", "--json", env=env, cwd=tmp_path).json()["checkpoints"]
+    }
+    assert statuses == {"pg-1": "checked", "lite-1": "damaged"}
+
+
+def test_status_without_a_database_says_so(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    status = run_warroom("status", env=env, cwd=tmp_path)
+    assert status.code == 1 and "no database configured: set DATABASE_URL" in status.stdout
+    listed = run_warroom("schedule", "list", env=env, cwd=tmp_path)
+    assert listed.code == 0 and listed.stdout.count("no database configured") == 3

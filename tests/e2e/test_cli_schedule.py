@@ -24,14 +24,15 @@ def test_schedule_status_and_cleanup(tmp_path: Path) -> None:
     assert jobs["cleanup"]["schedule"] == "0 2 * * *" and jobs["cleanup"]["last_run"] is None
 
     unhealthy = run_warroom("status", env=env, cwd=tmp_path)
-    assert unhealthy.code == 1 and "no verified database backup" in unhealthy.stderr
+    assert unhealthy.code == 1 and "has no intact backup" in unhealthy.stdout
     assert run_warroom("create", "database", env=env, cwd=tmp_path).code == 0
     healthy = run_warroom("status", "--json", env=env, cwd=tmp_path)
     assert healthy.code == 0 and healthy.json()["healthy"]
 
     plan = run_warroom("cleanup", "--days", "0", "--dry-run", "--json", env=env, cwd=tmp_path)
     assert plan.code == 0
-    assert plan.json()["database"]["keep"][0]["reason"] == "the newest verified checkpoint"
+    (source,) = plan.json()["database"]["sources"]
+    assert source["keep"][0]["reason"] == "the newest intact backup of its source"
 
 
 def test_invalid_schedule_is_refused_at_start(tmp_path: Path) -> None:

@@ -40,9 +40,9 @@ def test_records_round_trip(catalog_url: str) -> None:
         assert catalog.list_checkpoints("workflow") == []
 
         verified_at = datetime(2026, 11, 27, tzinfo=UTC)
-        catalog.set_verified("database", "a", "verified", verified_at)
+        catalog.set_verified("database", "a", "restore-tested", verified_at)
         a = catalog.get_checkpoint("database", "a")
-        assert a is not None and a.status == "verified" and a.verified_at == verified_at
+        assert a is not None and a.status == "restore-tested" and a.verified_at == verified_at
 
         catalog.upsert_checkpoint(_record("a", 1))  # an upsert, never a duplicate
         assert len(catalog.list_checkpoints()) == 2
@@ -97,7 +97,7 @@ def test_a_version_4_catalog_gains_the_schedule_heartbeat(catalog_url: str) -> N
     catalog = open_catalog(catalog_url)
     with catalog.engine.begin() as conn:  # back to version 4, as the code before it made it
         conn.exec_driver_sql("ALTER TABLE warroom_schedule_runs DROP COLUMN heartbeat_at")
-        conn.exec_driver_sql("DELETE FROM warroom_schema_version WHERE version = 5")
+        conn.exec_driver_sql("DELETE FROM warroom_schema_version WHERE version >= 5")
     catalog.close()
     catalog = open_catalog(catalog_url)
     with catalog.engine.connect() as conn:
@@ -105,4 +105,28 @@ def test_a_version_4_catalog_gains_the_schedule_heartbeat(catalog_url: str) -> N
         versions = conn.exec_driver_sql("SELECT version FROM warroom_schema_version").fetchall()
     assert "heartbeat_at" in columns
     assert [v for (v,) in versions] == list(range(1, HEAD + 1))
+    catalog.close()
+
+
+def test_a_version_5_catalog_gains_sources_and_the_new_status_words(catalog_url: str) -> None:
+    """Rows indexed by older versions: ``verified`` becomes ``restore-tested``, ``safety-``
+    names become safety backups, and the source is read from the label."""
+    from warroom.catalog.schema import checkpoints
+    from warroom.sources import source_id_of
+
+    catalog = open_catalog(catalog_url)
+    catalog.upsert_checkpoint(_record("tested"))
+    catalog.set_verified("database", "tested", "verified", datetime.now(UTC))
+    catalog.upsert_checkpoint(_record("safety-prod-20261126T030000000000Z", 1))
+    with catalog.engine.begin() as conn:  # back to version 5, as the code before it made it
+        conn.exec_driver_sql("DROP INDEX warroom_checkpoints_source")
+        for column in ("source_id", "safety"):
+            conn.exec_driver_sql(f"ALTER TABLE {checkpoints.name} DROP COLUMN {column}")
+        conn.exec_driver_sql("DELETE FROM warroom_schema_version WHERE version >= 6")
+    catalog.close()
+    catalog = open_catalog(catalog_url)
+    rows = {r.name: r for r in catalog.list_checkpoints("database")}
+    assert rows["tested"].status == "restore-tested" and not rows["tested"].safety
+    assert rows["safety-prod-20261126T030000000000Z"].safety
+    assert {source_id_of(r) for r in rows.values()} == {"postgresql://db:5432/prod"}
     catalog.close()

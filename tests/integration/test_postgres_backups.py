@@ -97,7 +97,7 @@ def test_verify_and_restore_test(services: Services, pg_db: str) -> None:
     report = services.backups.verify("checked", restore_test=True, url=pg_db)
     assert report.restore_tested and report.tables_checked > 5
     record = services.catalog.get_checkpoint("database", "checked")
-    assert record is not None and record.status == "verified" and record.verified_at
+    assert record is not None and record.status == "restore-tested" and record.verified_at
     with psycopg.connect(pg_db) as conn:
         leftovers = conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'warroom_scratch_%'"
@@ -341,8 +341,12 @@ def test_work_databases_of_killed_restores_are_swept(
         # The other restore's process is gone: its claim went with its connection.
         services.backups.restore("small", new_db="wrt_after_sweep_2", url=pg_db)
         assert not pg_database_exists(running)
+        # Nothing of ours is left: any work database still there is claimed by a restore
+        # running elsewhere on this server (another test session).
         leftovers = admin.execute(
             "SELECT datname FROM pg_database WHERE datname ~ '^warroom_(restore|scratch|retired)_'"
+            " AND pg_try_advisory_lock(%s, hashtext(datname))",
+            (WORK_CLAIM_KEY,),
         ).fetchall()
     assert leftovers == []
 

@@ -180,7 +180,8 @@ def test_cleanup_applies_the_policy_and_removes_orphans(tmp_path: Path, pg_db: s
 
         plan = services.cleanup.run(days=7, dry_run=True)
         # 20, 15, 10 and 5 days old: only the last is younger than 7 days.
-        assert [e["name"] for e in plan["database"]["delete"]] == names[2::-1]
+        (source,) = plan["database"]["sources"]
+        assert [e["name"] for e in source["delete"]] == names[2::-1]
         assert orphan.exists() and len(services.backups.list_backups()) == 4
 
         report = services.cleanup.run(days=7)

@@ -325,7 +325,11 @@ def test_external_checkpoints(engine: AutomationEngine) -> None:
     assert recorded[0][0].metadata == {"host": "a"}
 
 
-def test_retention_removes_only_finished_executions(tmp_path: Path, catalog_url: str) -> None:
+def test_retention_removes_finished_and_abandoned_external_executions(
+    tmp_path: Path, catalog_url: str
+) -> None:
+    """Succeeded, failed and cancelled executions go once older than the policy, and so do
+    external executions left open; the engine's own running ones stay, whatever their age."""
     now = {"t": datetime(2026, 11, 1, tzinfo=UTC)}
     settings = _settings(tmp_path, catalog_url, workflow_blob_threshold=10)
     with AutomationEngine(settings=settings, clock=lambda: now["t"]) as engine:
@@ -348,7 +352,9 @@ def test_retention_removes_only_finished_executions(tmp_path: Path, catalog_url:
 
         old_ok = engine.execute_workflow("good")
         old_failed = engine.execute_workflow("broken")
+        engine.record_checkpoint("ext-abandoned", "step-1", {"done": 1})
         now["t"] += timedelta(days=10)
+        engine.record_checkpoint("ext-active", "step-1", {"done": 1})
         recent = engine.execute_workflow("good", execution_id="recent")
         with engine._catalog.transaction() as conn:  # one left running by a dead worker
             conn.execute(
@@ -357,10 +363,12 @@ def test_retention_removes_only_finished_executions(tmp_path: Path, catalog_url:
                 .values(status="running")
             )
         now["t"] += timedelta(days=10)
-        deleted = engine.cleanup()  # CHECKPOINT_RETENTION_DAYS = 7
-        assert deleted == [old_ok]
+        engine.record_checkpoint("ext-active", "step-2", {"done": 2})
+        expected = {old_ok, old_failed, "ext-abandoned"}
+        assert set(engine.expired_executions()) == expected
+        assert set(engine.cleanup()) == expected  # CHECKPOINT_RETENTION_DAYS = 7
         remaining = {e.id for e in engine.list_executions()}
-        assert remaining == {old_failed, recent}
+        assert remaining == {"ext-active", recent}
         assert engine.get_execution(recent).steps  # its checkpoints are kept too
 
 

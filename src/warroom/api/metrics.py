@@ -19,9 +19,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from warroom.api.asgi import call_recording_status
 from warroom.catalog.schema import jobs
-from warroom.retention import VERIFIED_STATUSES
+from warroom.database import Source
+from warroom.database.verification import STATUSES
+from warroom.errors import WarroomError
 from warroom.scheduler import last_runs
 from warroom.services import Services
+from warroom.sources import SourceBackups, group_by_source
 from warroom.status import archiving_status
 from warroom.workflow.values import BLOB_PREFIX
 
@@ -52,26 +55,7 @@ class CatalogCollector(Collector):
         yield count
         yield stored
 
-        good = sorted(
-            (r for r in databases if r.status in VERIFIED_STATUSES), key=lambda r: r.created_at
-        )
-        if good:
-            newest = good[-1]
-            yield GaugeMetricFamily(
-                "warroom_database_backup_last_success_timestamp_seconds",
-                "When the newest good database backup was taken.",
-                value=newest.created_at.timestamp(),
-            )
-            yield GaugeMetricFamily(
-                "warroom_database_backup_last_duration_seconds",
-                "How long the newest good database backup took.",
-                value=float(newest.details.get("duration_seconds") or 0),
-            )
-            yield GaugeMetricFamily(
-                "warroom_database_backup_last_size_bytes",
-                "Stored size of the newest good database backup.",
-                value=float(newest.size_stored or 0),
-            )
+        yield from _source_metrics(group_by_source(databases, _configured(services)))
         scheduled = last_runs(services.catalog)
         with services.catalog.single() as conn:
             failed_jobs = (
@@ -141,6 +125,59 @@ class CatalogCollector(Collector):
                 "Failed archive attempts since the server's statistics were reset.",
                 value=float(archiving["failed_count"]),
             )
+
+
+def _configured(services: Services) -> Source | None:
+    try:
+        return services.backups.configured_source()
+    except WarroomError:  # a bad DATABASE_URL is status's to report; the figures go on
+        return None
+
+
+def _source_metrics(groups: list[SourceBackups]) -> Iterator[Metric]:
+    """The backup figures of each source, labelled ``source`` (its id, never a password)."""
+    by_status = GaugeMetricFamily(
+        "warroom_database_backups",
+        "Database backups, by source and status (safety backups included).",
+        labels=["source", "status"],
+    )
+    families = {
+        "success": GaugeMetricFamily(
+            "warroom_database_backup_last_success_timestamp_seconds",
+            "When the newest intact backup of the source was taken.",
+            labels=["source"],
+        ),
+        "duration": GaugeMetricFamily(
+            "warroom_database_backup_last_duration_seconds",
+            "How long the newest intact backup of the source took.",
+            labels=["source"],
+        ),
+        "size": GaugeMetricFamily(
+            "warroom_database_backup_last_size_bytes",
+            "Stored size of the newest intact backup of the source.",
+            labels=["source"],
+        ),
+        "tested": GaugeMetricFamily(
+            "warroom_database_backup_last_restore_tested_timestamp_seconds",
+            "When the newest restore-tested backup of the source was taken.",
+            labels=["source"],
+        ),
+    }
+    for group in groups:
+        for status in STATUSES:
+            count = sum(record.status == status for record in group.backups)
+            by_status.add_metric([group.id, status], count)
+        newest, tested = group.newest_intact, group.newest_restore_tested
+        if newest is not None:
+            families["success"].add_metric([group.id], newest.created_at.timestamp())
+            families["duration"].add_metric(
+                [group.id], float(newest.details.get("duration_seconds") or 0)
+            )
+            families["size"].add_metric([group.id], float(newest.size_stored or 0))
+        if tested is not None:
+            families["tested"].add_metric([group.id], tested.created_at.timestamp())
+    yield by_status
+    yield from families.values()
 
 
 class RequestMetrics:

@@ -86,6 +86,8 @@ class CheckpointOut(BaseModel):
     status: str
     created_at: str
     source: str | None
+    source_id: str | None = None
+    safety: bool = False
     size_original: int | None
     size_stored: int | None
     checksum: str | None
@@ -93,8 +95,27 @@ class CheckpointOut(BaseModel):
     verified_at: str | None = None
 
 
+class BackupBriefOut(BaseModel):
+    name: str
+    status: str
+    created_at: str
+    age_hours: float
+
+
+class SourceOut(BaseModel):
+    source: str
+    label: str
+    configured: bool
+    backups: list[str]
+    newest_completed: BackupBriefOut | None
+    newest_restore_tested: BackupBriefOut | None
+    pitr_window: dict[str, Any] | None
+
+
 class CheckpointListOut(BaseModel):
     checkpoints: list[CheckpointOut]
+    sources: list[SourceOut]
+    recoverable_window: dict[str, Any] | None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

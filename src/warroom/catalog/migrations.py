@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
 
 from warroom.catalog import schema
 
@@ -46,12 +46,38 @@ def _v5_schedule_heartbeat(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN heartbeat_at {column_type}"))
 
 
+def _v6_sources(conn: Connection) -> None:
+    """Database checkpoints belong to a source and may be safety backups; ``verified`` (a
+    passed restore test) is now called ``restore-tested``. Rows indexed before keep a null
+    ``source_id`` (their source is read from their label, see :mod:`warroom.sources`) and get
+    ``safety`` from their name, which is all older versions knew; ``catalog rebuild`` reads
+    the manifests' own record."""
+    table = schema.checkpoints
+    columns = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    if "source_id" not in columns:
+        column_type = table.c.source_id.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN source_id {column_type}"))
+    if "safety" not in columns:
+        conn.execute(
+            text(f"ALTER TABLE {table.name} ADD COLUMN safety BOOLEAN NOT NULL DEFAULT false")
+        )
+        conn.execute(
+            update(table)
+            .where(table.c.type == "database", table.c.name.startswith("safety-"))
+            .values(safety=True)
+        )
+    index = next(i for i in table.indexes if i.name == "warroom_checkpoints_source")
+    index.create(conn, checkfirst=True)
+    conn.execute(update(table).where(table.c.status == "verified").values(status="restore-tested"))
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _v1_checkpoints),
     (2, _v2_workflows),
     (3, _v3_service),
     (4, _v4_schedule),
     (5, _v5_schedule_heartbeat),
+    (6, _v6_sources),
 ]
 
 HEAD = MIGRATIONS[-1][0]

@@ -66,13 +66,16 @@ checkpoints = Table(
     Column("name", String(200), nullable=False),
     Column("status", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("source", String(500)),
+    Column("source", String(500)),  # for people: the URL without its password
+    Column("source_id", String(500)),  # database backups: Source.id (see warroom.database)
+    Column("safety", Boolean, nullable=False, default=False),
     Column("size_original", BigInteger),
     Column("size_stored", BigInteger),
     Column("checksum", String(64)),
     Column("verified_at", UTCDateTime),
     Column("details", JSON, nullable=False, default=dict),
     UniqueConstraint("type", "name", name="warroom_checkpoints_type_name"),
+    Index("warroom_checkpoints_source", "type", "source_id"),
 )
 
 workflow_executions = Table(

@@ -32,6 +32,8 @@ class CheckpointRecord:
     status: str
     created_at: datetime
     source: str | None = None
+    source_id: str | None = None
+    safety: bool = False
     size_original: int | None = None
     size_stored: int | None = None
     checksum: str | None = None
@@ -45,6 +47,8 @@ class CheckpointRecord:
             "status": self.status,
             "created_at": self.created_at.isoformat(),
             "source": self.source,
+            "source_id": self.source_id,
+            "safety": self.safety,
             "size_original": self.size_original,
             "size_stored": self.size_stored,
             "checksum": self.checksum,
@@ -167,6 +171,8 @@ class Catalog:
             "status": record.status,
             "created_at": record.created_at,
             "source": record.source,
+            "source_id": record.source_id,
+            "safety": record.safety,
             "size_original": record.size_original,
             "size_stored": record.size_stored,
             "checksum": record.checksum,
@@ -233,6 +239,8 @@ def _record(row: Any) -> CheckpointRecord:
         status=row["status"],
         created_at=row["created_at"],
         source=row["source"],
+        source_id=row["source_id"],
+        safety=bool(row["safety"]),
         size_original=row["size_original"],
         size_stored=row["size_stored"],
         checksum=row["checksum"],

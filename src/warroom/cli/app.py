@@ -7,7 +7,8 @@ and nothing else; progress and messages go to stderr.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from warroom import __version__
+from warroom.app.listing import checkpoint_listing
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.deployment import add_deployment_commands
 from warroom.cli.render import (
@@ -182,49 +184,91 @@ def create_database(
         )
 
 
+class BackupStatus(StrEnum):
+    completed = "completed"
+    checked = "checked"
+    restore_tested = "restore-tested"
+    damaged = "damaged"
+
+
+BACKUP_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("NAME", lambda r: r["name"]),
+    ("STATUS", lambda r: r["status"]),
+    ("CREATED (UTC)", lambda r: human_time(r["created_at"])),
+    ("ORIGINAL", lambda r: human_bytes(r["size_original"])),
+    ("STORED", lambda r: human_bytes(r["size_stored"])),
+    ("CHECKSUM", lambda r: (r["checksum"] or "-")[:12]),
+    ("KIND", lambda r: r["details"].get("kind", "-") + (" (safety)" if r["safety"] else "")),
+]
+
+
 @app.command("list")
 def list_checkpoints(
     type_: Annotated[
         CheckpointType | None,
         typer.Option("--type", "-t", help="Only this type.", show_default=False),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Only the database backups of this source (its id or label, as listed).",
+            show_default=False,
+        ),
+    ] = None,
+    status: Annotated[
+        BackupStatus | None,
+        typer.Option(
+            "--status", help="Only database backups with this status.", show_default=False
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List checkpoints, oldest first (workflow checkpoints: one row per execution)."""
+    """List checkpoints: database backups by source (newest restore-tested, point-in-time
+    window), then the others, oldest first (workflow checkpoints: one row per execution)."""
     with services_for(as_json) as services:
-        rows: list[dict[str, Any]] = []
-        if type_ != CheckpointType.workflow:
-            records = services.catalog.list_checkpoints(type_.value if type_ else None)
-            rows += [record.to_dict() for record in records]
-        if type_ in (None, CheckpointType.workflow):
-            rows += [e.checkpoint_row() for e in services.workflows.list_executions()]
-        rows.sort(key=lambda row: (row["created_at"], row["name"]))
-        window = services.pitr.window() if type_ in (None, CheckpointType.database) else None
+        listing = checkpoint_listing(
+            services,
+            datetime.now(UTC),
+            type_.value if type_ else None,
+            source,
+            status.value if status else None,
+        )
         if as_json:
-            emit_json({"checkpoints": rows, "recoverable_window": window})
+            emit_json(listing)
             return
+        rows = listing["checkpoints"]
         if not rows:
             say("no checkpoints" + (f" of type {type_.value}" if type_ else ""))
-            return
-        checkpoint_table(
-            rows,
-            [
-                ("NAME", lambda r: r["name"]),
-                ("TYPE", lambda r: r["type"]),
-                ("STATUS", lambda r: r["status"]),
-                ("CREATED (UTC)", lambda r: human_time(r["created_at"])),
-                ("ORIGINAL", lambda r: human_bytes(r["size_original"])),
-                ("STORED", lambda r: human_bytes(r["size_stored"])),
-                ("CHECKSUM", lambda r: (r["checksum"] or "-")[:12]),
-                ("KIND", lambda r: r["details"].get("kind", "-")),
-                ("SOURCE", lambda r: r["source"] or "-"),
-            ],
-        )
-        if window:
-            say(
-                f"point-in-time recovery window: {window['earliest']} to {window['latest']} "
-                f"(LSN {window['earliest_lsn']} to {window['latest_lsn']}, "
-                f"{window['archived_segments']} archived WAL segments)"
+        by_name = {row["name"]: row for row in rows if row["type"] == "database"}
+        for group in listing["sources"]:
+            typer.echo(
+                f"database backups of {group['label']}"
+                f"{' (configured)' if group['configured'] else ''}, source {group['source']}"
+            )
+            tested = group["newest_restore_tested"]
+            typer.echo(f"  newest restore-tested: {tested['name'] if tested else 'none'}")
+            window = group["pitr_window"]
+            if window:
+                typer.echo(
+                    f"  point-in-time window: {window['earliest']} to {window['latest']} "
+                    f"(LSN {window['earliest_lsn']} to {window['latest_lsn']}, "
+                    f"{window['archived_segments']} archived WAL segments)"
+                )
+            if group["backups"]:
+                checkpoint_table([by_name[name] for name in group["backups"]], BACKUP_COLUMNS)
+            typer.echo("")
+        others = [row for row in rows if row["type"] != "database"]
+        if others:
+            checkpoint_table(
+                others,
+                [
+                    ("NAME", lambda r: r["name"]),
+                    ("TYPE", lambda r: r["type"]),
+                    ("STATUS", lambda r: r["status"]),
+                    ("CREATED (UTC)", lambda r: human_time(r["created_at"])),
+                    ("SOURCE", lambda r: r["source"] or "-"),
+                ],
             )
 
 
@@ -443,15 +487,29 @@ def setup_pitr(
 
 
 @catalog_app.command("rebuild")
-def catalog_rebuild(as_json: JsonOption = False) -> None:
-    """Re-index every database backup from the manifests in BACKUP_DIR."""
+def catalog_rebuild(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Also re-read every part and check its checksum (as verify does)."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-index every database backup from BACKUP_DIR alone: manifests, and the results of
+    earlier verifications recorded beside them. A missing or truncated part makes a backup
+    damaged; a manifest that cannot be read is skipped and reported (exit 3)."""
     with services_for(as_json) as services:
-        indexed, problems = services.backups.rebuild_catalog()
+        progress, printer = _progress()
+        indexed, problems = services.backups.rebuild_catalog(check=check, progress=progress)
+        printer.done()
         if as_json:
             emit_json({"indexed": indexed, "problems": problems})
         else:
-            say(f"indexed {indexed} database checkpoints from {services.backup_storage.location}")
+            typer.echo(
+                f"indexed {indexed} database checkpoints from {services.backup_storage.location}"
+            )
             for problem in problems:
-                say(f"[yellow]skipped[/] {problem}")
+                say(f"[yellow]problem[/] {problem}")
         if problems:
             raise typer.Exit(3)

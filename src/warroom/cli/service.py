@@ -97,7 +97,8 @@ def add_service_commands(app: typer.Typer) -> None:
 
     @app.command("status")
     def status(as_json: JsonOption = False) -> None:
-        """Storage used, the newest verified backup, failing jobs; exit 1 when unhealthy."""
+        """Per database: newest intact and restore-tested backup, their age, the point-in-time
+        window; storage used, failing jobs. Exit 1 when unhealthy."""
         from warroom.status import system_status
 
         with services_for(as_json) as services:
@@ -128,16 +129,21 @@ def add_service_commands(app: typer.Typer) -> None:
             if as_json:
                 emit_json(report)
                 return
-            for kind in ("database", "deployment"):
-                for entry in report[kind]["delete"]:
-                    say(
-                        f"{'would delete' if dry_run else 'deleted'} {kind} {entry['name']}: "
-                        f"{entry['reason']}"
-                    )
-                for entry in report[kind]["keep"]:
-                    say(f"keep {kind} {entry['name']}: {entry['reason']}")
+            verb = "would delete" if dry_run else "deleted"
+            sections = [
+                (f"source {group['label']} (id {group['source']})", group)
+                for group in report["database"]["sources"]
+            ]
+            if report["deployment"]["keep"] or report["deployment"]["delete"]:
+                sections.append(("deployment checkpoints", report["deployment"]))
+            for title, plan in sections:
+                typer.echo(title)
+                for entry in plan["delete"]:
+                    typer.echo(f"  {verb} {entry['name']}: {entry['reason']}")
+                for entry in plan["keep"]:
+                    typer.echo(f"  keep {entry['name']}: {entry['reason']}")
             for execution in report["workflow"]["delete"]:
-                say(f"{'would delete' if dry_run else 'deleted'} workflow execution {execution}")
+                typer.echo(f"{verb} workflow execution {execution}")
             for leftover in report.get("leftovers_removed", []):
                 say(f"removed the leftovers of an interrupted backup: {leftover}")
 
@@ -200,23 +206,39 @@ def revoke_token(
 
 
 def _show_status(report: dict[str, Any]) -> None:
-    say("healthy" if report["healthy"] else "[bold red]UNHEALTHY[/]")
+    typer.echo("healthy" if report["healthy"] else "UNHEALTHY")
     for problem in report["problems"]:
-        say(f"  - {problem}")
-    newest = report["newest_verified_backup"]
-    say(
-        "newest verified backup: "
-        + (f"{newest['name']}, {newest['age_hours']} h old" if newest else "none")
-    )
+        typer.echo(f"  - {problem}")
+    for source in report["sources"]:
+        newest, tested = source["newest_completed"], source["newest_restore_tested"]
+        typer.echo(
+            f"{source['label']}{' (configured)' if source['configured'] else ''}: "
+            f"{source['backups']} backups, {source['safety_backups']} safety backups"
+        )
+        typer.echo(
+            "  newest intact: "
+            + (
+                f"{newest['name']} ({newest['status']}), {newest['age_hours']} h old"
+                if newest
+                else "none"
+            )
+        )
+        typer.echo(
+            "  newest restore-tested: "
+            + (f"{tested['name']}, {tested['age_hours']} h old" if tested else "none")
+        )
+        if source["pitr_window"]:
+            window = source["pitr_window"]
+            typer.echo(f"  point-in-time window: {window['earliest']} to {window['latest']}")
     storage = report["storage"]
-    say(
+    typer.echo(
         f"stored: database backups {human_bytes(storage['database_bytes'])}, workflow blobs "
         f"{human_bytes(storage['workflow_blob_bytes'])}; "
         f"free {human_bytes(storage['free_bytes'])}"
     )
     for job, run in report["scheduled"].items():
-        say(f"scheduled {job}: last run {run['status']} (slot {run['slot']})")
-    say(f"failed jobs: {report['failed_jobs']}")
+        typer.echo(f"scheduled {job}: last run {run['status']} (slot {run['slot']})")
+    typer.echo(f"failed jobs: {report['failed_jobs']}")
 
 
 def _owner() -> str:
@@ -237,9 +259,12 @@ def list_schedule(as_json: JsonOption = False) -> None:
             rows,
             [
                 ("JOB", lambda r: r["job"]),
-                ("SCHEDULE", lambda r: r["schedule"]),
-                ("TZ", lambda r: r["timezone"]),
-                ("NEXT RUN (UTC)", lambda r: human_time(r["next_run"], minutes=True)),
+                ("SCHEDULE", lambda r: r["schedule"] or "off"),
+                ("TZ", lambda r: r["timezone"] or "-"),
+                (
+                    "NEXT RUN (UTC)",
+                    lambda r: r["off"] or human_time(r["next_run"], minutes=True),
+                ),
                 (
                     "LAST RUN",
                     lambda r: human_time((r["last_run"] or {}).get("slot"), minutes=True),

@@ -22,9 +22,27 @@ __all__ = [
     "DumpInfo",
     "PartRecord",
     "ReadPart",
+    "Source",
     "WritePart",
     "open_database",
 ]
+
+
+@dataclass(frozen=True)
+class Source:
+    """The database a backup came from, as retention, staleness and the UI group backups.
+
+    ``id`` is stable for one database whatever URL reaches it: ``postgresql:<system
+    identifier>/<database>`` (the server's ``pg_control_system()``, shared by a cluster and its
+    copies made from base backups), or ``sqlite:<resolved path>``. ``address`` is where it was
+    reached (``postgresql://host:port/database``; for SQLite the same as ``id``): the fallback
+    that matches a configured URL to its backups while its server is unreachable. ``label`` is
+    for people: the URL without its password. None of them ever holds a password.
+    """
+
+    id: str
+    address: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,11 @@ class DatabaseEngine(Protocol):
 
     @property
     def database_name(self) -> str: ...
+
+    def source(self) -> Source:
+        """This database's :class:`Source`; its ``id`` falls back to ``address`` when the
+        server cannot tell its identity (unreachable, or too old)."""
+        ...
 
     def dump(self, write_part: WritePart, jobs: int) -> DumpInfo: ...
 

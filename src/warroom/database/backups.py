@@ -1,9 +1,10 @@
 """Database checkpoints: create, list, verify and restore backups; rebuild the catalog.
 
 The storage layout is ``database/<name>/<part>`` plus ``database/<name>/manifest.json``, written
-last. Nothing else makes a backup exist: a backup that fails or is interrupted at any point is
-removed at once, and whatever a killed process leaves behind has no manifest and is swept by the
-next backup (:meth:`BackupService.sweep_leftovers`).
+last, and ``database/<name>/checks/`` (one record per verification, see
+:mod:`warroom.database.verification`). Nothing else makes a backup exist: a backup that fails
+or is interrupted at any point is removed at once, and whatever a killed process leaves behind
+has no manifest and is swept by the next backup (:meth:`BackupService.sweep_leftovers`).
 
 Locks (``flock`` in ``BACKUP_DIR/.locks``): one per source database, so two backups of one
 database never interleave, and one per checkpoint name, so a sweep never removes a backup that
@@ -29,9 +30,25 @@ from warroom import __version__
 from warroom.catalog import Catalog, CheckpointRecord
 from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
-from warroom.database import DatabaseEngine, PartRecord, WritePart, open_database
-from warroom.database.manifest import Manifest, backup_prefix, manifest_key, validate_name
+from warroom.database import DatabaseEngine, PartRecord, Source, WritePart, open_database
+from warroom.database.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    backup_prefix,
+    manifest_key,
+    validate_name,
+)
 from warroom.database.postgres import PostgresEngine
+from warroom.database.verification import (
+    CHECKED,
+    COMPLETED,
+    DAMAGED,
+    RESTORE_TESTED,
+    CheckRecord,
+    check_key,
+    checks_prefix,
+    status_of,
+)
 from warroom.errors import (
     ConfigurationError,
     ConflictError,
@@ -48,9 +65,6 @@ from warroom.storage import ChunkStream, Storage
 __all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
 
 CHECKPOINT_TYPE = "database"
-STATUS_COMPLETED = "completed"
-STATUS_VERIFIED = "verified"
-STATUS_DAMAGED = "damaged"
 
 
 class Progress:
@@ -110,7 +124,7 @@ class VerifyReport:
     bytes_checked: int
     restore_tested: bool = False
     tables_checked: int = 0
-    status: str = STATUS_COMPLETED
+    status: str = COMPLETED
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -134,17 +148,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _record(manifest: Manifest, status: str = STATUS_COMPLETED) -> CheckpointRecord:
+def _record(
+    manifest: Manifest, status: str = COMPLETED, verified_at: datetime | None = None
+) -> CheckpointRecord:
     return CheckpointRecord(
         type=CHECKPOINT_TYPE,
         name=manifest.name,
         status=status,
         created_at=manifest.created_at,
         source=manifest.source,
+        source_id=manifest.source_id,
+        safety=manifest.safety,
+        verified_at=verified_at,
         size_original=manifest.size_original,
         size_stored=manifest.size_stored,
         checksum=manifest.checksum,
         details={
+            "source_address": manifest.source_address,
             "engine": manifest.engine,
             "kind": manifest.kind,
             "database": manifest.source_database,
@@ -173,6 +193,7 @@ class BackupService:
         self.catalog = catalog
         self.clock = clock
         self.lock_dir = lock_dir
+        self._configured_source: tuple[str, Source] | None = None
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -187,6 +208,19 @@ class BackupService:
     def engine_for(self, url: str | None) -> DatabaseEngine:
         """The engine of ``url``, or of DATABASE_URL."""
         return self._engine(self._source_url(url))
+
+    def configured_source(self) -> Source | None:
+        """The source of DATABASE_URL (None when it is not set). Its identity is read from the
+        server once per service; while the server is unreachable it is its address."""
+        url = self.settings.database_url
+        if not url:
+            return None
+        if self._configured_source is None or self._configured_source[0] != url:
+            source = self._engine(url).source()
+            if source.id == source.address:  # not known yet: ask again next time
+                return source
+            self._configured_source = (url, source)
+        return self._configured_source[1]
 
     def _source_url(self, url: str | None) -> str:
         url = url or self.settings.database_url
@@ -298,7 +332,10 @@ class BackupService:
         jobs: int,
         progress: Progress | None,
         physical: bool = False,
+        safety: bool = False,
     ) -> Manifest:
+        """Back up ``engine`` as ``name``; ``safety``: of a restore's target, before it is
+        replaced (recorded in the manifest; retention keeps such backups by their own rule)."""
         started = self.clock()
         progress = progress or Progress()
         with ExitStack() as locks:
@@ -320,6 +357,7 @@ class BackupService:
             prefix = backup_prefix(name)
             self.sweep_leftovers()
             progress.start(f"backing up {engine.display}")
+            source = engine.source()
             # One zstd worker beside the reading thread: more workers buy little on a
             # dump-bound stream and each costs tens of MB of buffers.
             threads = 1 if jobs == 1 else 0
@@ -348,6 +386,9 @@ class BackupService:
                     tables=info.tables,
                     database=info.database,
                     warroom_version=__version__,
+                    source_id=source.id,
+                    source_address=source.address,
+                    safety=safety,
                 )
                 self.storage.put(manifest_key(name), [manifest.to_json()])
             except BaseException:
@@ -382,7 +423,7 @@ class BackupService:
         """The manifest of backup ``name``, from storage (the truth, not the catalog)."""
         validate_name(name)
         try:
-            data = b"".join(self.storage.get(manifest_key(name)))
+            data = self._read_bounded(manifest_key(name), MAX_MANIFEST_BYTES)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"no database checkpoint named {name!r} in {self.storage.location}; "
@@ -391,19 +432,92 @@ class BackupService:
             ) from exc
         return Manifest.from_json(name, data)
 
-    def check_stored(self, manifest: Manifest) -> None:
-        """Compare every part's stored bytes with the manifest without decoding (fast)."""
+    def _read_bounded(self, key: str, limit: int) -> bytes:
+        """The whole object ``key``, read no further than ``limit`` + 1 bytes (a longer one is
+        refused by its parser, never held in memory whole)."""
+        chunks, size = [], 0
+        with closing(self.storage.get(key)) as stream:
+            for chunk in stream:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+        return b"".join(chunks)
+
+    def check_stored(self, manifest: Manifest, progress: Progress | None = None) -> None:
+        """Compare every part's stored bytes with the manifest without decoding (fast: a
+        replaced part is refused before any of it is decompressed)."""
         for part in manifest.parts:
-            digest = hashlib.sha256()
-            for chunk in self._get_part(manifest.name, part.name):
-                digest.update(chunk)
-            if digest.hexdigest() != part.stored_sha256:
+            digest, size = hashlib.sha256(), 0
+            with closing(self._get_part(manifest.name, part.name)) as stream:
+                for chunk in progress.counted(stream) if progress else stream:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if size > part.stored_size:
+                        break
+            if size != part.stored_size or digest.hexdigest() != part.stored_sha256:
                 raise IntegrityError(
-                    f"backup {manifest.name!r} is damaged: part {part.name!r} does not match "
-                    "its checksum",
+                    f"backup {manifest.name!r} is damaged: part {part.name!r} "
+                    + (
+                        f"is {'longer' if size > part.stored_size else 'shorter'} than the "
+                        f"{part.stored_size} bytes recorded"
+                        if size != part.stored_size
+                        else "does not match its checksum"
+                    ),
                     name=manifest.name,
                     part=part.name,
                 )
+
+    def check_present(self, manifest: Manifest) -> None:
+        """Every part is there with its recorded size (no byte is read)."""
+        for part in manifest.parts:
+            try:
+                size = self.storage.stat(backup_prefix(manifest.name) + part.name).size
+            except NotFoundError:
+                raise IntegrityError(
+                    f"backup {manifest.name!r} is damaged: part {part.name!r} is missing",
+                    name=manifest.name,
+                    part=part.name,
+                ) from None
+            if size != part.stored_size:
+                raise IntegrityError(
+                    f"backup {manifest.name!r} is damaged: part {part.name!r} is {size} bytes, "
+                    f"the manifest recorded {part.stored_size}",
+                    name=manifest.name,
+                    part=part.name,
+                )
+
+    # -- check records ----------------------------------------------------------------------
+
+    def checks(self, name: str) -> list[CheckRecord]:
+        """The verification records of backup ``name`` in the repository, oldest first
+        (records that are not sane are left out)."""
+        records = []
+        for info in self.storage.list(checks_prefix(backup_prefix(name))):
+            record = CheckRecord.from_json(name, self._read_bounded(info.key, 1 << 16))
+            if record is not None:
+                records.append(record)
+        return sorted(records, key=lambda record: record.at)
+
+    def _record_check(
+        self, name: str, result: str, detail: str = "", manifest: Manifest | None = None
+    ) -> str:
+        """Write a check record beside the backup and bring its catalog row up to date;
+        return the backup's status."""
+        at = self.clock()
+        record = CheckRecord(name, result, at, detail)
+        self.storage.put(check_key(backup_prefix(name), at), [record.to_json()])
+        status, verified_at = status_of(self.checks(name))
+        if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name) is not None:
+            self.catalog.set_verified(CHECKPOINT_TYPE, name, status, verified_at or at)
+        elif manifest is not None:
+            self.catalog.upsert_checkpoint(_record(manifest, status, verified_at))
+        return status
+
+    def _damaged(self, name: str, error: IntegrityError) -> None:
+        """Record that a check of backup ``name`` found it damaged (if it still exists)."""
+        if self.exists(name):
+            self._record_check(name, DAMAGED, error.message)
 
     # -- verify -----------------------------------------------------------------------------
 
@@ -416,23 +530,27 @@ class BackupService:
         jobs: int | None = None,
         progress: Progress | None = None,
     ) -> VerifyReport:
-        """Re-read and check every part; with ``restore_test``, also restore into a scratch
-        database and compare every table's row count with the one recorded at backup time."""
+        """Re-read every part and check its stored, then its decoded checksum (``checked``);
+        with ``restore_test``, also restore into a scratch database and compare every table's
+        row count with the one recorded at backup time (``restore-tested``). The result is
+        recorded beside the backup; a damaged backup raises IntegrityError, recorded too."""
         jobs = parallel_jobs(jobs)
         progress = progress or Progress()
         try:
             manifest = self.manifest(name)
+            if restore_test and manifest.kind == "physical":
+                raise InputError(
+                    f"{name} is a physical base backup: test it with a point-in-time restore "
+                    "(warroom restore database --target-time latest --data-dir DIR --start)"
+                )
+            progress.start(f"checking the stored bytes of {name}")
+            self.check_stored(manifest, progress)
             progress.start(f"verifying {name}")
             read_part = self._reader(manifest, progress)
             for part in manifest.parts:
                 for _chunk in read_part(part.name):
                     pass
             report = VerifyReport(name, len(manifest.parts), manifest.size_original)
-            if restore_test and manifest.kind == "physical":
-                raise InputError(
-                    f"{name} is a physical base backup: test it with a point-in-time restore "
-                    "(warroom restore database --target-time latest --data-dir DIR --start)"
-                )
             if restore_test:
                 server = self._engine(url or self.settings.database_url or manifest.source)
                 self._check_compatible(manifest, server)
@@ -442,16 +560,16 @@ class BackupService:
                     scratch.create_empty(manifest.database)
                     report.tables_checked = self._load_and_check(scratch, manifest, progress, jobs)
                 report.restore_tested = True
-        except IntegrityError:
-            if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name):
-                self.catalog.set_verified(CHECKPOINT_TYPE, name, STATUS_DAMAGED, self.clock())
+        except IntegrityError as exc:
+            self._damaged(name, exc)
             raise
-        report.status = STATUS_VERIFIED if restore_test else STATUS_COMPLETED
-        record = self.catalog.get_checkpoint(CHECKPOINT_TYPE, name)
-        if record is None:
-            self.catalog.upsert_checkpoint(_record(manifest, report.status))
-        if restore_test or record is None or record.status == STATUS_DAMAGED:
-            self.catalog.set_verified(CHECKPOINT_TYPE, name, report.status, self.clock())
+        report.status = self._record_check(
+            name,
+            RESTORE_TESTED if restore_test else CHECKED,
+            f"{report.parts_checked} parts"
+            + (f", {report.tables_checked} tables restored and compared" if restore_test else ""),
+            manifest,
+        )
         return report
 
     def _load_and_check(
@@ -546,7 +664,11 @@ class BackupService:
             target = self._engine(target_url)
         self._check_compatible(manifest, target)
         progress.start(f"checking {name}")
-        self.check_stored(manifest)
+        try:
+            self.check_stored(manifest, progress)
+        except IntegrityError as exc:
+            self._damaged(name, exc)
+            raise
 
         with hold_lock(
             self.lock_dir / lock_file_name(f"restore:{target.identity}"),
@@ -575,7 +697,7 @@ class BackupService:
         if replace:
             label = re.sub(r"[^A-Za-z0-9._-]+", "-", target.database_name)[:40]
             safety_name = f"safety-{label}-{self.clock():%Y%m%dT%H%M%S%fZ}"
-            safety = self._create(target, safety_name, jobs, progress)
+            safety = self._create(target, safety_name, jobs, progress, safety=True)
             database["owner"] = target.owner()
         # Always restore under a fresh name of our own, then rename: an interrupted restore
         # never leaves a half-loaded database under the name the user asked for.
@@ -642,15 +764,38 @@ class BackupService:
                     removed.append(name)
         return removed
 
-    def rebuild_catalog(self) -> tuple[int, list[str]]:
-        """Re-index every backup from its manifest; return (indexed, problems)."""
+    def rebuild_catalog(
+        self, check: bool = False, progress: Progress | None = None
+    ) -> tuple[int, list[str]]:
+        """Re-index every backup from the repository alone; return (indexed, problems).
+
+        Each backup's status comes from its check records, after making sure every part is
+        there with its recorded size (a missing or truncated part makes it ``damaged``, and is
+        recorded); ``check`` also re-reads every part's checksum, as ``verify`` does. A backup
+        is never promoted past what was proved. A manifest that cannot be read within its
+        bounds is reported and skipped; the others are indexed all the same."""
+        progress = progress or Progress()
         records, problems = [], []
         for name in self.storage.children("database"):
             try:
+                validate_name(name)
                 if not self.exists(name):
                     continue
-                records.append(_record(self.manifest(name)))
+                manifest = self.manifest(name)
             except (IntegrityError, InputError) as exc:
                 problems.append(f"{name}: {exc.message}")
+                continue
+            progress.start(f"re-indexing {name}")
+            try:
+                self.check_present(manifest)
+                if check:
+                    self.check_stored(manifest, progress)
+                    self._record_check(name, CHECKED, f"{len(manifest.parts)} parts (rebuild)")
+            except IntegrityError as exc:
+                if status_of(self.checks(name))[0] != DAMAGED:
+                    self._record_check(name, DAMAGED, exc.message)
+                problems.append(f"{name}: {exc.message}")
+            status, verified_at = status_of(self.checks(name))
+            records.append(_record(manifest, status, verified_at))
         self.catalog.replace_checkpoints(CHECKPOINT_TYPE, records)
         return len(records), problems

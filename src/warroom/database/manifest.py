@@ -2,7 +2,12 @@
 
 A backup without its manifest does not exist. The manifest records everything a restore needs
 (engine, parts and their checksums, the codec chain, database properties) and everything
-``warroom catalog rebuild`` needs to re-index the backup; it never records a password.
+``warroom catalog rebuild`` needs to re-index the backup (its source, whether it is a safety
+backup); it never records a password.
+
+A manifest is read as hostile input: :meth:`Manifest.from_json` bounds its size, its nesting,
+every size, count and name in it, and refuses it whole (IntegrityError) before a caller acts on
+any of it.
 """
 
 from __future__ import annotations
@@ -12,17 +17,36 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from warroom.database import PartRecord
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from warroom.database import PartRecord, Source
 from warroom.errors import IntegrityError, InvalidNameError
 
-__all__ = ["MANIFEST_FORMAT", "Manifest", "backup_prefix", "manifest_key", "validate_name"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "MAX_MANIFEST_BYTES",
+    "Manifest",
+    "backup_prefix",
+    "legacy_source",
+    "manifest_key",
+    "validate_name",
+]
 
 # 2: PostgreSQL table data in copy parts (``PartRecord.copy``); 1: in pg_dump archives only.
 MANIFEST_FORMAT = 2
 READABLE_FORMATS = (1, 2)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # checkpoints and parts
+
+# Bounds on what a manifest may say, far above any real backup and far below what would
+# overflow a catalog column, a sum or memory.
+MAX_MANIFEST_BYTES = 256 << 20
+MAX_SIZE = 1 << 50  # bytes of one part (1 PiB)
+MAX_ROWS = (1 << 63) - 1  # a table's row count: PostgreSQL's bigint
+MAX_PARTS = 1_000_000
+MAX_TABLES = 10_000_000
+MAX_TEXT = 4096  # one name, version or URL
 
 
 def validate_name(name: str) -> str:
@@ -66,6 +90,13 @@ class Manifest:
     database: dict[str, Any] = field(default_factory=dict)
     warroom_version: str = ""
     format: int = MANIFEST_FORMAT
+    source_id: str = ""  # Source.id; "" only while being built
+    source_address: str = ""
+    safety: bool = False  # taken by a restore of the previous contents of its target
+
+    @property
+    def source_info(self) -> Source:
+        return Source(self.source_id, self.source_address, self.source)
 
     @property
     def size_original(self) -> int:
@@ -94,6 +125,8 @@ class Manifest:
             "type": "database",
             "engine": self.engine,
             "source": self.source,
+            "source_id": self.source_id,
+            "safety": self.safety,
             "created_at": self.created_at.isoformat(),
             "duration_seconds": self.duration_seconds,
             "size_original": self.size_original,
@@ -113,6 +146,9 @@ class Manifest:
             "completed_at": self.completed_at.isoformat(),
             "duration_seconds": self.duration_seconds,
             "source": self.source,
+            "source_id": self.source_id,
+            "source_address": self.source_address,
+            "safety": self.safety,
             "source_database": self.source_database,
             "server_version": self.server_version,
             "tool": self.tool,
@@ -131,53 +167,154 @@ class Manifest:
 
     @classmethod
     def from_json(cls, name: str, data: bytes) -> Manifest:
-        try:
-            doc = json.loads(data)
-            if doc.pop("manifest_sha256", None) != _document_sha256(doc):
-                raise IntegrityError(
-                    f"the manifest of backup {name!r} is damaged: its contents do not match "
-                    "its checksum",
-                    name=name,
-                )
-            if doc.get("format") not in READABLE_FORMATS:
-                raise IntegrityError(
-                    f"backup {name!r} has manifest format {doc.get('format')!r}; this version "
-                    f"of warroom reads formats {', '.join(map(str, READABLE_FORMATS))}: "
-                    "restore it with a newer warroom",
-                    name=name,
-                )
-            manifest = cls(
-                name=doc["name"],
-                engine=doc["engine"],
-                kind=doc["kind"],
-                created_at=datetime.fromisoformat(doc["created_at"]),
-                completed_at=datetime.fromisoformat(doc["completed_at"]),
-                source=doc["source"],
-                source_database=doc["source_database"],
-                server_version=doc["server_version"],
-                tool=doc["tool"],
-                tool_version=doc["tool_version"],
-                codec=list(doc["codec"]),
-                parts=[PartRecord.from_dict(part) for part in doc["parts"]],
-                tables={str(k): int(v) for k, v in doc["tables"].items()},
-                database=dict(doc.get("database") or {}),
-                warroom_version=doc.get("warroom_version", ""),
-                format=doc["format"],
+        """Parse and check the manifest of backup ``name``; IntegrityError, naming what is
+        wrong, for anything damaged, forged or out of bounds."""
+
+        def damaged(reason: str) -> IntegrityError:
+            return IntegrityError(
+                f"the manifest of backup {name!r} is damaged: {reason}", name=name
             )
-        except IntegrityError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise damaged(f"it is {len(data)} bytes long (at most {MAX_MANIFEST_BYTES})")
+        try:
+            raw = json.loads(data)
+        except RecursionError:
+            raise damaged("it is nested too deeply") from None
+        except ValueError as exc:
+            raise damaged(f"it is not JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise damaged("it is not a JSON object")
+        if raw.pop("manifest_sha256", None) != _document_sha256(raw):
+            raise damaged("its contents do not match its checksum")
+        if raw.get("format") not in READABLE_FORMATS:
             raise IntegrityError(
-                f"the manifest of backup {name!r} is damaged: {exc!r}", name=name
-            ) from exc
-        bad_parts = [p.name for p in manifest.parts if not NAME_PATTERN.fullmatch(p.name)]
-        if manifest.name != name or bad_parts or doc.get("checksum") != manifest.checksum:
-            raise IntegrityError(
-                f"the manifest of backup {name!r} is damaged: its contents do not match "
-                "its name and part checksums",
+                f"backup {name!r} has manifest format {raw.get('format')!r}; this version "
+                f"of warroom reads formats {', '.join(map(str, READABLE_FORMATS))}: "
+                "restore it with a newer warroom",
                 name=name,
             )
+        try:
+            doc = _Document.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "the document"
+            raise damaged(f"{where}: {first['msg']}") from None
+        manifest = cls(
+            name=doc.name,
+            engine=doc.engine,
+            kind=doc.kind,
+            created_at=doc.created_at,
+            completed_at=doc.completed_at,
+            source=doc.source,
+            source_database=doc.source_database,
+            server_version=doc.server_version,
+            tool=doc.tool,
+            tool_version=doc.tool_version,
+            codec=list(doc.codec),
+            parts=[PartRecord.from_dict(part.model_dump()) for part in doc.parts],
+            tables=dict(doc.tables),
+            database=doc.database,
+            warroom_version=doc.warroom_version,
+            format=doc.format,
+            **_source_fields(doc),
+        )
+        if manifest.name != name or raw.get("checksum") != manifest.checksum:
+            raise damaged("its contents do not match its name and part checksums")
         return manifest
+
+
+def legacy_source(label: str) -> Source:
+    """The source of a backup made before sources were recorded: its address, read from the
+    label (``postgresql://user@host:port/db`` or ``sqlite:///path``)."""
+    from urllib.parse import urlsplit
+
+    if label.startswith("sqlite:///"):
+        address = f"sqlite:{label[len('sqlite:///') :]}"
+        return Source(address, address, label)
+    parts = urlsplit(label)
+    host = parts.hostname or "localhost"
+    address = f"postgresql://{host}:{parts.port or 5432}{parts.path}"
+    return Source(address, address, label)
+
+
+def _source_fields(doc: _Document) -> dict[str, Any]:
+    """Source and safety as recorded; for manifests written before they were (no
+    ``source_id``), the address read from the label and the name's ``safety-`` prefix."""
+    if doc.source_id is not None:
+        return {
+            "source_id": doc.source_id,
+            "source_address": doc.source_address or doc.source_id,
+            "safety": doc.safety,
+        }
+    legacy = legacy_source(doc.source)
+    return {
+        "source_id": legacy.id,
+        "source_address": legacy.address,
+        "safety": doc.name.startswith("safety-"),
+    }
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Size = Annotated[int, Field(ge=0, le=MAX_SIZE)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+PartName = Annotated[str, Field(pattern=NAME_PATTERN.pattern)]
+
+
+class _Bounded(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=False, frozen=True)
+
+
+class _CopyTable(_Bounded):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    schema_: Text = Field(alias="schema")
+    name: Text
+    columns: Annotated[list[Text], Field(max_length=1600)]  # PostgreSQL's column limit
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super().model_dump(by_alias=True, **kwargs)
+
+
+class _Part(_Bounded):
+    name: PartName
+    role: Text
+    table: Text | None = None
+    plain_size: Size
+    plain_sha256: Sha256
+    stored_size: Size
+    stored_sha256: Sha256
+    copy_: Annotated[list[_CopyTable], Field(alias="copy", max_length=100_000)] = []
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        data = super().model_dump(exclude={"copy_"}, **kwargs)
+        data["copy"] = [table.model_dump() for table in self.copy_]
+        return data
+
+
+class _Document(_Bounded):
+    """The manifest's JSON as it may be: every field typed and bounded."""
+
+    format: int
+    name: Annotated[str, Field(pattern=NAME_PATTERN.pattern)]
+    engine: Literal["postgresql", "sqlite"]
+    kind: Literal["logical", "physical"]
+    created_at: datetime
+    completed_at: datetime
+    source: Text
+    source_id: Text | None = None
+    source_address: Text | None = None
+    safety: bool = False
+    source_database: Text
+    server_version: Text
+    tool: Text
+    tool_version: Text
+    warroom_version: Text = ""
+    codec: Annotated[list[Literal["zstd"]], Field(max_length=8)]
+    parts: Annotated[list[_Part], Field(max_length=MAX_PARTS)]
+    tables: Annotated[
+        dict[Text, Annotated[int, Field(ge=0, le=MAX_ROWS)]], Field(max_length=MAX_TABLES)
+    ]
+    database: dict[str, Any] = {}
 
 
 def _document_sha256(document: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
+from warroom.database import DumpInfo, PartRecord, ReadPart, Source, WritePart
 from warroom.database.pgcopy import (
     CopyTable,
     TableFrames,
@@ -237,6 +237,19 @@ class PostgresEngine:
     def identity(self) -> str:
         host = self._params.get("host") or "localhost"
         return f"postgresql://{host}:{self._params.get('port') or 5432}/{self.database_name}"
+
+    def source(self) -> Source:
+        address = self.identity
+        try:
+            with self._connect() as conn:
+                (system_id,) = conn.execute(
+                    "SELECT system_identifier FROM pg_control_system()"
+                ).fetchone()
+        except DatabaseError:
+            return Source(id=address, address=address, label=self.display)
+        return Source(
+            id=f"postgresql:{system_id}/{self.database_name}", address=address, label=self.display
+        )
 
     def sibling(self, database_name: str) -> PostgresEngine:
         if not 0 < len(database_name.encode()) <= MAX_DB_NAME:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from warroom.database import DumpInfo, PartRecord, ReadPart, WritePart
+from warroom.database import DumpInfo, PartRecord, ReadPart, Source, WritePart
 from warroom.errors import (
     ConfigurationError,
     ConflictError,
@@ -77,6 +77,10 @@ class SqliteEngine:
     @property
     def database_name(self) -> str:
         return self.path.name
+
+    def source(self) -> Source:
+        resolved = f"sqlite:{self.path.resolve()}"
+        return Source(id=resolved, address=resolved, label=self.display)
 
     def sibling(self, database_name: str) -> SqliteEngine:
         if "/" in database_name or database_name in ("", ".", ".."):

@@ -32,8 +32,10 @@ from packaging.version import InvalidVersion, Version
 from warroom.catalog import Catalog
 from warroom.catalog.store import sqlalchemy_url
 from warroom.config import Settings
-from warroom.database import open_database
+from warroom.database import Source, open_database
 from warroom.deployment.config import CommandConfig, DeploymentConfig, FileConfig
+from warroom.redact import redact_url
+from warroom.sources import group_by_source
 
 __all__ = ["Check", "CheckContext", "CheckResult", "build_checks"]
 
@@ -75,6 +77,7 @@ class CheckContext:
     environ: dict[str, str]
     now: datetime
     workdir: Path
+    database_source: Callable[[], Source | None] = lambda: None  # DATABASE_URL's
 
 
 @dataclass
@@ -423,21 +426,24 @@ def _backup_check(config: DeploymentConfig) -> Check:
     def probe(ctx: CheckContext) -> Outcome:
         if not ctx.settings.database_url:
             return None, "DATABASE_URL is not set: no backups expected", {}
-        verified = [
-            record
-            for record in ctx.catalog.list_checkpoints("database")
-            if record.status in ("completed", "verified") and not record.name.startswith("safety-")
-        ]
-        if not verified:
-            return False, "there is no database checkpoint; run `warroom create database`", {}
-        newest = max(verified, key=lambda record: record.created_at)
+        configured = ctx.database_source()
+        groups = group_by_source(ctx.catalog.list_checkpoints("database"), configured)
+        newest = groups[0].newest_intact if groups and groups[0].configured else None
+        if newest is None or configured is None:
+            label = redact_url(ctx.settings.database_url)
+            return False, f"there is no intact backup of {label}; run `warroom create database`", {}
         age = ctx.now - newest.created_at
-        details = {"newest": newest.name, "age_hours": round(age.total_seconds() / 3600, 2)}
+        details = {
+            "newest": newest.name,
+            "status": newest.status,
+            "source": configured.id,
+            "age_hours": round(age.total_seconds() / 3600, 2),
+        }
         if age > max_age:
             return (
                 False,
                 (
-                    f"the newest verified database checkpoint, {newest.name}, is "
+                    f"the newest intact backup of {configured.label}, {newest.name}, is "
                     f"{details['age_hours']} h old (limit {config.backups.max_age_hours:g} h); "
                     "run `warroom create database`"
                 ),
@@ -445,8 +451,9 @@ def _backup_check(config: DeploymentConfig) -> Check:
             )
         return (
             True,
-            f"newest verified checkpoint {newest.name} is {details['age_hours']} h old",
-            (details),
+            f"the newest intact backup of {configured.label}, {newest.name} ({newest.status}), "
+            f"is {details['age_hours']} h old",
+            details,
         )
 
     return Check("backups", config.backups.severity, probe)

@@ -95,7 +95,14 @@ class DeploymentService:
         if version is not None:
             check_version(version)
         started, clock = self.clock(), time.monotonic()
-        context = CheckContext(self.settings, self.catalog, self.environ, started, self.workdir)
+        context = CheckContext(
+            self.settings,
+            self.catalog,
+            self.environ,
+            started,
+            self.workdir,
+            self.backups.configured_source,
+        )
         results = run_checks(build_checks(self.config), context, self.config.check_timeout)
         report = ValidationReport(
             name=f"validation-{started:%Y%m%dT%H%M%S%fZ}",

@@ -102,7 +102,8 @@ def last_runs(catalog: Catalog) -> dict[str, dict[str, Any]]:
 
 class Scheduler:
     """Claims and runs due slots. ``tick(now)`` does one round (tests drive it with their own
-    clock); ``start()`` ticks every ``interval`` seconds in a thread."""
+    clock); ``start()`` ticks every ``interval`` seconds in a thread. ``off`` names the jobs
+    that are not scheduled and why, for :meth:`describe`."""
 
     def __init__(
         self,
@@ -113,8 +114,10 @@ class Scheduler:
         on_failure: Callable[[str, str], None] = lambda job, error: None,
         clock: Callable[[], datetime] = _now,
         interval: float = 15.0,
+        off: dict[str, str] | None = None,
     ) -> None:
         self.catalog, self.jobs, self.owner = catalog, jobs, owner
+        self.off = off or {}
         self.catch_up, self.on_failure, self.clock = catch_up, on_failure, clock
         self.interval = interval
         self.stale_after = timedelta(seconds=max(8 * interval, 120))
@@ -210,7 +213,8 @@ class Scheduler:
             )
 
     def describe(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        """Each job with its schedule, next run and last run."""
+        """Each job with its schedule, next run and last run; then the jobs that are off,
+        with ``off`` saying why (and no next run)."""
         now = now or self.clock()
         last = last_runs(self.catalog)
         return [
@@ -220,8 +224,19 @@ class Scheduler:
                 "timezone": str(job.zone),
                 "next_run": job.next_slot(now).isoformat(),
                 "last_run": last.get(job.name),
+                "off": None,
             }
             for job in self.jobs
+        ] + [
+            {
+                "job": name,
+                "schedule": None,
+                "timezone": None,
+                "next_run": None,
+                "last_run": last.get(name),
+                "off": reason,
+            }
+            for name, reason in self.off.items()
         ]
 
     def start(self) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 from warroom.errors import NotFoundError
 from warroom.scheduler import ScheduledJob, Scheduler
 from warroom.services import Services
-from warroom.status import BACKUP_JOB, system_status
+from warroom.sources import group_by_source
+from warroom.status import BACKUP_JOB, NO_DATABASE, system_status
 
 __all__ = ["build_scheduler"]
 
@@ -21,15 +22,16 @@ def _now() -> datetime:
 
 
 def _restore_test(services: Services) -> dict[str, Any]:
-    """``warroom verify --restore-test`` of the newest backup."""
-    records = [
-        r
-        for r in services.catalog.list_checkpoints("database")
-        if r.details.get("kind") != "physical"
-    ]
-    if not records:
-        raise NotFoundError("no logical database checkpoint to restore-test yet")
-    newest = max(records, key=lambda record: record.created_at)
+    """``warroom verify --restore-test`` of the newest intact logical backup of the configured
+    database (DATABASE_URL)."""
+    configured = services.backups.configured_source()
+    groups = group_by_source(services.catalog.list_checkpoints("database"), configured)
+    newest = groups[0].newest_logical if groups and groups[0].configured else None
+    if newest is None:
+        raise NotFoundError(
+            f"no intact logical backup of {configured.label if configured else 'DATABASE_URL'} "
+            "to restore-test yet"
+        )
     return services.backups.verify(newest.name, restore_test=True).to_dict()
 
 
@@ -52,7 +54,10 @@ def build_scheduler(
         return {"healthy": status["healthy"], "problems": status["problems"]}
 
     jobs = [ScheduledJob("cleanup", settings.cleanup_schedule, services.cleanup.run, zone)]
-    if settings.database_url:
+    off: dict[str, str] = {}
+    if not settings.database_url:
+        off = dict.fromkeys((BACKUP_JOB, "restore-test", "staleness"), NO_DATABASE)
+    else:
         jobs += [
             ScheduledJob(
                 BACKUP_JOB,
@@ -79,4 +84,5 @@ def build_scheduler(
         on_failure,
         clock,
         interval,
+        off,
     )

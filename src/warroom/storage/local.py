@@ -132,8 +132,11 @@ class LocalStorage:
         if not self.root.is_dir():
             return
         found: builtins.list[ObjectInfo] = []
+        # Walk only the directory the prefix names (all of "wal/" is not read to list a
+        # backup's checks).
+        start = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
         try:
-            for dirpath, _dirs, files in os.walk(self.root):
+            for dirpath, _dirs, files in os.walk(start):
                 for filename in files:
                     if filename.startswith(TEMP_PREFIX):
                         continue

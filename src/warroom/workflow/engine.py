@@ -752,7 +752,7 @@ class AutomationEngine:
 
     def expired_executions(self, days: int | None = None) -> list[str]:
         """What :meth:`cleanup` would delete now (a dry run)."""
-        return self._store.finished_before(self._retention_cutoff(days))
+        return self._store.expired(self._retention_cutoff(days), EXTERNAL_WORKFLOW)
 
     def statistics(self) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
         """Executions by status; per workflow, the number of steps and their total seconds."""
@@ -763,11 +763,12 @@ class AutomationEngine:
         return self._values.storage
 
     def cleanup(self, days: int | None = None) -> list[str]:
-        """Delete succeeded and cancelled executions that finished more than ``days`` (default
-        CHECKPOINT_RETENTION_DAYS) ago, and the blobs no remaining checkpoint refers to. Running
-        and resumable executions are never removed by age. Returns the deleted ids."""
+        """Delete the executions that finished (succeeded, failed or cancelled) more than
+        ``days`` (default CHECKPOINT_RETENTION_DAYS) ago, the external ones left open with no
+        checkpoint for as long, and the blobs no remaining checkpoint refers to. The engine's
+        own running executions are never removed by age. Returns the deleted ids."""
         now = self._clock()
-        deleted = self._store.delete_finished_before(self._retention_cutoff(days))
+        deleted = self._store.delete_expired(self._retention_cutoff(days), EXTERNAL_WORKFLOW)
         referenced = {ref[1:].decode("ascii") for ref in self._store.referenced_results()}
         storage = self._values.storage
         for blob in storage.list(BLOB_PREFIX):

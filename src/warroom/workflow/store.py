@@ -41,7 +41,7 @@ RUNNING, PENDING, SUCCEEDED, FAILED, CANCELLED = (
     "cancelled",
 )
 STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-FINISHED = (SUCCEEDED, CANCELLED)
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 
 
 @dataclass
@@ -280,16 +280,30 @@ class WorkflowStore:
         with self.catalog.single() as conn:
             return [row[0] for row in conn.execute(query)]
 
-    def finished_before(self, cutoff: datetime) -> list[str]:
-        """Succeeded and cancelled executions finished before ``cutoff``."""
-        condition = and_(executions.c.status.in_(FINISHED), executions.c.finished_at < cutoff)
+    @staticmethod
+    def _expired(cutoff: datetime, external_workflow: str) -> Any:
+        """Executions past retention: finished (succeeded, failed or cancelled) before
+        ``cutoff``, and executions of ``external_workflow`` (written by processes outside the
+        engine) left open with no checkpoint since ``cutoff``."""
+        return or_(
+            and_(executions.c.status.in_(TERMINAL), executions.c.finished_at < cutoff),
+            and_(
+                executions.c.workflow == external_workflow,
+                executions.c.status.in_((PENDING, RUNNING)),
+                executions.c.updated_at < cutoff,
+            ),
+        )
+
+    def expired(self, cutoff: datetime, external_workflow: str) -> list[str]:
+        """The ids of the executions past retention (see :meth:`_expired`)."""
+        condition = self._expired(cutoff, external_workflow)
         with self.catalog.single() as conn:
             return [row[0] for row in conn.execute(select(executions.c.id).where(condition))]
 
-    def delete_finished_before(self, cutoff: datetime) -> list[str]:
-        """Delete succeeded and cancelled executions finished before ``cutoff`` (and their
-        steps); running and resumable (failed, pending) ones are never removed by age."""
-        condition = and_(executions.c.status.in_(FINISHED), executions.c.finished_at < cutoff)
+    def delete_expired(self, cutoff: datetime, external_workflow: str) -> list[str]:
+        """Delete the executions past retention and their steps; an execution of the engine's
+        own that is running or pending is never removed by age. Returns the deleted ids."""
+        condition = self._expired(cutoff, external_workflow)
         with self.catalog.transaction() as conn:
             ids = [row[0] for row in conn.execute(select(executions.c.id).where(condition))]
             if ids:

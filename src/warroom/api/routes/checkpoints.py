@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -22,11 +23,13 @@ from warroom.api.models import (
     WorkflowCheckpointIn,
 )
 from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
+from warroom.app.listing import checkpoint_listing
 from warroom.errors import ConfigurationError, ConflictError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/checkpoints", tags=["checkpoints"], responses=ERRORS)
 
 CheckpointType = Literal["workflow", "database", "deployment"]
+BackupStatus = Literal["completed", "checked", "restore-tested", "damaged"]
 JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": JobOut, "description": "Accepted: the job, at its Location."},
     200: {"model": JobOut, "description": "With ?wait=true: the finished job."},
@@ -80,15 +83,17 @@ def list_checkpoints(
     principal: Viewer,
     services: ServicesDep,
     type: Annotated[CheckpointType | None, Query(description="Only this type.")] = None,
+    source: Annotated[
+        str | None, Query(description="Only the database backups of this source (id or label).")
+    ] = None,
+    status: Annotated[
+        BackupStatus | None, Query(description="Only database backups with this status.")
+    ] = None,
 ) -> dict[str, Any]:
-    """Checkpoints, oldest first (workflow checkpoints: one row per execution)."""
-    rows: list[dict[str, Any]] = []
-    if type != "workflow":
-        rows += [record.to_dict() for record in services.catalog.list_checkpoints(type)]
-    if type in (None, "workflow"):
-        rows += [e.checkpoint_row() for e in services.workflows.list_executions()]
-    rows.sort(key=lambda row: (row["created_at"], row["name"]))
-    return {"checkpoints": rows}
+    """Checkpoints, oldest first (workflow checkpoints: one row per execution), and the
+    database backups grouped by source, with each source's newest restore-tested backup and
+    point-in-time window."""
+    return checkpoint_listing(services, datetime.now(UTC), type, source, status)
 
 
 @router.post(
