@@ -144,7 +144,7 @@ def test_failed_scheduled_backup_notifies_and_turns_status_unhealthy(
         assert failure["details"]["job"] == "database-backup"
         assert "127.0.0.1" in failure["text"] and "pw" not in json.dumps(failure)
         stale = next(m for m in received if m["event"] == "backups_stale")
-        assert "no verified database backup" in stale["summary"]
+        assert "has no intact backup" in stale["summary"]
         status = system_status(services, DAY.replace(hour=4))
         assert not status["healthy"]
         assert any("last scheduled backup failed" in p for p in status["problems"])
