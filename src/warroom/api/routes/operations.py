@@ -99,8 +99,10 @@ def audit(
 
 @router.get("/api/v1/status", tags=["health"])
 def status(principal: Viewer, services: ServicesDep) -> dict[str, Any]:
-    """Storage used per type and free, the newest verified backup, failing jobs; ``healthy``
-    is false when the newest verified backup is stale or the last scheduled backup failed."""
+    """Per source: newest intact and restore-tested backup, age, point-in-time window; storage
+    used and free, WAL archiving, failing jobs. ``healthy`` is false when no database is
+    configured, its newest intact backup is stale, archiving fails or the last scheduled backup
+    failed (``problems`` says which)."""
     return system_status(services, datetime.now(UTC))
 
 
@@ -120,9 +122,10 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "Not ready."}})
 def readyz(services: ServicesDep) -> JSONResponse:
-    """The catalog and the storage are reachable, the newest verified backup is fresh and the
-    last scheduled backup did not fail. No authentication, so the answer carries short codes
-    only; ``GET /api/v1/status`` (viewer) gives the details."""
+    """The catalog and the storage are reachable and ``GET /api/v1/status`` is healthy (the
+    configured database has a fresh intact backup, the last scheduled backup did not fail).
+    No authentication, so the answer carries short codes only; ``GET /api/v1/status``
+    (viewer) gives the details."""
     checks: dict[str, str] = {}
     try:
         with services.catalog.single() as conn:
