@@ -73,13 +73,14 @@ def sqlalchemy_url(url: str) -> str:
 def _enable_wal(cursor: Any, attempts: int = 100) -> None:
     """Switch the file to WAL (persistent; a no-op once done). Switching needs an exclusive
     lock, and SQLite refuses it at once rather than waiting when processes open a new catalog
-    together, so retry for a few seconds."""
+    together, so retry for a few seconds; any other failure (a full disk) is final."""
     for attempt in range(attempts):
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError:
-            if attempt == attempts - 1:
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorname in ("SQLITE_BUSY", "SQLITE_LOCKED")
+            if attempt == attempts - 1 or not busy:
                 raise
             time.sleep(0.05)
 
