@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -102,3 +104,19 @@ def throwaway_cluster(
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def warroom_for_postgres(base: Path) -> str:
+    """How the postgres OS user runs warroom. Neither this interpreter nor this checkout may be
+    where it can go (root's home), so what a WAL command imports (warroom and zstandard) is
+    copied beside the repository and run by Debian's python3 of the same version."""
+    import zstandard
+
+    lib = base / "pylib"
+    shutil.copytree(ROOT / "src" / "warroom", lib / "warroom")
+    shutil.copytree(Path(zstandard.__file__).parent, lib / "zstandard")
+    for path in [lib, *lib.rglob("*")]:
+        shutil.chown(path, "postgres", "postgres")
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    python = shutil.which(version, path="/usr/bin") or "/usr/bin/python3"
+    return f"PYTHONPATH={lib} {python} -m warroom"

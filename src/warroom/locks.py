@@ -2,7 +2,13 @@
 
 A lock is released when its holder exits, even by SIGKILL, so a crashed backup never leaves a
 stale lock behind. The holder writes its pid and start time into the file so that whoever is
-refused can say who holds it.
+refused can say who holds it. Lock files are created as :mod:`warroom.storage.files` says
+(private, or shared with ``WARROOM_SHARED_GROUP``); a failure to create or write one (a full
+disk, a read-only file system) is a StorageError naming the file.
+
+A *claim* (:func:`try_claim`) is a lock whose file is removed when it is released: it marks
+work files (a SQLite restore's staging file) as in use, so that a sweep removes only those whose
+process is gone.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from warroom.errors import ConflictError, StorageError
+from warroom.errors import ConflictError
+from warroom.storage.files import make_dirs, open_new, storage_error
 
-__all__ = ["hold_lock", "lock_file_name", "try_lock"]
+__all__ = ["hold_lock", "lock_file_name", "try_claim", "try_lock"]
 
 
 def lock_file_name(identity: str) -> str:
@@ -29,11 +36,8 @@ def lock_file_name(identity: str) -> str:
 
 
 def _open(path: Path) -> int:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(f"cannot create lock file {path}: {exc.strerror}") from exc
+    make_dirs(path.parent)
+    return open_new(path, shared=True, exist_ok=True)
 
 
 @contextmanager
@@ -73,8 +77,39 @@ def hold_lock(path: Path, what: str, wait_seconds: float = 0.0) -> Iterator[None
                         lock=str(path),
                     ) from None
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z".encode())
+        except OSError as exc:
+            raise storage_error("write lock file", path, exc) from exc
         yield
     finally:
+        os.close(fd)
+
+
+@contextmanager
+def try_claim(path: Path) -> Iterator[bool]:
+    """Claim ``path`` if no live process does; yield whether it was claimed. A claim is
+    removed on release (not when its holder is killed: then the next ``try_claim`` gets it).
+    Taking the lock on a file that a releasing process has just removed is detected, and the
+    claim is taken on a fresh file instead."""
+    while True:
+        fd = _open(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield True
+    finally:
+        path.unlink(missing_ok=True)
         os.close(fd)

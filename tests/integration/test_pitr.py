@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.pgcluster import PG_BIN, Cluster, free_port, throwaway_cluster
+from tests.pgcluster import PG_BIN, Cluster, free_port, throwaway_cluster, warroom_for_postgres
 from warroom.config import Settings
 from warroom.database.pitr import RecoveryTarget
 from warroom.errors import InputError
@@ -84,24 +84,8 @@ def _switch(cluster: Cluster) -> str:
     return str(row[0])
 
 
-def _warroom_for_postgres(base: Path) -> str:
-    """How the postgres OS user runs warroom. Neither this interpreter nor this checkout may be
-    where it can go (root's home), so what a WAL command imports (warroom and zstandard) is
-    copied beside the repository and run by Debian's python3 of the same version."""
-    import zstandard
-
-    lib = base / "pylib"
-    shutil.copytree(ROOT / "src" / "warroom", lib / "warroom")
-    shutil.copytree(Path(zstandard.__file__).parent, lib / "zstandard")
-    for path in [lib, *lib.rglob("*")]:
-        shutil.chown(path, "postgres", "postgres")
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    python = shutil.which(version, path="/usr/bin") or "/usr/bin/python3"
-    return f"PYTHONPATH={lib} {python} -m warroom"
-
-
 def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
-    runner = _warroom_for_postgres(repo)
+    runner = warroom_for_postgres(repo)
     push = f"BACKUP_DIR={repo / 'repo'} {runner} wal push %p"
     conf = {"wal_level": "replica", "archive_mode": "on", "archive_command": push}
     with throwaway_cluster(auth="trust", conf=conf) as cluster:
@@ -219,7 +203,7 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
             assert removed and all(name[8:] < start_wal[8:] for name in removed)
             assert all(s.name[8:] >= start_wal[8:] for s in services.wal.segments())
 
-            # A damaged archived segment is refused at fetch (exit 3), never replayed.
+            # A damaged archived segment is refused at fetch (exit 255), never replayed.
             segment = next((repo / "real" / "wal").glob("0000000*/0000*[0-9A-F]"))
             data = bytearray(segment.read_bytes())
             data[len(data) // 2] ^= 0xFF

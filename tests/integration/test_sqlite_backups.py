@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -84,14 +85,15 @@ def test_restore_over_existing_file_with_safety_backup(services: Services, tmp_p
     source = tmp_path / "app.db"
     _make_app_db(source, rows=10)
     services.backups.create(url=f"sqlite:///{source}", name="good")
-    with sqlite3.connect(source) as conn:
+    with closing(sqlite3.connect(source)) as conn, conn:
         conn.execute("DELETE FROM orders")
     report = services.backups.restore("good", target_url=f"sqlite:///{source}", confirm=True)
-    with sqlite3.connect(source) as conn:
+    with closing(sqlite3.connect(source)) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (20,)
     assert report.safety_backup is not None
     assert services.backups.manifest(report.safety_backup).tables["orders"] == 0
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app.db")) == ["app.db"]
+    left = sorted(p.name for p in tmp_path.iterdir() if "app.db" in p.name or "warroom" in p.name)
+    assert left == ["app.db"]
 
 
 def test_refusals(services: Services, tmp_path: Path, pg_db: str) -> None:

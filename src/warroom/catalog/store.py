@@ -1,7 +1,15 @@
-"""The :class:`Catalog`: typed reads and writes over the catalog tables."""
+"""The :class:`Catalog`: typed reads and writes over the catalog tables.
+
+A SQLite catalog's file is created as :mod:`warroom.storage.files` says (private, or shared
+with ``WARROOM_SHARED_GROUP``; SQLite gives its ``-wal``/``-shm`` files the same mode). Every
+failure is a StorageError; for a SQLite catalog, whose errors say only "disk I/O error", the
+message adds what is wrong with its directory (full, read-only, not writable).
+"""
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from warroom.catalog import migrations, schema
 from warroom.errors import ConfigurationError, StorageError
 from warroom.redact import redact_url
+from warroom.storage.files import make_dirs, open_new, os_reason
 
 __all__ = ["Catalog", "CheckpointRecord", "open_catalog", "sqlalchemy_url"]
 
@@ -68,13 +77,14 @@ def sqlalchemy_url(url: str) -> str:
 def _enable_wal(cursor: Any, attempts: int = 100) -> None:
     """Switch the file to WAL (persistent; a no-op once done). Switching needs an exclusive
     lock, and SQLite refuses it at once rather than waiting when processes open a new catalog
-    together, so retry for a few seconds."""
+    together, so retry for a few seconds; any other failure (a full disk) is final."""
     for attempt in range(attempts):
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError:
-            if attempt == attempts - 1:
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorname in ("SQLITE_BUSY", "SQLITE_LOCKED")
+            if attempt == attempts - 1 or not busy:
                 raise
             time.sleep(0.05)
 
@@ -113,7 +123,7 @@ def open_catalog(url: str) -> Catalog:
             "use SQLite or PostgreSQL"
         )
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
-        Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_sqlite_file(Path(sa_url.database))
     # No pre-ping: it would add a round trip to every step checkpoint. A connection that the
     # server dropped fails one transaction and the pool is invalidated and reconnects.
     engine = create_engine(sa_url)
@@ -124,10 +134,33 @@ def open_catalog(url: str) -> Catalog:
         migrations.migrate(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StorageError(
-            f"cannot open the catalog at {shown}: {getattr(exc, 'orig', None) or exc}"
-        ) from exc
+        raise catalog.error(f"cannot open the catalog at {shown}", exc) from exc
     return catalog
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Create the catalog's directory and empty file with the right modes, if missing."""
+    make_dirs(path.parent)
+    try:
+        os.close(open_new(path, shared=True))
+    except FileExistsError:
+        pass
+
+
+def _directory_trouble(path: Path) -> str | None:
+    """What keeps SQLite from writing in ``path``'s directory, if anything can be seen."""
+    directory = path.absolute().parent
+    try:
+        fs = os.statvfs(directory)
+    except OSError as exc:
+        return os_reason(exc)
+    if fs.f_flag & os.ST_RDONLY:
+        return os_reason(OSError(errno.EROFS, ""))
+    if fs.f_bavail * fs.f_frsize < 1 << 20:
+        return f"{os_reason(OSError(errno.ENOSPC, ''))} ({fs.f_bavail * fs.f_frsize} bytes free)"
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return os_reason(OSError(errno.EACCES, ""))
+    return None
 
 
 class Catalog:
@@ -140,15 +173,24 @@ class Catalog:
     def close(self) -> None:
         self.engine.dispose()
 
+    def error(self, what: str, exc: SQLAlchemyError) -> StorageError:
+        """``<what>: <the driver's reason>``, and for SQLite why, when it shows."""
+        reason = str(getattr(exc, "orig", None) or exc)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+            path = Path(str(database))
+            trouble = _directory_trouble(path)
+            if trouble:
+                reason += f": {trouble} at {path.absolute().parent}"
+        return StorageError(f"{what}: {reason}", catalog=self.location)
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(
-                f"catalog {self.location} failed: {getattr(exc, 'orig', None) or exc}"
-            ) from exc
+            raise self.error(f"catalog {self.location} failed", exc) from exc
 
     @contextmanager
     def single(self) -> Iterator[Connection]:
@@ -162,9 +204,7 @@ class Catalog:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(
-                f"catalog {self.location} failed: {getattr(exc, 'orig', None) or exc}"
-            ) from exc
+            raise self.error(f"catalog {self.location} failed", exc) from exc
 
     def upsert_checkpoint(self, record: CheckpointRecord) -> None:
         values = {

@@ -30,10 +30,10 @@ from warroom.codec import ChunkReader
 from warroom.database.backups import BackupService, Progress
 from warroom.database.manifest import Manifest
 from warroom.database.postgres import PostgresEngine
-from warroom.errors import DatabaseError, InputError, NotFoundError
+from warroom.errors import DatabaseError, InputError, IntegrityError, NotFoundError
 from warroom.wal import WalArchive, format_lsn, parse_lsn, segment_lsn_range
 
-__all__ = ["RecoveryTarget", "PointInTimeRecovery"]
+__all__ = ["RecoveryTarget", "PointInTimeRecovery", "extract_safely"]
 
 PHYSICAL = "physical"
 
@@ -186,6 +186,8 @@ class PointInTimeRecovery:
         """Lay out the recovery of ``target`` in ``data_dir`` (new or empty); with ``start``,
         run it until the server is promoted."""
         data_dir = data_dir.absolute()
+        if data_dir.exists() and not data_dir.is_dir():
+            raise InputError(f"--data-dir {data_dir} is not a directory; give a new directory")
         if data_dir.exists() and any(data_dir.iterdir()):
             raise InputError(f"--data-dir {data_dir} is not empty; give a new directory")
         manifest, target = self._choose(target)
@@ -195,7 +197,7 @@ class PointInTimeRecovery:
         data_dir.mkdir(parents=True, exist_ok=True)
         reader = ChunkReader(self.backups.read_part(manifest, "base.tar", progress))
         with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
-            archive.extractall(data_dir, filter="tar")
+            extract_safely(archive, data_dir, manifest.name)
         self._write_recovery_settings(data_dir, target, port)
         data_dir.chmod(0o700)
         owner = _server_user(data_dir)
@@ -283,6 +285,47 @@ class PointInTimeRecovery:
                     data_dir=str(data_dir),
                 )
             time.sleep(0.2)
+
+
+def extract_safely(archive: tarfile.TarFile, destination: Path, backup: str) -> None:
+    """Extract every member of ``archive`` under ``destination`` (an existing directory), or
+    raise IntegrityError naming the first member that could reach outside it or is not a file,
+    directory or link: an absolute path, ``..``, a link pointing outside, a device. Through
+    tarfile's ``data`` filter where this Python has it (3.11.4 and later); before that, through
+    the same checks made here, member by member."""
+    if hasattr(tarfile, "data_filter"):
+        try:
+            archive.extractall(destination, filter="data")
+        except tarfile.FilterError as exc:
+            raise IntegrityError(f"base backup {backup} holds an unsafe member: {exc}") from exc
+        return
+    root = destination.resolve()
+    for member in archive:
+        problem = _unsafe(member, root)
+        if problem:
+            raise IntegrityError(
+                f"base backup {backup} holds an unsafe member {member.name!r}: {problem}"
+            )
+        member.mode &= 0o755  # no setuid, setgid or sticky bit, not group/other-writable
+        archive.extract(member, root)
+
+
+def _unsafe(member: tarfile.TarInfo, root: Path) -> str | None:
+    """Why extracting ``member`` under ``root`` (resolved) is unsafe, or None."""
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        return "not a regular file, directory or link"
+    if os.path.isabs(member.name):
+        return "an absolute path"
+    path = (root / member.name).resolve()  # follows links extracted before it
+    if not path.is_relative_to(root):
+        return "outside the destination"
+    if member.issym() or member.islnk():
+        if os.path.isabs(member.linkname):
+            return "a link to an absolute path"
+        base = path.parent if member.issym() else root
+        if not (base / member.linkname).resolve().is_relative_to(root):
+            return "a link pointing outside the destination"
+    return None
 
 
 def _default_runner() -> str:

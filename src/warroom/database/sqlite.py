@@ -2,17 +2,33 @@
 
 The backup API copies a consistent snapshot page by page into a temporary file (SQLite offers
 no way to stream it), which is then streamed into storage as the single part ``database`` and
-removed. A restore decodes the part into a temporary file beside the target, checks it with
-``PRAGMA integrity_check`` and renames it into place.
+removed. A restore decodes the part into a staging file beside the target and checks it with
+``PRAGMA integrity_check``.
+
+Over an existing target the staging file is copied *into* the live target through the backup
+API, not renamed over it. The copy is one SQLite write transaction of the target, so at every
+instant, killed or not, the target is either its old self (with every row committed before,
+including those still in its ``-wal``) or the restored database; it keeps its inode, owner and
+mode (a 0600 file of the application's user stays so when root restores; SQLite gives the
+``-wal``/``-shm`` files it creates the database's owner and mode); and the application's open
+connections see the restored data instead of writing on into a replaced file. A rename could
+do none of that: the old ``-wal`` holds committed rows that belong to the old file only.
+
+Staging files (``warroom_restore_<hex>`` and what SQLite and the load put beside them) are
+claimed (:func:`~warroom.locks.try_claim`, a ``.claim`` file) from before they exist until they
+are gone; creating one first sweeps the directory's staging files whose claim no live process
+holds, those of killed restores.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sqlite3
 import tempfile
 from collections.abc import Callable, Collection, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,11 +41,26 @@ from warroom.errors import (
     DatabaseUnreachableError,
     InputError,
 )
+from warroom.locks import try_claim
 
 __all__ = ["SqliteEngine"]
 
 READ_CHUNK = 1 << 20
 PART = "database"
+# The staging files restores create (see the module docstring), and every file of one: the
+# database, SQLite's companions, the load's temporary file and the claim.
+WORK_FILE = re.compile(r"^warroom_restore_[0-9a-f]{12}$")
+WORK_ENTRY = re.compile(r"^\.?(warroom_restore_[0-9a-f]{12})(?:-wal|-shm|-journal|\..+)?$")
+CLAIM_SUFFIX = ".claim"
+COPY_STEP_PAGES = 256  # pages per step of the copy into a live target
+# Tests name a point here where the process kills itself (SIGKILL): "sqlite-copy" is inside the
+# copy into the target, after some pages are written and before the commit.
+FAULT_VARIABLE = "WARROOM_FAULT_POINT"
+
+
+def _fault_point(point: str) -> None:
+    if os.environ.get(FAULT_VARIABLE) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
@@ -57,6 +88,7 @@ class SqliteEngine:
     def __init__(self, path: Path) -> None:
         self.path = path.expanduser().absolute()
         self.display = f"sqlite:///{self.path}"
+        self._claim: ExitStack | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SqliteEngine:
@@ -147,7 +179,37 @@ class SqliteEngine:
             yield SqliteEngine(Path(tmp) / "scratch.db")
 
     def create_empty(self, database: dict[str, Any]) -> None:
+        """Make sure the directory exists; for a staging file, claim it and sweep the
+        directory's abandoned ones first."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if WORK_FILE.match(self.path.name) and self._claim is None:
+            claim = ExitStack()
+            if not claim.enter_context(try_claim(self._claim_path(self.path.name))):
+                raise ConflictError(f"{self.path} is in use by another restore")
+            self._claim = claim
+            self._sweep_abandoned()
+
+    def _claim_path(self, work_name: str) -> Path:
+        return self.path.parent / (work_name + CLAIM_SUFFIX)
+
+    def _work_files(self, work_name: str) -> list[Path]:
+        """The files of staging file ``work_name`` in this directory, but its claim."""
+        return [
+            entry
+            for entry in self.path.parent.iterdir()
+            if (match := WORK_ENTRY.match(entry.name))
+            and match.group(1) == work_name
+            and entry.name != work_name + CLAIM_SUFFIX
+        ]
+
+    def _sweep_abandoned(self) -> None:
+        """Remove the staging files beside this one whose restore was killed."""
+        names = {m.group(1) for e in self.path.parent.iterdir() if (m := WORK_ENTRY.match(e.name))}
+        for name in sorted(names - {self.path.name}):
+            with try_claim(self._claim_path(name)) as free:
+                if free:
+                    for path in self._work_files(name):
+                        path.unlink(missing_ok=True)
 
     def apply_properties(self, database: dict[str, Any]) -> None:
         """A SQLite file has no database-level properties beyond its contents."""
@@ -183,22 +245,47 @@ class SqliteEngine:
         finally:
             temp.unlink(missing_ok=True)
 
-    def _files(self) -> list[Path]:
-        return [self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))]
-
     def drop(self) -> None:
-        for path in self._files():
-            path.unlink(missing_ok=True)
+        """Remove the database and SQLite's companion files (a staging file: all of its files,
+        then its claim)."""
+        if self._claim is not None:
+            for path in self._work_files(self.path.name):
+                path.unlink(missing_ok=True)
+            self._claim.close()
+            self._claim = None
+            return
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
 
     def replace_with(self, staging: Any, overwrite: bool) -> None:
-        """Rename the restored file over this one (its stale -wal/-shm files go first)."""
+        """Make ``staging`` this database: a new file is linked into place (refused if one
+        appeared meanwhile); an existing one gets the staging file's pages copied into it in
+        one transaction (see the module docstring). The staging file is removed."""
         if not overwrite:
             try:
                 os.link(staging.path, self.path)  # fails if the file appeared meanwhile
             except FileExistsError as exc:
                 raise ConflictError(f"{self.path} appeared during the restore; left alone") from exc
-            staging.path.unlink()
-            return
-        for path in self._files()[1:]:
-            path.unlink(missing_ok=True)
-        os.replace(staging.path, self.path)
+        else:
+            self._copy_from(staging.path)
+        staging.drop()
+
+    def _copy_from(self, source_path: Path) -> None:
+        def copying(_status: int, remaining: int, _total: int) -> None:
+            if remaining:
+                _fault_point("sqlite-copy")
+
+        try:
+            with (
+                closing(sqlite3.connect(source_path)) as source,
+                closing(sqlite3.connect(self.path, timeout=30)) as target,
+            ):
+                page_size = target.execute("PRAGMA page_size").fetchone()[0]
+                wal = target.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                if wal and source.execute("PRAGMA page_size").fetchone()[0] != page_size:
+                    # The backup API cannot change a WAL database's page size: match it first.
+                    source.execute(f"PRAGMA page_size={int(page_size)}")
+                    source.execute("VACUUM")
+                source.backup(target, pages=COPY_STEP_PAGES, progress=copying)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot restore into {self.path}: {exc}") from exc

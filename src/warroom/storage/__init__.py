@@ -14,6 +14,8 @@ Contract, for every backend:
 - ``stat`` raises :class:`~warroom.errors.NotFoundError` for a missing object; ``delete`` and
   ``delete_prefix`` are idempotent.
 - Every other failure (permissions, disk full, I/O) raises :class:`~warroom.errors.StorageError`.
+- Local files and directories are created as :mod:`warroom.storage.files` says: private
+  (0600/0700), or shared with the group ``WARROOM_SHARED_GROUP`` names.
 """
 
 from __future__ import annotations

@@ -8,15 +8,15 @@ files start with ``.tmp-`` and are never listed.
 from __future__ import annotations
 
 import builtins
-import errno
 import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from warroom.errors import NotFoundError, StorageError
+from warroom.errors import NotFoundError
 from warroom.storage import ObjectInfo
+from warroom.storage.files import make_dirs, open_new, storage_error
 
 __all__ = ["LocalStorage"]
 
@@ -28,11 +28,6 @@ def _check_key(key: str) -> None:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"invalid storage key {key!r}")
-
-
-def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
-    reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-    return StorageError(f"cannot {action} {path}: {reason}", path=str(path))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -58,7 +53,7 @@ class _FileChunks:
             chunk = self._handle.read(READ_CHUNK)
         except OSError as exc:
             self.close()
-            raise _storage_error("read", self._path, exc) from exc
+            raise storage_error("read", self._path, exc) from exc
         except ValueError:  # read after close
             raise StopIteration from None
         if not chunk:
@@ -86,14 +81,12 @@ class LocalStorage:
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _storage_error("create directory", path.parent, exc) from exc
+        make_dirs(path.parent)
         temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.urandom(16).hex()}"
         written = 0
+        fd = open_new(temp)
         try:
-            with open(temp, "xb") as out:
+            with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
                     written += len(chunk)
@@ -103,7 +96,7 @@ class LocalStorage:
             _fsync_dir(path.parent)
         except OSError as exc:
             temp.unlink(missing_ok=True)
-            raise _storage_error("write", path, exc) from exc
+            raise storage_error("write", path, exc) from exc
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -116,7 +109,7 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise NotFoundError(f"no object {key!r} in {self.root}", key=key) from exc
         except OSError as exc:
-            raise _storage_error("read", path, exc) from exc
+            raise storage_error("read", path, exc) from exc
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -125,7 +118,7 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise NotFoundError(f"no object {key!r} in {self.root}", key=key) from exc
         except OSError as exc:
-            raise _storage_error("read", path, exc) from exc
+            raise storage_error("read", path, exc) from exc
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -148,7 +141,7 @@ class LocalStorage:
                             ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
                         )
         except OSError as exc:
-            raise _storage_error("list", self.root, exc) from exc
+            raise storage_error("list", self.root, exc) from exc
         yield from sorted(found, key=lambda info: info.key)
 
     def children(self, prefix: str) -> builtins.list[str]:
@@ -156,14 +149,14 @@ class LocalStorage:
         try:
             return sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
         except OSError as exc:
-            raise _storage_error("list", path, exc) from exc
+            raise storage_error("list", path, exc) from exc
 
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise _storage_error("delete", path, exc) from exc
+            raise storage_error("delete", path, exc) from exc
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
@@ -177,7 +170,7 @@ class LocalStorage:
             if path.parent.exists():
                 _fsync_dir(path.parent)
         except OSError as exc:
-            raise _storage_error("delete", path, exc) from exc
+            raise storage_error("delete", path, exc) from exc
 
     def free_bytes(self) -> int | None:
         probe = self.root
