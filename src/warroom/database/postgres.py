@@ -19,6 +19,7 @@ Backups of manifest format 1 (table data in pg_dump archives) restore through ``
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import tempfile
@@ -69,6 +70,19 @@ _CLAIM = f"SELECT pg_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
 _TRY_CLAIM = f"SELECT pg_try_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
 _UNCLAIM = f"SELECT pg_advisory_unlock({WORK_CLAIM_KEY}, hashtext(%s))"
 _RENAME = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+_ARCHIVER_QUERY = """
+SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal,
+       last_failed_time,
+       extract(epoch FROM now() - last_archived_time)::float8 AS last_archived_seconds,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal,
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size
+FROM pg_stat_archiver
+"""
+_READY_QUERY = """
+SELECT count(*), extract(epoch FROM now() - min(modification))::float8
+FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'
+"""
 _TERMINATE = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE datname = %s AND pid <> pg_backend_pid()"
@@ -533,19 +547,56 @@ class PostgresEngine:
         return {"lsn": row[0], "time": row[1].isoformat(), "timeline": row[2]}
 
     def archiving_status(self) -> dict[str, Any] | None:
-        """pg_stat_archiver, when archiving is on; None when it is off."""
+        """What the server knows about its archiving, when archiving is on (None when off):
+        pg_stat_archiver's figures; ``last_archived_seconds``, how long ago it archived;
+        ``current_wal``, the segment being written; ``segment_size``;
+        and, from the files in pg_wal/archive_status (superuser or pg_monitor, else None),
+        ``ready_count``, the segments waiting to be archived, and ``oldest_ready_seconds``, how
+        long the oldest has waited (by the server's clock). Those files cannot lie: an
+        archive_command that cannot even run (exit 126) leaves failed_count at 0."""
         with self._connect() as conn:
             if conn.execute("SHOW archive_mode").fetchone()[0] == "off":
                 return None
-            row = (
-                conn.cursor(row_factory=dict_row)
-                .execute(
-                    "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, "
-                    "last_failed_wal, last_failed_time FROM pg_stat_archiver"
-                )
-                .fetchone()
+            stats: dict[str, Any] = (
+                conn.cursor(row_factory=dict_row).execute(_ARCHIVER_QUERY).fetchone()
             )
-        return dict(row)
+            try:
+                ready = conn.execute(_READY_QUERY).fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                ready = (None, None)
+        stats["ready_count"], stats["oldest_ready_seconds"] = ready
+        return stats
+
+    def run_server_program(self, command: str) -> tuple[int, str]:
+        """Run shell ``command`` where the server runs, as the server's OS user, the way it runs
+        archive_command (``/bin/sh -c``, in the data directory, with the server's environment),
+        through ``COPY ... FROM PROGRAM``; return its exit code and its output (stdout and
+        stderr). Needs a superuser or a member of pg_execute_server_program."""
+        encoded = base64.b64encode(command.encode()).decode()
+        wrapper = (
+            f"out=$(sh -c \"$(printf %s '{encoded}' | base64 -d)\" 2>&1); echo $?; "
+            'printf %s "$out" | base64'
+        )
+        with self._connect() as conn, conn.transaction():
+            conn.execute("CREATE TEMP TABLE warroom_program (n serial, line text) ON COMMIT DROP")
+            try:
+                conn.execute(
+                    sql.SQL("COPY warroom_program (line) FROM PROGRAM {}").format(
+                        sql.Literal(wrapper)
+                    )
+                )
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise ConfigurationError(
+                    f"{self._params.get('user') or 'this role'} may not run programs on the "
+                    f"server of {self.display} (COPY FROM PROGRAM); connect as a superuser, or "
+                    "GRANT pg_execute_server_program to it",
+                    database=self.display,
+                ) from exc
+            lines = [
+                line for (line,) in conn.execute("SELECT line FROM warroom_program ORDER BY n")
+            ]
+        output = base64.b64decode("".join(lines[1:])).decode("utf-8", "replace")
+        return int(lines[0]), output
 
     def setting(self, name: str) -> str:
         """The server's current value of a setting (``SHOW``)."""
