@@ -34,6 +34,23 @@ class Cluster:
         secret = self.password if password is None else password
         return f"postgresql://postgres:{secret}@127.0.0.1:{self.port}/{dbname}"
 
+    def pg_ctl(self, *args: str) -> list[str]:
+        """The command line of ``pg_ctl ARGS`` on this cluster (as postgres when we are root)."""
+        return _run_as_postgres_if_root([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), *args])
+
+    def start(self) -> None:
+        base = self.data_dir.parent
+        options = f"-p {self.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            self.pg_ctl("-o", options, "-w", "-l", str(base / "log"), "start"),
+            check=True,
+            capture_output=True,
+        )
+
+    def crash(self) -> list[str]:
+        """The command line that stops the server as a crash would (``-m immediate``)."""
+        return self.pg_ctl("-m", "immediate", "stop")
+
 
 def _run_as_postgres_if_root(cmd: list[str]) -> list[str]:
     # initdb and postgres refuse to run as root: drop to the postgres user when we are root.
@@ -76,33 +93,12 @@ def throwaway_cluster(
     if conf:
         with open(data_dir / "postgresql.conf", "a") as handle:
             handle.writelines(f"{key} = '{value}'\n" for key, value in conf.items())
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        _run_as_postgres_if_root(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(data_dir),
-                "-o",
-                options,
-                "-w",
-                "-l",
-                str(base / "log"),
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
+    cluster = Cluster(data_dir, port, password)
+    cluster.start()
     try:
-        yield Cluster(data_dir, port, password)
+        yield cluster
     finally:
-        subprocess.run(
-            _run_as_postgres_if_root(
-                [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "stop"]
-            ),
-            capture_output=True,
-        )
+        subprocess.run(cluster.crash(), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 

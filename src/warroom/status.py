@@ -9,6 +9,7 @@ backup failed.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from warroom.errors import WarroomError
 from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.sources import SourceBackups, backup_brief, group_by_source
+from warroom.wal import segment_lsn_range
 from warroom.workflow.values import BLOB_PREFIX
 
 __all__ = ["archiving_status", "system_status"]
@@ -43,6 +45,10 @@ def _source_status(
         "stored_bytes": sum(r.size_stored or 0 for r in group.backups),
         "pitr_window": group.pitr_window(window),
     }
+
+
+# A finished WAL segment waiting longer than this to be archived means archiving is broken.
+ARCHIVE_LAG_LIMIT = 300.0
 
 
 def system_status(services: Services, now: datetime) -> dict[str, Any]:
@@ -78,10 +84,7 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
         )
     archiving = archiving_status(services)
     if archiving and archiving.get("failing"):
-        problems.append(
-            f"WAL archiving is failing: {archiving['failed_count']} failures, the last for "
-            f"{archiving['last_failed_wal']} at {archiving['last_failed_time']}"
-        )
+        problems.append(archiving["problem"])
     scheduled = last_runs(services.catalog)
     last_backup = scheduled.get(BACKUP_JOB)
     if last_backup is not None and last_backup["status"] == "failed":
@@ -110,7 +113,13 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
 
 
 def archiving_status(services: Services) -> dict[str, Any] | None:
-    """PostgreSQL's archiver statistics, with ``failing`` when its last attempt failed."""
+    """The server's archiving facts (PostgresEngine.archiving_status), with ``failing`` and,
+    when failing, the ``problem`` in words. Failing is judged by what cannot lie, not only by
+    the archiver's failure count (an archive_command that cannot run leaves that at 0): the
+    last attempt failed, or a finished segment has waited more than ARCHIVE_LAG_LIMIT seconds
+    to be archived: the oldest ``.ready`` file in pg_wal/archive_status when the server shows
+    them, else the time since the last archived segment while the current one is beyond the
+    next (``segments_waiting``)."""
     url = services.settings.database_url
     if not url or not url.startswith(("postgresql:", "postgres:")):
         return None
@@ -122,8 +131,38 @@ def archiving_status(services: Services) -> dict[str, Any] | None:
     if stats is None:
         return None
     last_ok, last_failed = stats["last_archived_time"], stats["last_failed_time"]
-    failing = last_failed is not None and (last_ok is None or last_failed > last_ok)
+    waiting = _segments_waiting(stats)
+    waited = stats["oldest_ready_seconds"]
+    if stats["ready_count"] is None and waiting:
+        waited = stats["last_archived_seconds"]
+    problem = None
+    if last_failed is not None and (last_ok is None or last_failed > last_ok):
+        problem = (
+            f"WAL archiving is failing: {stats['failed_count']} failures, the last for "
+            f"{stats['last_failed_wal']} at {last_failed.isoformat()}"
+        )
+    elif waited is not None and waited > ARCHIVE_LAG_LIMIT:
+        backlog = f"{stats['ready_count']} segments wait" if stats["ready_count"] else "WAL waits"
+        problem = (
+            f"WAL archiving is failing: {backlog} to be archived, the oldest for "
+            f"{waited / 60:.0f} min; the last archived is {stats['last_archived_wal'] or 'none'} "
+            f"and the server writes {stats['current_wal']}; archive_command does not work "
+            "(see the server's log; warroom setup-pitr --apply tests it)"
+        )
+    report = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in stats.items()}
     return {
-        **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in stats.items()},
-        "failing": failing,
+        **report,
+        "segments_waiting": waiting,
+        "failing": problem is not None,
+        "problem": problem,
     }
+
+
+def _segments_waiting(stats: dict[str, Any]) -> int | None:
+    """Finished segments between the last archived one and the one being written."""
+    current, archived = stats["current_wal"], (stats["last_archived_wal"] or "")[:24]
+    if not current or not re.fullmatch(r"[0-9A-F]{24}", archived):
+        return None  # nothing archived yet, or a timeline history file
+    size = int(stats["segment_size"])
+    gap = segment_lsn_range(current, size)[0] - segment_lsn_range(archived, size)[1]
+    return max(0, gap // size)

@@ -154,6 +154,20 @@ class WalArchive:
         finally:
             Path(temp_name).unlink(missing_ok=True)
 
+    def check(self) -> None:
+        """Prove that pushes can work here, without archiving anything: store a probe object
+        as a push stores a segment, read it back, and delete it."""
+        key = f"wal/checks/{os.urandom(8).hex()}"
+        probe = os.urandom(256)
+        self.storage.put(key, Encoder(level=self.level, threads=1).encode([probe]))
+        try:
+            with closing(self.storage.get(key)) as stored:
+                read = b"".join(Decoder("the WAL archive's probe").decode(stored))
+        finally:
+            self.storage.delete(key)
+        if read != probe:
+            raise IntegrityError("the WAL archive returned other bytes than it was given")
+
     def record_restore_point(self, name: str, point: dict[str, object]) -> None:
         key = f"wal/restore-points/{name}.json"
         try:

@@ -77,3 +77,13 @@ def test_wal_push_and_fetch_from_the_command_line(tmp_path: Path) -> None:
     assert again.code == 0
     bad = run_warroom("wal", "push", env=cli_env(tmp_path), cwd=tmp_path)
     assert bad.code == 2 and "usage" in bad.stderr
+
+
+def test_wal_check_proves_a_push_can_work_and_leaves_nothing(tmp_path: Path) -> None:
+    result = run_warroom("wal", "check", env=cli_env(tmp_path), cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert list((tmp_path / "backups" / "wal" / "checks").iterdir()) == []
+    (tmp_path / "a-file").write_text("")
+    env = cli_env(tmp_path, BACKUP_DIR=str(tmp_path / "a-file"))
+    broken = run_warroom("wal", "check", env=env, cwd=tmp_path)
+    assert broken.code == 1 and "warroom wal check:" in broken.stderr

@@ -3,6 +3,7 @@ archiving through ``warroom wal push``, a physical base backup, and recovery to 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.e2e.cli import cli_env, run_warroom
 from tests.pgcluster import PG_BIN, Cluster, free_port, throwaway_cluster, warroom_for_postgres
 from warroom.config import Settings
 from warroom.database.pitr import RecoveryTarget
-from warroom.errors import InputError
+from warroom.errors import ConfigurationError, InputError
 from warroom.services import Services, build_services
 from warroom.status import system_status
 
@@ -249,8 +251,43 @@ def test_services_import(services: Services) -> None:
     assert services.pitr.window() is None
 
 
-def test_setup_pitr_apply_never_lowers_wal_level(tmp_path: Path) -> None:
+def test_setup_pitr_apply_never_lowers_wal_level(repo: Path) -> None:
     with throwaway_cluster(auth="trust", conf={"wal_level": "logical"}) as cluster:
+        settings = Settings(
+            backup_dir=repo / "real",
+            checkpoint_dir=repo / "cp",
+            catalog_url=f"sqlite:///{repo}/catalog.db",
+            database_url=cluster.url(),
+            wal_command=warroom_for_postgres(repo),
+        )
+        with build_services(settings) as services:
+            services.pitr.apply_archiving_settings(None)
+        rows = _auto_conf(cluster)
+        assert "wal_level" not in rows  # left at logical
+        assert rows["archive_mode"] == "on" and "wal push %p" in rows["archive_command"]
+
+
+def _ready_files(cluster: Cluster) -> list[Path]:
+    return sorted((cluster.data_dir / "pg_wal" / "archive_status").glob("*.ready"))
+
+
+def test_status_sees_an_archive_command_that_cannot_run(tmp_path: Path) -> None:
+    """The archiver treats exit 126 as fatal and never counts a failure: status judges by the
+    segments left waiting (their .ready files, back-dated here past the limit)."""
+    not_executable = tmp_path / "warroom"
+    not_executable.write_text("#!/bin/sh\nexit 0\n")
+    push = f"{not_executable} wal push %p"
+    conf = {"wal_level": "replica", "archive_mode": "on", "archive_command": push}
+    with throwaway_cluster(auth="trust", conf=conf) as cluster:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            for _ in range(2):
+                conn.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS x")
+                conn.execute("SELECT pg_switch_wal()")
+        ready = _ready_files(cluster)
+        assert ready, "the switched segments wait to be archived"
+        an_hour_ago = time.time() - 3600
+        for path in ready:
+            os.utime(path, (an_hour_ago, an_hour_ago))
         settings = Settings(
             backup_dir=tmp_path / "repo",
             checkpoint_dir=tmp_path / "cp",
@@ -258,13 +295,59 @@ def test_setup_pitr_apply_never_lowers_wal_level(tmp_path: Path) -> None:
             database_url=cluster.url(),
         )
         with build_services(settings) as services:
+            status = system_status(services, services.backups.clock())
+            from prometheus_client import generate_latest
+
+            from warroom.api.metrics import build_registry
+
+            metrics = generate_latest(build_registry(services)).decode()
+    archiving = status["wal_archiving"]
+    assert archiving["failed_count"] == 0 and archiving["last_archived_wal"] is None
+    assert archiving["failing"] and archiving["ready_count"] == len(ready)
+    assert not status["healthy"]
+    [problem] = [p for p in status["problems"] if "WAL archiving is failing" in p]
+    assert f"{len(ready)} segments wait to be archived, the oldest for 60 min" in problem
+    assert "warroom_wal_archiving_failing 1.0" in metrics
+    assert f"warroom_wal_archive_ready_segments {float(len(ready))}" in metrics
+
+
+def test_setup_pitr_apply_refuses_commands_the_server_cannot_run(repo: Path) -> None:
+    """setup-pitr --apply runs the WAL commands through the server, as its OS user, first."""
+    with throwaway_cluster(auth="trust") as cluster:
+        # This interpreter lives under /root: the postgres user cannot execute it.
+        env = cli_env(repo, DATABASE_URL=cluster.url(), BACKUP_DIR=str(repo / "real"))
+        refused = run_warroom("setup-pitr", "--apply", env=env, cwd=repo)
+        assert refused.code == 2, refused.stderr
+        assert "archive_command would fail on the server" in refused.stderr
+        assert "exited 126 (not executable by that user)" in refused.stderr
+        assert "Nothing was changed" in refused.stderr
+
+        settings = Settings(
+            backup_dir=repo / "repo",  # a file, not a directory: pushes cannot work
+            checkpoint_dir=repo / "cp",
+            catalog_url=f"sqlite:///{repo}/catalog.db",
+            database_url=cluster.url(),
+            wal_command=warroom_for_postgres(repo),
+        )
+        with build_services(settings) as services, pytest.raises(ConfigurationError) as caught:
             services.pitr.apply_archiving_settings(None)
-        with psycopg.connect(cluster.url(), autocommit=True) as conn:
-            rows = dict(
-                conn.execute(
-                    "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE "
-                    "'%postgresql.auto.conf' AND applied IS NOT NULL"
-                ).fetchall()
-            )
-        assert "wal_level" not in rows  # left at logical
-        assert rows["archive_mode"] == "on" and "wal push %p" in rows["archive_command"]
+        assert "archive_command would fail" in caught.value.message
+        assert "exited 1" in caught.value.message
+        assert _auto_conf(cluster) == {}
+
+        (repo / "repo").unlink()
+        (repo / "repo").symlink_to(repo / "real")
+        with build_services(settings) as services:
+            services.pitr.apply_archiving_settings(None)
+        assert "wal push %p" in _auto_conf(cluster)["archive_command"]
+        assert not list((repo / "real" / "wal" / "checks").iterdir())  # the probe is gone
+
+
+def _auto_conf(cluster: Cluster) -> dict[str, str]:
+    """The settings ALTER SYSTEM wrote."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE "
+            "'%postgresql.auto.conf' AND applied IS NOT NULL"
+        ).fetchall()
+    return dict(rows)

@@ -116,8 +116,8 @@ class CatalogCollector(Collector):
         if archiving is not None and archiving.get("failing") is not None:
             yield GaugeMetricFamily(
                 "warroom_wal_archiving_failing",
-                "1 when PostgreSQL's last attempt to archive a WAL segment failed (archiving is "
-                "behind), else 0.",
+                "1 when WAL archiving is failing: the last attempt failed, or a finished "
+                "segment has waited too long to be archived; else 0.",
                 value=1.0 if archiving["failing"] else 0.0,
             )
             yield GaugeMetricFamily(
@@ -125,6 +125,17 @@ class CatalogCollector(Collector):
                 "Failed archive attempts since the server's statistics were reset.",
                 value=float(archiving["failed_count"]),
             )
+            if archiving["ready_count"] is not None:
+                yield GaugeMetricFamily(
+                    "warroom_wal_archive_ready_segments",
+                    "Finished WAL segments waiting to be archived (.ready files).",
+                    value=float(archiving["ready_count"]),
+                )
+                yield GaugeMetricFamily(
+                    "warroom_wal_archive_oldest_ready_age_seconds",
+                    "How long the oldest segment waiting to be archived has waited (0: none).",
+                    value=float(archiving["oldest_ready_seconds"] or 0),
+                )
 
 
 def _configured(services: Services) -> Source | None:

@@ -10,9 +10,10 @@ def main() -> None:
     """Run the CLI. An unexpected failure is reported in one line, with the passwords of any
     URL on the command line or in DATABASE_URL removed, never as a traceback.
 
-    ``warroom wal push|fetch`` (PostgreSQL's archive and restore commands, run once per WAL
-    segment) take a fast path that imports neither the CLI framework nor the catalog."""
-    if sys.argv[1:2] == ["wal"] and sys.argv[2:3] in (["push"], ["fetch"]):
+    ``warroom wal push|fetch|check`` (PostgreSQL's archive and restore commands, run once per
+    WAL segment, and their probe) take a fast path that imports neither the CLI framework nor
+    the catalog."""
+    if sys.argv[1:2] == ["wal"] and sys.argv[2:3] in (["push"], ["fetch"], ["check"]):
         from warroom.cli.wal_fast import run_wal_command
 
         sys.exit(run_wal_command(sys.argv[2:]))

@@ -1,6 +1,7 @@
 """``warroom wal push %p`` and ``warroom wal fetch %f %p``: PostgreSQL's archive_command and
-restore_command, kept light (no CLI framework, no catalog, no pydantic) because PostgreSQL
-runs them once per WAL segment.
+restore_command (and ``warroom wal check``, which setup-pitr runs to prove a push can work
+there: it stores, reads back and deletes a probe object), kept light (no CLI framework, no
+catalog, no pydantic) because PostgreSQL runs them once per WAL segment.
 
 The repository is BACKUP_DIR (default ./data/backups, or ``backup_dir`` in warroom.toml).
 Exit codes: 0 done; 1 push failed (PostgreSQL keeps the segment and retries) or fetch found
@@ -15,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-USAGE = "usage: warroom wal push PATH | warroom wal fetch NAME DESTINATION"
+USAGE = "usage: warroom wal push PATH | warroom wal fetch NAME DESTINATION | warroom wal check"
 
 
 FETCH_FAILED = 255
@@ -41,7 +42,9 @@ def run_wal_command(args: list[str]) -> int:
     from warroom.wal import WalArchive
 
     if not (
-        (args[:1] == ["push"] and len(args) == 2) or (args[:1] == ["fetch"] and len(args) == 3)
+        (args[:1] == ["push"] and len(args) == 2)
+        or (args[:1] == ["fetch"] and len(args) == 3)
+        or args == ["check"]
     ):
         sys.stderr.write(USAGE + "\n")
         return 2
@@ -57,6 +60,8 @@ def run_wal_command(args: list[str]) -> int:
         archive = WalArchive(open_storage(repository))
         if args[0] == "push":
             archive.push(Path(args[1]))
+        elif args[0] == "check":
+            archive.check()
         else:
             archive.fetch(args[1], Path(args[2]))
     except WarroomError as error:

@@ -1,9 +1,10 @@
 """PostgreSQL's client programs behind a class, as Barman does it.
 
-:func:`find_tools` finds ``pg_dump`` and ``pg_restore`` no older than the server (in
-``WARROOM_PG_BIN_DIR``, else the newest ``/usr/lib/postgresql/*/bin``, else ``PATH``);
-:class:`PgProcess` runs one of them and raises :class:`~warroom.errors.DatabaseError` with the
-exit code and the tool's stderr (secrets removed) when it fails.
+:func:`find_tools` finds ``pg_dump`` and ``pg_restore`` no older than the server, or the
+server's own programs (``pg_ctl``) at its exact version (in ``WARROOM_PG_BIN_DIR``, else the
+newest ``/usr/lib/postgresql/*/bin``, else ``PATH``); :class:`PgProcess` runs one of them and
+raises :class:`~warroom.errors.DatabaseError` with the exit code and the tool's stderr (secrets
+removed) when it fails; :func:`run_tool` runs one to its end, as another OS user if need be.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from typing import IO, Protocol, TypeVar
 from warroom.errors import ConfigurationError, DatabaseError
 from warroom.redact import redact_text
 
-__all__ = ["PgProcess", "PgTool", "ProcessGroup", "find_tools", "run_parallel"]
+__all__ = [
+    "PgProcess",
+    "PgTool",
+    "ProcessGroup",
+    "find_tools",
+    "newest_first",
+    "run_parallel",
+    "run_tool",
+]
 
 READ_CHUNK = 1 << 20
 T = TypeVar("T")
@@ -56,40 +65,76 @@ def _probe(path: str) -> PgTool | None:
     return PgTool(Path(path).name, path, match.group(1))
 
 
+def newest_first(paths: Iterable[str]) -> list[str]:
+    """``/usr/lib/postgresql/<version>/bin/...`` paths, the newest version first (16 before
+    9.6: versions compare as numbers, part by part)."""
+
+    def version(path: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", Path(path).parent.parent.name))
+
+    return sorted(paths, key=version, reverse=True)
+
+
 def _candidates(name: str, bin_dir: Path | None) -> list[str]:
     if bin_dir is not None:
         return [str(bin_dir / name)]
-    found = sorted(
-        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-        key=lambda p: int(re.sub(r"\D", "", Path(p).parent.parent.name) or 0),
-        reverse=True,
-    )
+    found = newest_first(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     on_path = shutil.which(name)
     return found + ([on_path] if on_path else [])
 
 
-def find_tools(server_major: int, bin_dir: Path | None, *names: str) -> dict[str, PgTool]:
-    """Each named tool at a version no older than the server's major version."""
+def find_tools(
+    server_major: int, bin_dir: Path | None, *names: str, exact: bool = False
+) -> dict[str, PgTool]:
+    """Each named tool at a version no older than the server's major version; with ``exact``
+    (the server's own programs, pg_ctl and pg_controldata: a data directory runs only under
+    its own major version), at that version."""
     tools: dict[str, PgTool] = {}
     for name in names:
         seen = [tool for path in _candidates(name, bin_dir) if (tool := _probe(path))]
-        usable = [tool for tool in seen if tool.major >= server_major]
+        usable = [
+            tool
+            for tool in seen
+            if (tool.major == server_major if exact else tool.major >= server_major)
+        ]
         if usable:
             tools[name] = usable[0]
             continue
         where = f"in {bin_dir}" if bin_dir else "in /usr/lib/postgresql/*/bin or on PATH"
+        wanted = f"PostgreSQL {server_major}'s {name}" if exact else name
         if seen:
             found = ", ".join(f"{t.path} ({t.version})" for t in seen)
-            problem = f"{name} is older than the server (PostgreSQL {server_major}): found {found}"
+            relation = "is not" if exact else "is older than"
+            problem = f"{name} {relation} the server's version ({server_major}): found {found}"
         else:
-            problem = f"{name} was not found {where}"
+            problem = f"{wanted} was not found {where}"
+        package = f"postgresql-{server_major}" if exact else f"postgresql-client-{server_major}"
         raise ConfigurationError(
-            f"{problem}; install the PostgreSQL {server_major} client tools "
-            f"(e.g. apt-get install postgresql-client-{server_major}) or set WARROOM_PG_BIN_DIR "
-            "to their directory",
+            f"{problem}; install the PostgreSQL {server_major} "
+            f"{'server' if exact else 'client tools'} (e.g. apt-get install {package}) or set "
+            "WARROOM_PG_BIN_DIR to their directory",
             tool=name,
         )
     return tools
+
+
+def run_tool(
+    tool: PgTool, args: list[str], *, as_user: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tool`` to its end, its output captured as text; as OS user ``as_user`` (through
+    ``runuser``, when we are root) when given. The caller reads the exit code. A program that
+    cannot be started (``runuser`` missing) is a ConfigurationError naming it."""
+    command = [tool.path, *args]
+    if as_user is not None:
+        command = ["runuser", "-u", as_user, "--", *command]
+    try:
+        return subprocess.run(command, capture_output=True, text=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot run {command[0]}: {exc.strerror}"
+            + ("; runuser (util-linux) is needed to run the server as its user" if as_user else ""),
+            tool=tool.name,
+        ) from exc
 
 
 class PgProcess:

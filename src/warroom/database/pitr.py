@@ -11,13 +11,10 @@ the window in the message.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -29,13 +26,22 @@ from typing import Any
 from warroom.codec import ChunkReader
 from warroom.database.backups import BackupService, Progress
 from warroom.database.manifest import Manifest
+from warroom.database.pgtools import find_tools, run_tool
 from warroom.database.postgres import PostgresEngine
-from warroom.errors import DatabaseError, InputError, IntegrityError, NotFoundError
+from warroom.errors import (
+    ConfigurationError,
+    DatabaseError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+)
 from warroom.wal import WalArchive, format_lsn, parse_lsn, segment_lsn_range
 
 __all__ = ["RecoveryTarget", "PointInTimeRecovery", "extract_safely"]
 
 PHYSICAL = "physical"
+# A WAL segment of timeline 0, which no server writes: fetching it must say "not in the archive".
+PROBE_SEGMENT = "000000000000000000000000"
 
 
 @dataclass(frozen=True)
@@ -84,14 +90,54 @@ class PointInTimeRecovery:
             "archive_timeout": "60",
         }
 
+    def _restore_command(self) -> str:
+        return f"{self._wal_command()} wal fetch %f %p"
+
     def apply_archiving_settings(self, url: str | None) -> None:
-        """ALTER SYSTEM the archiving settings; a server at wal_level logical keeps it (replica
-        would break its logical replication)."""
+        """Check the WAL commands on the server (:meth:`check_wal_commands`), then ALTER SYSTEM
+        the archiving settings; a server at wal_level logical keeps it (replica would break its
+        logical replication)."""
         engine = self._postgres(url)
+        self.check_wal_commands(engine)
         settings = self.archiving_settings()
         if engine.setting("wal_level") == "logical":
             del settings["wal_level"]
         engine.apply_settings(settings)
+
+    def check_wal_commands(self, engine: PostgresEngine) -> None:
+        """Run the WAL commands where the server runs them, as its OS user, or raise
+        ConfigurationError. They run through the server itself (COPY FROM PROGRAM), not
+        through runuser here: warroom may run on another host than PostgreSQL, and only the
+        server's host, user and environment decide whether archive_command can run.
+
+        The restore command runs exactly as recovery would run it, fetching a segment of
+        timeline 0, which no server writes: it must answer "not in the archive". The archive
+        command runs with ``wal check`` in place of ``wal push %p`` (same runner, same
+        repository; pushing a real file would put it in the archive): it must store, read back
+        and delete a probe object."""
+        probes = [
+            ("archive_command", _expand(f"{self._wal_command()} wal check"), 0, ""),
+            (
+                "restore_command",
+                _expand(self._restore_command(), f=PROBE_SEGMENT, p="pg_wal/warroom-probe"),
+                1,
+                "is not in the archive",
+            ),
+        ]
+        for setting, command, answer, saying in probes:
+            code, output = engine.run_server_program(command)
+            if code == answer and saying in output:
+                continue
+            hint = {126: " (not executable by that user)", 127: " (not found)"}.get(code, "")
+            raise ConfigurationError(
+                f"the {setting} would fail on the server of {engine.display}: run there as "
+                f"the server's OS user, {command!r} exited {code}{hint}: "
+                f"{output.strip()[-500:] or 'no output'}. That user must be able to run "
+                "warroom and to reach BACKUP_DIR: set WARROOM_WAL_COMMAND to a command it can "
+                "run (README: 'Which warroom the server runs'). Nothing was changed.",
+                setting=setting,
+                exit_code=code,
+            )
 
     def create_restore_point(self, name: str, url: str | None) -> dict[str, Any]:
         point = self._postgres(url).create_restore_point(name)
@@ -216,9 +262,8 @@ class PointInTimeRecovery:
     def _write_recovery_settings(
         self, data_dir: Path, target: RecoveryTarget, port: int | None
     ) -> None:
-        fetch = f"{self._wal_command()} wal fetch %f %p"
         settings = {
-            "restore_command": fetch,
+            "restore_command": self._restore_command(),
             "recovery_target_action": "promote",
             "recovery_target_timeline": "latest",
             # The recovered copy must not archive into the repository it recovers from.
@@ -252,28 +297,16 @@ class PointInTimeRecovery:
     def _start_and_wait(self, data_dir: Path, owner: str | None, timeout: float) -> None:
         """Start the server and wait until recovery is over and it runs as a primary (the
         control file says "in production"); fail with its log if it stops first."""
-        pg_ctl = _find_pg_tool("pg_ctl")
-        controldata = _find_pg_tool("pg_controldata")
+        major = int((data_dir / "PG_VERSION").read_text().split(".")[0])
+        tools = find_tools(
+            major, self.backups.settings.pg_bin_dir, "pg_ctl", "pg_controldata", exact=True
+        )
         log = data_dir / "recovery.log"
-        command = [
-            pg_ctl,
-            "-D",
-            str(data_dir),
-            "-l",
-            str(log),
-            "-w",
-            "-t",
-            str(int(timeout)),
-            "start",
-        ]
-        if owner is not None:
-            command = ["runuser", "-u", owner, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True)
+        start = ["-D", str(data_dir), "-l", str(log), "-w", "-t", str(int(timeout)), "start"]
+        done = run_tool(tools["pg_ctl"], start, as_user=owner)
         deadline = time.monotonic() + timeout
         while True:
-            state = subprocess.run(
-                [controldata, "-D", str(data_dir)], capture_output=True, text=True
-            ).stdout
+            state = run_tool(tools["pg_controldata"], ["-D", str(data_dir)]).stdout
             running = (data_dir / "postmaster.pid").exists()
             if running and re.search(r"cluster state:\s+in production", state):
                 return
@@ -337,17 +370,20 @@ def _default_runner() -> str:
     return f"{_shell_quote(sys.executable)} -m warroom"
 
 
+def _expand(command: str, **values: str) -> str:
+    """``command`` as PostgreSQL runs it: ``%f``, ``%p`` replaced by ``values`` (shell-quoted),
+    ``%%`` by ``%``."""
+
+    def one(match: re.Match[str]) -> str:
+        key = match.group(1)
+        return "%" if key == "%" else shlex.quote(values[key]) if key in values else match.group(0)
+
+    return re.sub(r"%(.)", one, command)
+
+
 def _shell_quote(value: str) -> str:
     """Quoted for the shell, with % doubled: PostgreSQL expands %p and %f in these commands."""
     return shlex.quote(value).replace("%", "%%")
-
-
-def _find_pg_tool(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    path = found[0] if found else shutil.which(name)
-    if path is None:
-        raise DatabaseError(f"{name} was not found: install the PostgreSQL server package")
-    return path
 
 
 def _server_user(data_dir: Path) -> str | None:

@@ -19,9 +19,11 @@ Backups of manifest format 1 (table data in pg_dump archives) restore through ``
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
@@ -34,6 +36,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from warroom.critical import fault_point, signals_deferred
 from warroom.database import DumpInfo, PartRecord, ReadPart, Source, WritePart
 from warroom.database.pgcopy import (
     CopyTable,
@@ -49,6 +52,7 @@ from warroom.errors import (
     DatabaseError,
     DatabaseUnreachableError,
     InputError,
+    WarroomError,
 )
 from warroom.redact import redact_text, redact_url
 
@@ -65,6 +69,30 @@ WORK_CLAIM_KEY = 22354  # the first key of every claim; the second is hashtext(n
 _CLAIM = f"SELECT pg_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
 _TRY_CLAIM = f"SELECT pg_try_advisory_lock({WORK_CLAIM_KEY}, hashtext(%s))"
 _UNCLAIM = f"SELECT pg_advisory_unlock({WORK_CLAIM_KEY}, hashtext(%s))"
+_RENAME = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+_ARCHIVER_QUERY = """
+SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal,
+       last_failed_time,
+       extract(epoch FROM now() - last_archived_time)::float8 AS last_archived_seconds,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal,
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size
+FROM pg_stat_archiver
+"""
+_READY_QUERY = """
+SELECT count(*), extract(epoch FROM now() - min(modification))::float8
+FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'
+"""
+_TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = %s AND pid <> pg_backend_pid()"
+)
+# A swap is tried this many times when sessions do not end (or its lock does not come) in
+# SWAP_WAIT; its reaper terminates the sessions on the database every REAP_INTERVAL seconds.
+SWAP_ATTEMPTS = 3
+SWAP_WAIT = "5s"
+REAP_INTERVAL = 0.1
+_BUSY = (psycopg.errors.ObjectInUse, psycopg.errors.LockNotAvailable)
 # Every table a backup locks: the tables whose rows it copies ('r'), with the columns COPY
 # reads and writes (not dropped, not generated) in order, and partitioned tables ('p'). From
 # the catalog alone: sizes need locks (_SIZES_QUERY).
@@ -532,19 +560,56 @@ class PostgresEngine:
         return {"lsn": row[0], "time": row[1].isoformat(), "timeline": row[2]}
 
     def archiving_status(self) -> dict[str, Any] | None:
-        """pg_stat_archiver, when archiving is on; None when it is off."""
+        """What the server knows about its archiving, when archiving is on (None when off):
+        pg_stat_archiver's figures; ``last_archived_seconds``, how long ago it archived;
+        ``current_wal``, the segment being written; ``segment_size``;
+        and, from the files in pg_wal/archive_status (superuser or pg_monitor, else None),
+        ``ready_count``, the segments waiting to be archived, and ``oldest_ready_seconds``, how
+        long the oldest has waited (by the server's clock). Those files cannot lie: an
+        archive_command that cannot even run (exit 126) leaves failed_count at 0."""
         with self._connect() as conn:
             if conn.execute("SHOW archive_mode").fetchone()[0] == "off":
                 return None
-            row = (
-                conn.cursor(row_factory=dict_row)
-                .execute(
-                    "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, "
-                    "last_failed_wal, last_failed_time FROM pg_stat_archiver"
-                )
-                .fetchone()
+            stats: dict[str, Any] = (
+                conn.cursor(row_factory=dict_row).execute(_ARCHIVER_QUERY).fetchone()
             )
-        return dict(row)
+            try:
+                ready = conn.execute(_READY_QUERY).fetchone()
+            except psycopg.errors.InsufficientPrivilege:
+                ready = (None, None)
+        stats["ready_count"], stats["oldest_ready_seconds"] = ready
+        return stats
+
+    def run_server_program(self, command: str) -> tuple[int, str]:
+        """Run shell ``command`` where the server runs, as the server's OS user, the way it runs
+        archive_command (``/bin/sh -c``, in the data directory, with the server's environment),
+        through ``COPY ... FROM PROGRAM``; return its exit code and its output (stdout and
+        stderr). Needs a superuser or a member of pg_execute_server_program."""
+        encoded = base64.b64encode(command.encode()).decode()
+        wrapper = (
+            f"out=$(sh -c \"$(printf %s '{encoded}' | base64 -d)\" 2>&1); echo $?; "
+            'printf %s "$out" | base64'
+        )
+        with self._connect() as conn, conn.transaction():
+            conn.execute("CREATE TEMP TABLE warroom_program (n serial, line text) ON COMMIT DROP")
+            try:
+                conn.execute(
+                    sql.SQL("COPY warroom_program (line) FROM PROGRAM {}").format(
+                        sql.Literal(wrapper)
+                    )
+                )
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise ConfigurationError(
+                    f"{self._params.get('user') or 'this role'} may not run programs on the "
+                    f"server of {self.display} (COPY FROM PROGRAM); connect as a superuser, or "
+                    "GRANT pg_execute_server_program to it",
+                    database=self.display,
+                ) from exc
+            lines = [
+                line for (line,) in conn.execute("SELECT line FROM warroom_program ORDER BY n")
+            ]
+        output = base64.b64decode("".join(lines[1:])).decode("utf-8", "replace")
+        return int(lines[0]), output
 
     def setting(self, name: str) -> str:
         """The server's current value of a setting (``SHOW``)."""
@@ -878,39 +943,99 @@ class PostgresEngine:
         return str(row[0])
 
     def replace_with(self, staging: Any, overwrite: bool) -> None:
-        """Swap by renames in one transaction: this name always holds a complete database.
-        Sessions on this database are ended first; the old database is dropped after."""
+        """Make ``staging`` (a restored sibling) this database by renaming: at every instant
+        this name holds the old database or the new one, accepting connections.
+
+        Without ``overwrite`` it is one rename, which fails if this name appeared meanwhile.
+        With it, :meth:`_swap` renames this database to a claimed ``warroom_retired_*`` name and
+        ``staging`` to this name in one transaction, then the retired database is dropped. A
+        hang-up, SIGTERM or Ctrl-C meanwhile waits until that is done; a kill or a server crash
+        leaves a work database that the next restore or restore test on the server drops."""
         if not overwrite:
             with self._connect(MAINTENANCE_DB) as conn:
                 conn.execute(
-                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                        sql.Identifier(staging.database_name),
-                        sql.Identifier(self.database_name),
+                    _RENAME.format(
+                        sql.Identifier(staging.database_name), sql.Identifier(self.database_name)
                     )
                 )
             staging._release()
             return
         retired = self.sibling(f"warroom_retired_{uuid.uuid4().hex[:12]}")
         retired._claim_name()  # killed before its DROP, it is swept by the next restore
-        name, staged = sql.Identifier(self.database_name), sql.Identifier(staging.database_name)
-        rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
-        allow = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}")
         try:
-            with self._connect(MAINTENANCE_DB) as conn:
-                conn.execute(allow.format(name, sql.SQL("false")))
-                try:
-                    conn.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()",
-                        (self.database_name,),
-                    )
-                    with conn.transaction():
-                        conn.execute(rename.format(name, sql.Identifier(retired.database_name)))
-                        conn.execute(rename.format(staged, name))
-                except BaseException:
-                    conn.execute(allow.format(name, sql.SQL("true")))
-                    raise
+            with signals_deferred():
+                self._swap(staging, retired)
                 staging._release()
-            retired.drop()
+                retired.drop()
         finally:
             retired._release()
+
+    def _swap(self, staging: PostgresEngine, retired: PostgresEngine) -> None:
+        """Rename this database to ``retired`` and ``staging`` to this name, in one transaction.
+
+        Why there is no window: nothing outside that transaction changes any database (no
+        ALLOW_CONNECTIONS, no connection limit, nothing a kill could leave behind). The first
+        rename takes PostgreSQL's ACCESS EXCLUSIVE lock on this database, held until the
+        transaction ends, then waits up to 5 s (PostgreSQL's own wait) for the other sessions
+        on it to end. A session connecting from then on waits for the lock before it joins the
+        database, so the sessions that a second connection keeps terminating meanwhile
+        (:meth:`_sessions_ended`) are the last: the rename goes through once they are gone.
+        Until COMMIT, every other session sees the old database under this name; a kill of this
+        process (its connection closes, the transaction rolls back), or a server crash (crash
+        recovery discards the uncommitted transaction) leaves it there, accepting connections.
+        After COMMIT the new one is there; the sessions that waited are refused once ("it
+        seems to have just been dropped or renamed") and reconnect to it. A session that will
+        not end (a prepared transaction, one we may not terminate) makes the attempt fail and
+        roll back; after SWAP_ATTEMPTS the swap is refused, this database untouched."""
+        name = sql.Identifier(self.database_name)
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            refused: list[WarroomError] = []
+            try:
+                with self._connect(MAINTENANCE_DB) as conn, conn.transaction():
+                    # A frozen process must not hold this database's lock for long.
+                    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{SWAP_WAIT}'")
+                    conn.execute(f"SET LOCAL lock_timeout = '{SWAP_WAIT}'")
+                    with self._sessions_ended(refused):
+                        conn.execute(_RENAME.format(name, sql.Identifier(retired.database_name)))
+                    fault_point("swap-locked")
+                    conn.execute(_RENAME.format(sql.Identifier(staging.database_name), name))
+                    fault_point("swap-renamed")
+                fault_point("swap-committed")
+                return
+            except DatabaseError as exc:
+                if refused:
+                    raise refused[0] from exc
+                if not isinstance(exc.__cause__, _BUSY):
+                    raise  # the connection was lost, perhaps in COMMIT: say no more than that
+                if attempt < SWAP_ATTEMPTS:
+                    continue
+                raise DatabaseError(
+                    f"the restored database could not replace {self.display}, which is "
+                    f"unchanged: {exc.message}",
+                    database=self.display,
+                ) from exc
+
+    @contextmanager
+    def _sessions_ended(self, refused: list[WarroomError]) -> Iterator[None]:
+        """While inside, a thread keeps terminating every session on this database from a
+        connection of its own; why it could not (permission denied) is added to ``refused``
+        once the block is left."""
+        stop = threading.Event()
+
+        def reap() -> None:
+            try:
+                with self._connect(MAINTENANCE_DB) as conn:
+                    while True:
+                        conn.execute(_TERMINATE, (self.database_name,))
+                        if stop.wait(REAP_INTERVAL):
+                            return
+            except WarroomError as exc:
+                refused.append(exc)
+
+        reaper = threading.Thread(target=reap, name="warroom-reaper", daemon=True)
+        reaper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            reaper.join()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sqlite3
 import tempfile
 from collections.abc import Callable, Collection, Iterator
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from warroom.critical import fault_point
 from warroom.database import DumpInfo, PartRecord, ReadPart, Source, WritePart
 from warroom.errors import (
     ConfigurationError,
@@ -53,16 +53,6 @@ WORK_FILE = re.compile(r"^warroom_restore_[0-9a-f]{12}$")
 WORK_ENTRY = re.compile(r"^\.?(warroom_restore_[0-9a-f]{12})(?:-wal|-shm|-journal|\..+)?$")
 CLAIM_SUFFIX = ".claim"
 COPY_STEP_PAGES = 256  # pages per step of the copy into a live target
-# Tests name a point here where the process kills itself (SIGKILL): "sqlite-copy" is inside the
-# copy into the target, after some pages are written and before the commit.
-FAULT_VARIABLE = "WARROOM_FAULT_POINT"
-
-
-def _fault_point(point: str) -> None:
-    if os.environ.get(FAULT_VARIABLE) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _tables(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
@@ -273,7 +263,7 @@ class SqliteEngine:
     def _copy_from(self, source_path: Path) -> None:
         def copying(_status: int, remaining: int, _total: int) -> None:
             if remaining:
-                _fault_point("sqlite-copy")
+                fault_point("sqlite-copy")  # inside the copy: pages written, no commit yet
 
         try:
             with (
