@@ -33,6 +33,12 @@ def test_schedule_status_and_cleanup(tmp_path: Path) -> None:
     assert plan.code == 0
     (source,) = plan.json()["database"]["sources"]
     assert source["keep"][0]["reason"] == "the newest intact backup of its source"
+    human = run_warroom("cleanup", "--days", "0", "--dry-run", env=env, cwd=tmp_path)
+    assert human.code == 0
+    assert human.stdout.splitlines()[:2] == [
+        f"source {source['label']} (id {source['source']})",
+        f"  keep {source['keep'][0]['name']}: the newest intact backup of its source",
+    ]
 
 
 def test_invalid_schedule_is_refused_at_start(tmp_path: Path) -> None:
