@@ -169,9 +169,9 @@ def _start_blocked_backup(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
+    # No deadline of our own: a loaded machine may be slow; pytest's timeout ends a hang.
     with psycopg.connect(pg_db, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
+        while proc.poll() is None:
             waiting = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND datname = current_database()"
@@ -179,8 +179,7 @@ def _start_blocked_backup(
             if waiting and waiting[0] > 0:
                 return blocker, proc
             time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the backup never reached the lock")
+    raise AssertionError(f"the backup ended before it reached the lock: {proc.communicate()}")
 
 
 def test_two_backups_of_one_database_never_interleave(
@@ -194,7 +193,7 @@ def test_two_backups_of_one_database_never_interleave(
         assert not (tmp_path / "backups" / "database" / "second").exists()
     finally:
         blocker.close()
-    out, err = first.communicate(timeout=60)
+    out, err = first.communicate()
     assert first.returncode == 0, err
     assert run_warroom("verify", "first", env=env, cwd=tmp_path).code == 0
 
@@ -206,10 +205,9 @@ def test_interrupted_backup_leaves_nothing_valid(
     blocker, proc = _start_blocked_backup(env, tmp_path, pg_db, "cut", "--jobs", "2")
     try:
         backup_dir = tmp_path / "backups" / "database" / "cut"
-        deadline = time.monotonic() + 30
-        while not (backup_dir / "copy-00000").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)  # the tables' rows are stored; data-rest waits for the lock
-        assert (backup_dir / "copy-00000").exists()
+        while not (backup_dir / "copy-00000").exists():  # the rows are stored; data-rest waits
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
         if how == "sigkill":
             proc.send_signal(signal.SIGKILL)
         elif how == "ctrl-c":
@@ -220,7 +218,7 @@ def test_interrupted_backup_leaves_nothing_valid(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
-        proc.communicate(timeout=30)
+        proc.communicate()
     finally:
         blocker.close()
     assert proc.returncode != 0
