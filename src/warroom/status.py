@@ -85,6 +85,8 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
     archiving = archiving_status(services)
     if archiving and archiving.get("failing"):
         problems.append(archiving["problem"])
+    for source in sources:  # archiving is the configured server's
+        source["wal_archiving"] = archiving if source["configured"] else None
     scheduled = last_runs(services.catalog)
     last_backup = scheduled.get(BACKUP_JOB)
     if last_backup is not None and last_backup["status"] == "failed":

@@ -230,6 +230,12 @@ def _show_status(report: dict[str, Any]) -> None:
         if source["pitr_window"]:
             window = source["pitr_window"]
             typer.echo(f"  point-in-time window: {window['earliest']} to {window['latest']}")
+        if source["wal_archiving"]:
+            archiving = source["wal_archiving"]
+            typer.echo(
+                "  WAL archiving: "
+                + (archiving.get("problem") or "failing" if archiving.get("failing") else "ok")
+            )
     storage = report["storage"]
     typer.echo(
         f"stored: database backups {human_bytes(storage['database_bytes'])}, workflow blobs "
