@@ -22,26 +22,12 @@ from sqlalchemy import select, update
 
 from warroom.catalog import Catalog
 from warroom.catalog.schema import api_tokens
-from warroom.errors import InputError, NameTakenError, NotFoundError, WarroomError
+from warroom.errors import AuthError, ForbiddenError, InputError, NameTakenError, NotFoundError
 
 __all__ = ["ROLES", "AuthError", "Principal", "TokenStore", "JwtVerifier", "role_allows"]
 
 ROLES = ("viewer", "operator", "admin")
 _TOKEN = re.compile(r"^wr_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})$")
-
-
-class AuthError(WarroomError):
-    """No valid credentials (401)."""
-
-    http_status = 401
-    code = "unauthorized"
-
-
-class ForbiddenError(WarroomError):
-    """Valid credentials without the role the operation needs (403)."""
-
-    http_status = 403
-    code = "forbidden"
 
 
 @dataclass(frozen=True)

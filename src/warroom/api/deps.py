@@ -15,16 +15,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from warroom.auth import AuthError, JwtVerifier, Principal, TokenStore
-from warroom.errors import WarroomError
+from warroom.auth import JwtVerifier, Principal, TokenStore
+from warroom.errors import AuthError, TooManyFailuresError
 from warroom.services import Services
 
 __all__ = ["Admin", "Operator", "ServicesDep", "Viewer"]
-
-
-class TooManyFailuresError(WarroomError):
-    http_status = 429
-    code = "too_many_failures"
 
 
 def get_services(request: Request) -> Services:
