@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(
         None, validation_alias=_aliases("WARROOM_JWT_ISSUER", "jwt_issuer")
     )
+    audit_retention_days: int = Field(
+        90,
+        ge=0,
+        validation_alias=_aliases("WARROOM_AUDIT_RETENTION_DAYS", "audit_retention_days"),
+        description="The service deletes audit entries older than this (0 keeps them all).",
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1024,

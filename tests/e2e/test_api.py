@@ -336,17 +336,6 @@ def test_rs256_jwts(tmp_path: Path) -> None:
     )
 
 
-def test_repeated_failures_are_slowed_down() -> None:
-    from warroom.api.deps import FailurePenalty
-
-    penalty = FailurePenalty(free=3, window=60, ceiling=2.0)
-    assert penalty.delay("10.0.0.1") == 0.0
-    for _ in range(6):
-        penalty.failed("10.0.0.1")
-    assert 0 < penalty.delay("10.0.0.1") <= 2.0
-    assert penalty.delay("10.0.0.2") == 0.0  # another client is not slowed
-
-
 def test_revoked_token_stops_working(api: Api) -> None:
     catalog = open_catalog(api.catalog_url)
     try:

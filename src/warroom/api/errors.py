@@ -19,7 +19,11 @@ log = logging.getLogger("warroom.api")
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    """The JSON error answer; a 401 says ``WWW-Authenticate: Bearer``, a ``retry_after``
+    detail becomes ``Retry-After``."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if "retry_after" in details:
+        headers["Retry-After"] = str(details["retry_after"])
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details}},
         status_code=status,

@@ -1,0 +1,111 @@
+"""The API under attack, against the real app and a real catalog (SQLite and PostgreSQL): a
+brute force of bad tokens."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.e2e.inprocess import InProcessApi, in_process_api
+from warroom.catalog.schema import audit_log
+
+WORKFLOW = "/api/v1/checkpoints/workflow"
+WINDOW = 60.0  # the audit middleware's aggregation window
+
+
+@pytest.fixture
+def api(tmp_path: Path, catalog_url: str) -> Iterator[InProcessApi]:
+    with in_process_api(tmp_path, catalog_url=catalog_url, audit_retention_days=30) as built:
+        yield built
+
+
+def _guess(n: int) -> str:
+    return f"wr_{n:016x}_guess{n:020d}"
+
+
+def _audit_rows(api: InProcessApi, client: str) -> list[dict[str, Any]]:
+    with api.services.catalog.single() as conn:
+        rows = conn.execute(select(audit_log).order_by(audit_log.c.id))
+        return [dict(row._mapping) for row in rows if row.details["client"] == client]
+
+
+def test_a_brute_force_is_slowed_down_and_never_crashes(api: InProcessApi) -> None:
+    body = {"execution_id": "ext-1", "step_id": "s", "state": {}}
+    first = Counter(
+        api.call("POST", WORKFLOW, token=_guess(n), json=body).status_code for n in range(2000)
+    )
+    assert first == {401: 6, 429: 1994}  # five free failures, the sixth bars
+    barred = api.call("POST", WORKFLOW, token=_guess(0), json=body)
+    assert barred.headers["Retry-After"] == "1"
+    assert barred.json()["error"]["code"] == "too_many_failures"
+    # While barred, even a good token from that client is refused before it is looked at...
+    assert api.call("POST", WORKFLOW, token=api.tokens["operator"], json=body).status_code == 429
+    # ...but another client's good token works.
+    other = api.call("POST", WORKFLOW, client="10.0.0.2", token=api.tokens["operator"], json=body)
+    assert other.status_code == 201, other.text
+    [aggregated] = _audit_rows(api, "10.0.0.1")
+    assert aggregated["actor"] == "anonymous" and aggregated["status_code"] == 401
+    assert aggregated["details"]["count"] == 2002
+    assert aggregated["details"]["statuses"] == {"401": 6, "429": 1996}
+    assert [row["actor"] for row in _audit_rows(api, "10.0.0.2")] == ["operator-bot"]
+
+    # Waiting out each bar and failing again: the bars double up to a ceiling, and more than
+    # 1,024 failures (where 2**n overflowed a float) still answer 401/429, never 500.
+    started, waits = api.clock(), []
+    for n in range(1100):
+        probe = api.call("POST", WORKFLOW, token=_guess(n), json=body)
+        assert probe.status_code == 429
+        waits.append(int(probe.headers["Retry-After"]))
+        api.clock.advance(waits[-1])
+        assert api.call("POST", WORKFLOW, token=_guess(n), json=body).status_code == 401
+    assert waits[:8] == [1, 2, 4, 8, 16, 32, 60, 60] and set(waits[8:]) == {60}
+    rows = _audit_rows(api, "10.0.0.1")
+    assert sum(row["details"]["count"] for row in rows) == 2002 + 2 * 1100
+    assert len(rows) <= 2 + (api.clock() - started) // WINDOW  # one per client per window
+
+    api.clock.advance(60)
+    assert api.call("POST", WORKFLOW, token=api.tokens["operator"], json=body).status_code == 201
+
+
+def test_refusals_to_a_known_caller_are_aggregated_too(api: InProcessApi) -> None:
+    for _ in range(50):
+        refused = api.call("DELETE", "/api/v1/checkpoints/cleanup", token=api.tokens["viewer"])
+        assert refused.status_code == 403
+    [row] = _audit_rows(api, "10.0.0.1")
+    assert (row["actor"], row["details"]["count"]) == ("viewer-bot", 50)
+
+
+def test_old_audit_entries_are_deleted(api: InProcessApi) -> None:
+    def add_entry(days_ago: int) -> None:
+        with api.services.catalog.single() as conn:
+            conn.execute(
+                audit_log.insert().values(
+                    at=datetime.now(UTC) - timedelta(days=days_ago),
+                    actor=f"{days_ago}-days-ago",
+                    method="POST",
+                    path="/x",
+                    status_code=200,
+                    outcome="success",
+                    details={"client": "seeded"},
+                )
+            )
+
+    def seeded() -> list[str]:
+        return [row["actor"] for row in _audit_rows(api, "seeded")]
+
+    add_entry(31)
+    add_entry(29)
+    api.call("POST", WORKFLOW, token=_guess(1), json={})
+    assert seeded() == ["29-days-ago"]
+    add_entry(40)
+    api.call("POST", WORKFLOW, token=_guess(2), json={})
+    assert seeded() == ["29-days-ago", "40-days-ago"]  # checked at most once an hour
+    api.clock.advance(3600)
+    api.call("POST", WORKFLOW, token=_guess(3), json={})
+    assert seeded() == ["29-days-ago"]
