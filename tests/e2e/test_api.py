@@ -289,6 +289,7 @@ def test_jwts(api: Api) -> None:
         claims = {
             "sub": "deploy-bot",
             "role": role,
+            "aud": "warroom",
             "exp": datetime.now(UTC) + timedelta(minutes=minutes),
         }
         return jwt.encode(claims, key, algorithm="HS256")

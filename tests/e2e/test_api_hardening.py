@@ -1,5 +1,5 @@
 """The API under attack, against the real app and a real catalog (SQLite and PostgreSQL): a
-brute force of bad tokens."""
+brute force of bad tokens, JWTs minted for other services."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import select
 
@@ -109,3 +110,45 @@ def test_old_audit_entries_are_deleted(api: InProcessApi) -> None:
     api.clock.advance(3600)
     api.call("POST", WORKFLOW, token=_guess(3), json={})
     assert seeded() == ["29-days-ago"]
+
+
+# -- JWTs need this service's audience ---------------------------------------------------------
+
+JWT_SECRET = "platform-shared-secret-for-tests-0123456789"
+
+
+@pytest.fixture(scope="module")
+def rsa_keys() -> tuple[Any, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "RS256"])
+def test_jwts_for_another_service_are_refused(
+    tmp_path: Path, rsa_keys: tuple[Any, bytes], algorithm: str
+) -> None:
+    private, public = rsa_keys
+    key = JWT_SECRET if algorithm == "HS256" else private
+    (tmp_path / "platform.pem").write_bytes(public)
+
+    def call(api: InProcessApi, n: int, **extra: Any) -> int:
+        claims = {"sub": "ci", "role": "admin", "exp": datetime.now(UTC) + timedelta(minutes=5)}
+        token = jwt.encode({**claims, **extra}, key, algorithm=algorithm)
+        return api.call("GET", "/api/v1/audit", client=f"10.1.0.{n}", token=token).status_code
+
+    settings = {"jwt_secret": JWT_SECRET, "jwt_public_key": str(tmp_path / "platform.pem")}
+    with in_process_api(tmp_path / "default", **settings) as api:
+        assert api.services.settings.jwt_audience == "warroom"
+        assert call(api, 1, aud="warroom") == 200
+        assert call(api, 2, aud=["billing", "warroom"]) == 200
+        assert call(api, 3, aud="other") == 401
+        assert call(api, 4) == 401  # no audience at all
+    with in_process_api(tmp_path / "billing", jwt_audience="billing", **settings) as api:
+        assert call(api, 1, aud="billing") == 200
+        assert call(api, 2, aud="warroom") == 401
