@@ -1,8 +1,10 @@
 """The API under attack, against the real app and a real catalog (SQLite and PostgreSQL): a
-brute force of bad tokens, JWTs minted for other services."""
+brute force of bad tokens, JWTs minted for other services, workflow states that could not be
+read back."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -152,3 +154,72 @@ def test_jwts_for_another_service_are_refused(
     with in_process_api(tmp_path / "billing", jwt_audience="billing", **settings) as api:
         assert call(api, 1, aud="billing") == 200
         assert call(api, 2, aud="warroom") == 401
+
+
+# -- workflow states that could not be read back ----------------------------------------------
+
+
+def _post_raw(api: InProcessApi, body: str) -> Any:
+    return api.call(
+        "POST",
+        WORKFLOW,
+        token=api.tokens["operator"],
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("state", "field", "problem"),
+    [
+        ('"\\ud800"', "state", "lone surrogate"),
+        ('{"ok": ["fine", "\\udfff tail"]}', "state.ok[1]", "lone surrogate"),
+        ('{"\\ud83d": 1}', "state.\\ud83d", "key with a lone surrogate"),
+        ("1e999", "state", "non-finite number (inf)"),
+        ('{"a": -1e999}', "state.a", "non-finite number (-inf)"),
+        ('[1, NaN]', "state[1]", "non-finite number (nan)"),
+        (_nested(65), "state" + "[0]" * 64, "nested deeper than 64 levels"),
+        (_nested(900), "state" + "[0]" * 64, "nested deeper than 64 levels"),
+    ],
+)
+def test_states_that_cannot_be_read_back_are_refused(
+    api: InProcessApi, state: str, field: str, problem: str
+) -> None:
+    answer = _post_raw(api, f'{{"execution_id": "bad-1", "step_id": "s", "state": {state}}}')
+    assert answer.status_code == 422, answer.text
+    [found] = answer.json()["error"]["details"]["problems"]
+    assert found["field"] == field and problem in found["problem"]
+    lookup = api.call("GET", f"{WORKFLOW}/bad-1", token=api.tokens["viewer"])
+    assert lookup.status_code == 404  # nothing was stored
+
+
+def test_metadata_is_checked_like_states(api: InProcessApi) -> None:
+    body = '{"execution_id": "bad-2", "step_id": "s", "metadata": {"note": "\\ud800"}}'
+    answer = _post_raw(api, body)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"]["problems"][0]["field"] == "metadata.note"
+
+
+def test_storable_states_are_read_back_exactly(api: InProcessApi) -> None:
+    state = {
+        "deep": json.loads(_nested(63)),  # with the outer object: 64 levels
+        "emoji": "checkpoint \U0001f680 \u00e9\u4e2d",
+        "nul": "a\u0000b",
+        "big": 2**200,
+        "small": -(2**70),
+        "float": 0.1,
+        "neg_zero": -0.0,
+        "empty": {"": [None, True, False]},
+    }
+    body = {"execution_id": "good-1", "step_id": "s", "state": state, "metadata": {"k": "v\u0000"}}
+    stored = api.call("POST", WORKFLOW, token=api.tokens["operator"], json=body)
+    assert stored.status_code == 201, stored.text
+    read = api.call("GET", f"{WORKFLOW}/good-1", token=api.tokens["viewer"])
+    assert read.status_code == 200
+    [checkpoint] = read.json()["checkpoints"]
+    assert checkpoint["state"] == state and checkpoint["metadata"] == {"k": "v\u0000"}
+    assert json.dumps(checkpoint["state"]["neg_zero"]) == "-0.0"

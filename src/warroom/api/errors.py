@@ -31,6 +31,13 @@ def error_response(status: int, code: str, message: str, **details: Any) -> JSON
     )
 
 
+def _field(error: Any) -> str:
+    """Where a validation error is: its location, and within a value ``ctx["at"]``
+    (``state.steps[2].name``; see :func:`warroom.api.models.storable`)."""
+    within = str((error.get("ctx") or {}).get("at", ""))
+    return ".".join(str(p) for p in error["loc"] if p != "body") + within or "body"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WarroomError)
     async def warroom_error(request: Request, exc: WarroomError) -> JSONResponse:
@@ -41,10 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = [
             {"field": "body", "problem": "the body is not valid JSON"}
             if error["type"] == "json_invalid"
-            else {
-                "field": ".".join(str(p) for p in error["loc"] if p != "body") or "body",
-                "problem": error["msg"],
-            }
+            else {"field": _field(error), "problem": error["msg"]}
             for error in exc.errors()
         ]
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
