@@ -3,8 +3,10 @@
 A token reads ``wr_<id>_<secret>``. The catalog keeps the id, a name, a role and the SHA-256 of
 the secret; the token itself is shown once, when it is created. Verification looks the token up
 by id and compares the hashes in constant time. JWTs are accepted when configured
-(``WARROOM_JWT_SECRET`` for HS256, ``WARROOM_JWT_PUBLIC_KEY`` for RS256) and carry the role in
-their ``role`` claim. Roles nest: admin ⊃ operator ⊃ viewer.
+(``WARROOM_JWT_SECRET`` for HS256, ``WARROOM_JWT_PUBLIC_KEY`` for RS256), carry the role in
+their ``role`` claim and must name this service in their ``aud`` claim (``WARROOM_JWT_AUDIENCE``,
+default ``warroom``), so a token minted for another service is refused. Roles nest:
+admin ⊃ operator ⊃ viewer.
 """
 
 from __future__ import annotations
@@ -22,26 +24,12 @@ from sqlalchemy import select, update
 
 from warroom.catalog import Catalog
 from warroom.catalog.schema import api_tokens
-from warroom.errors import InputError, NameTakenError, NotFoundError, WarroomError
+from warroom.errors import AuthError, ForbiddenError, InputError, NameTakenError, NotFoundError
 
-__all__ = ["ROLES", "AuthError", "Principal", "TokenStore", "JwtVerifier", "role_allows"]
+__all__ = ["ROLES", "AuthError", "JwtVerifier", "Principal", "TokenStore", "role_allows"]
 
 ROLES = ("viewer", "operator", "admin")
 _TOKEN = re.compile(r"^wr_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})$")
-
-
-class AuthError(WarroomError):
-    """No valid credentials (401)."""
-
-    http_status = 401
-    code = "unauthorized"
-
-
-class ForbiddenError(WarroomError):
-    """Valid credentials without the role the operation needs (403)."""
-
-    http_status = 403
-    code = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -172,13 +160,16 @@ def _info(row: Any) -> TokenInfo:
 
 
 class JwtVerifier:
-    """Verifies platform-signed JWTs (HS256 with a shared secret, RS256 with a public key)."""
+    """Verifies platform-signed JWTs (HS256 with a shared secret, RS256 with a public key).
+
+    A token is accepted only if it is signed by a configured key, unexpired, has a known
+    ``role`` and its ``aud`` claim names ``audience`` (and ``iss`` is ``issuer`` when set)."""
 
     def __init__(
         self,
         secret: str | None,
         public_key: str | None,
-        audience: str | None = None,
+        audience: str,
         issuer: str | None = None,
     ) -> None:
         self._keys: list[tuple[str, Any]] = []
@@ -208,7 +199,7 @@ class JwtVerifier:
                     algorithms=[algorithm],
                     audience=self.audience,
                     issuer=self.issuer,
-                    options={"require": ["exp", "role"], "verify_aud": self.audience is not None},
+                    options={"require": ["exp", "aud", "role"]},
                 )
             except jwt.PyJWTError:
                 continue

@@ -178,11 +178,20 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_JWT_PUBLIC_KEY", "jwt_public_key"),
         description="PEM public key (or a path to it) of platform-signed RS256 JWTs.",
     )
-    jwt_audience: str | None = Field(
-        None, validation_alias=_aliases("WARROOM_JWT_AUDIENCE", "jwt_audience")
+    jwt_audience: str = Field(
+        "warroom",
+        min_length=1,
+        validation_alias=_aliases("WARROOM_JWT_AUDIENCE", "jwt_audience"),
+        description="The aud claim every JWT must carry; tokens for other services are refused.",
     )
     jwt_issuer: str | None = Field(
         None, validation_alias=_aliases("WARROOM_JWT_ISSUER", "jwt_issuer")
+    )
+    audit_retention_days: int = Field(
+        90,
+        ge=0,
+        validation_alias=_aliases("WARROOM_AUDIT_RETENTION_DAYS", "audit_retention_days"),
+        description="The service deletes audit entries older than this (0 keeps them all).",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,

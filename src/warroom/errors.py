@@ -8,13 +8,20 @@ CLI exit code and the HTTP status it maps to, so the adapters never guess::
     │   ├── InvalidNameError          exit 2  400  a checkpoint name that is not allowed
     │   ├── ConfigurationError        exit 2  400  settings, URLs, missing or too old tools
     │   └── IncompatibleBackupError   exit 2  400  e.g. a PostgreSQL backup into SQLite
+    ├── AuthError                     exit 2  401  no valid credentials (API)
+    ├── ForbiddenError                exit 2  403  valid credentials, too small a role (API)
     ├── NotFoundError                 exit 2  404  no such checkpoint / execution / job
     ├── ConflictError                 exit 1  409  a backup already running, a database that exists
-    │   └── NameTakenError            exit 2  409  a checkpoint name already in use
+    │   ├── NameTakenError            exit 2  409  a checkpoint name already in use
+    │   ├── StepMismatchError         exit 1  409  a resume calls another step than the one recorded
+    │   └── LeaseLostError            exit 1  409  another worker took the execution over
     ├── IntegrityError                exit 3  422  checksum mismatch, damaged or tampered data
+    ├── TooManyFailuresError          exit 1  429  a client penalised for failed authentications
     ├── DatabaseError                 exit 1  502  the database or a client tool failed
     │   └── DatabaseUnreachableError  exit 1  503  cannot connect (host and reason, no password)
-    └── StorageError                  exit 1  503  the repository cannot be read or written
+    ├── StorageError                  exit 1  503  the repository cannot be read or written
+    ├── StepFailedError               exit 1  500  a workflow step failed on its last attempt
+    └── StepTimeoutError              exit 1  500  a workflow step ran past its timeout
 
 Third-party exceptions (psycopg, subprocess, OS errors) are translated where the adapter calls
 them (``raise DatabaseError(...) from exc``); the domain never catches them itself. Messages
@@ -26,17 +33,24 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthError",
     "ConfigurationError",
     "ConflictError",
     "DatabaseError",
     "DatabaseUnreachableError",
+    "ForbiddenError",
     "IncompatibleBackupError",
     "InputError",
     "IntegrityError",
     "InvalidNameError",
+    "LeaseLostError",
     "NameTakenError",
     "NotFoundError",
+    "StepFailedError",
+    "StepMismatchError",
+    "StepTimeoutError",
     "StorageError",
+    "TooManyFailuresError",
     "WarroomError",
 ]
 
@@ -79,6 +93,30 @@ class IncompatibleBackupError(InputError):
     code = "incompatible_backup"
 
 
+class AuthError(WarroomError):
+    """No valid credentials (401)."""
+
+    exit_code = 2
+    http_status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(WarroomError):
+    """Valid credentials without the role the operation needs (403)."""
+
+    exit_code = 2
+    http_status = 403
+    code = "forbidden"
+
+
+class TooManyFailuresError(WarroomError):
+    """The client failed to authenticate too often; ``details["retry_after"]`` says how many
+    seconds to wait (429 with ``Retry-After``)."""
+
+    http_status = 429
+    code = "too_many_failures"
+
+
 class NotFoundError(WarroomError):
     exit_code = 2
     http_status = 404
@@ -93,6 +131,18 @@ class ConflictError(WarroomError):
 class NameTakenError(ConflictError):
     exit_code = 2
     code = "name_taken"
+
+
+class StepMismatchError(ConflictError):
+    """The code calls a different step at a position the execution already recorded."""
+
+    code = "step_mismatch"
+
+
+class LeaseLostError(ConflictError):
+    """Another worker took this execution over; this worker must stop running it."""
+
+    code = "lease_lost"
 
 
 class IntegrityError(WarroomError):
@@ -114,3 +164,15 @@ class DatabaseUnreachableError(DatabaseError):
 class StorageError(WarroomError):
     http_status = 503
     code = "storage"
+
+
+class StepFailedError(WarroomError):
+    """A step failed on its last attempt; the execution is failed and resumable."""
+
+    code = "step_failed"
+
+
+class StepTimeoutError(WarroomError):
+    """A step ran longer than its timeout."""
+
+    code = "step_timeout"

@@ -1,12 +1,14 @@
 """Notifications: a JSON POST to each configured webhook when something needs a person.
 
-The message carries a Slack-compatible ``text`` beside structured fields. Delivery is retried
-with backoff in a background thread, and a failing webhook never fails the job that notified:
-it is only logged.
+The message carries a Slack-compatible ``text`` beside structured fields. Credentials in a URL
+(``https://user:pass@hooks.example/x``) are sent as HTTP basic auth and never logged. Delivery
+is retried with backoff in a background thread, and a failing webhook never fails the job that
+notified: it is only logged.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -16,12 +18,14 @@ import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from warroom.redact import redact_url
+from warroom.redact import redact_text, redact_url, url_password
 
 __all__ = ["Notifier"]
 
 log = logging.getLogger("warroom.notify")
+JSON = {"Content-Type": "application/json"}
 
 
 class Notifier:
@@ -65,20 +69,33 @@ class Notifier:
 
     def _deliver(self, url: str, body: bytes) -> None:
         for attempt in range(1, self.attempts + 1):
-            request = urllib.request.Request(
-                url, data=body, method="POST", headers={"Content-Type": "application/json"}
-            )
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with urllib.request.urlopen(_post(url, body), timeout=self.timeout) as response:
                     if 200 <= response.status < 300:
                         return
                     problem = f"HTTP {response.status}"
             except urllib.error.HTTPError as exc:
                 problem = f"HTTP {exc.code}"
-            except (urllib.error.URLError, OSError) as exc:
-                problem = str(getattr(exc, "reason", exc))
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                problem = redact_text(str(getattr(exc, "reason", exc)), url_password(url))
             if attempt < self.attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         log.warning(
             "webhook %s failed after %d attempts: %s", redact_url(url), self.attempts, problem
         )
+
+
+def _post(url: str, body: bytes) -> urllib.request.Request:
+    """A JSON POST of ``body`` to ``url``. The URL's ``user:pass@``, if any, goes in an
+    ``Authorization: Basic`` header instead (urllib would take it for part of the host), one
+    that a redirect does not carry to another server."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return urllib.request.Request(url, data=body, method="POST", headers=JSON)
+    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    request = urllib.request.Request(bare, data=body, method="POST", headers=JSON)
+    userinfo = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    request.add_unredirected_header(
+        "Authorization", "Basic " + base64.b64encode(userinfo.encode()).decode()
+    )
+    return request

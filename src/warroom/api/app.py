@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import logging
+import time
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warroom import __version__
-from warroom.api.asgi import call_recording_status
-from warroom.api.deps import FailurePenalty
+from warroom.api.auditing import Audit
 from warroom.api.errors import error_response, install_error_handlers
 from warroom.api.metrics import RequestMetrics, build_registry
 from warroom.api.routes import checkpoints, operations
-from warroom.audit import write_audit
+from warroom.api.throttle import LoginThrottle
 from warroom.auth import JwtVerifier
-from warroom.errors import WarroomError
 from warroom.jobs import JobRunner
 from warroom.services import Services
 
 __all__ = ["create_app"]
-
-log = logging.getLogger("warroom.api")
-MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class BodyLimit:
@@ -68,43 +64,11 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class Audit:
-    """Writes every mutating call to the audit log once it has been answered."""
-
-    def __init__(self, app: ASGIApp, services: Services) -> None:
-        self.app, self.services = app, services
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING:
-            await self.app(scope, receive, send)
-            return
-        status = {"code": 500}
-        try:
-            await call_recording_status(self.app, scope, receive, send, status)
-        finally:
-            principal = scope.get("state", {}).get("principal")
-            try:
-                write_audit(
-                    self.services.catalog,
-                    actor=principal.name if principal else "anonymous",
-                    role=principal.role if principal else None,
-                    method=scope["method"],
-                    path=scope["path"],
-                    status_code=status["code"],
-                    details={
-                        "client": (scope.get("client") or ("?",))[0],
-                        # The options of the call (days=0, dry_run=...); no route takes a
-                        # secret in its query string.
-                        "query": scope.get("query_string", b"").decode("latin-1")[:500],
-                        "credential": principal.kind if principal else None,
-                    },
-                )
-            except WarroomError:
-                log.exception("could not write the audit log")
-
-
-def create_app(services: Services, jobs: JobRunner) -> FastAPI:
-    """The application over ``services``; ``jobs`` runs the long operations."""
+def create_app(
+    services: Services, jobs: JobRunner, *, clock: Callable[[], float] = time.monotonic
+) -> FastAPI:
+    """The application over ``services``; ``jobs`` runs the long operations. ``clock``
+    (monotonic seconds) times the login back-off and the audit windows."""
     settings = services.settings
     app = FastAPI(
         title="War Room Checkpoints",
@@ -114,7 +78,7 @@ def create_app(services: Services, jobs: JobRunner) -> FastAPI:
     )
     app.state.services = services
     app.state.jobs = jobs
-    app.state.penalty = FailurePenalty()
+    app.state.throttle = LoginThrottle(clock=clock)
     app.state.jwt = JwtVerifier(
         settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
         settings.jwt_public_key,
@@ -126,7 +90,7 @@ def create_app(services: Services, jobs: JobRunner) -> FastAPI:
     app.include_router(operations.router)
     registry = build_registry(services)
     app.state.metrics_registry = registry
-    app.add_middleware(Audit, services=services)
+    app.add_middleware(Audit, services=services, clock=clock)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
     return app

@@ -19,12 +19,23 @@ log = logging.getLogger("warroom.api")
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    """The JSON error answer; a 401 says ``WWW-Authenticate: Bearer``, a ``retry_after``
+    detail becomes ``Retry-After``."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if "retry_after" in details:
+        headers["Retry-After"] = str(details["retry_after"])
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details}},
         status_code=status,
         headers=headers,
     )
+
+
+def _field(error: Any) -> str:
+    """Where a validation error is: its location, and within a value ``ctx["at"]``
+    (``state.steps[2].name``; see :func:`warroom.api.models.storable`)."""
+    within = str((error.get("ctx") or {}).get("at", ""))
+    return ".".join(str(p) for p in error["loc"] if p != "body") + within or "body"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -37,10 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = [
             {"field": "body", "problem": "the body is not valid JSON"}
             if error["type"] == "json_invalid"
-            else {
-                "field": ".".join(str(p) for p in error["loc"] if p != "body") or "body",
-                "problem": error["msg"],
-            }
+            else {"field": _field(error), "problem": error["msg"]}
             for error in exc.errors()
         ]
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}

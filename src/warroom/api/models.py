@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 EXECUTION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MAX_STATE_DEPTH = 64
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unstorable(value: Any, depth: int) -> str | None:
+    """Why ``value`` itself (not what it contains) cannot be stored and read back exactly."""
+    if isinstance(value, str) and _printable(value) != value:
+        return "a lone surrogate (\\ud800-\\udfff) is not valid Unicode"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"a non-finite number ({value}) cannot be stored as JSON"
+    if isinstance(value, dict | list) and depth > MAX_STATE_DEPTH:
+        return f"nested deeper than {MAX_STATE_DEPTH} levels"
+    return None
+
+
+def storable(value: Any) -> Any:
+    """``value`` if it can be stored as JSON and read back exactly; otherwise a validation error
+    whose ``ctx["at"]`` says where in it: a string or key with a lone surrogate, a non-finite
+    number, or lists and objects nested deeper than ``MAX_STATE_DEPTH``."""
+    pending: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while pending:
+        item, at, depth = pending.pop()
+        problem = _unstorable(item, depth)
+        if problem is None and isinstance(item, dict):
+            for key in item:
+                if _printable(key) != key:
+                    at, problem = f"{at}.{_printable(key)}", "a key with a lone surrogate"
+                    break
+                pending.append((item[key], f"{at}.{key}", depth + 1))
+        elif problem is None and isinstance(item, list):
+            pending.extend((child, f"{at}[{i}]", depth + 1) for i, child in enumerate(item))
+        if problem is not None:
+            raise PydanticCustomError("unstorable", problem, {"at": at})
+    return value
+
+
+Storable = AfterValidator(storable)
 
 
 class Body(BaseModel):
@@ -17,8 +59,14 @@ class Body(BaseModel):
 class WorkflowCheckpointIn(Body):
     execution_id: str = Field(pattern=EXECUTION_ID)
     step_id: str = Field(min_length=1, max_length=200)
-    state: Any = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    state: Annotated[Any, Storable] = Field(
+        default_factory=dict,
+        description="Any JSON that reads back exactly: no lone surrogates, no non-finite "
+        f"numbers, at most {MAX_STATE_DEPTH} levels deep.",
+    )
+    metadata: Annotated[dict[str, Any], Storable] = Field(
+        default_factory=dict, description="Checked like state."
+    )
 
 
 class DatabaseBackupIn(Body):

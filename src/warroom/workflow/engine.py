@@ -34,7 +34,11 @@ from warroom.errors import (
     ConfigurationError,
     ConflictError,
     InputError,
+    LeaseLostError,
     NotFoundError,
+    StepFailedError,
+    StepMismatchError,
+    StepTimeoutError,
     WarroomError,
 )
 from warroom.storage import Storage, open_storage
@@ -64,28 +68,6 @@ R = TypeVar("R")
 EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EXTERNAL_WORKFLOW = "external"
 STARTED = "started"
-
-
-class StepMismatchError(ConflictError):
-    """The code calls a different step at a position the execution already recorded."""
-
-    code = "step_mismatch"
-
-
-class LeaseLostError(ConflictError):
-    """Another worker took this execution over; this worker must stop running it."""
-
-    code = "lease_lost"
-
-
-class StepFailedError(WarroomError):
-    """A step failed on its last attempt; the execution is failed and resumable."""
-
-    code = "step_failed"
-
-
-class StepTimeoutError(WarroomError):
-    code = "step_timeout"
 
 
 class _Cancelled(Exception):
