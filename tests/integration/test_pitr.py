@@ -314,8 +314,18 @@ def test_status_sees_an_archive_command_that_cannot_run(tmp_path: Path) -> None:
 def test_setup_pitr_apply_refuses_commands_the_server_cannot_run(repo: Path) -> None:
     """setup-pitr --apply runs the WAL commands through the server, as its OS user, first."""
     with throwaway_cluster(auth="trust") as cluster:
-        # This interpreter lives under /root: the postgres user cannot execute it.
-        env = cli_env(repo, DATABASE_URL=cluster.url(), BACKUP_DIR=str(repo / "real"))
+        # A warroom only root may execute (as one under root's home would be, whatever
+        # interpreter runs these tests): the postgres user cannot run it.
+        private = repo / "root-only" / "warroom"
+        private.parent.mkdir(mode=0o700)
+        private.write_text("#!/bin/sh\nexit 0\n")
+        private.chmod(0o700)
+        env = cli_env(
+            repo,
+            DATABASE_URL=cluster.url(),
+            BACKUP_DIR=str(repo / "real"),
+            WARROOM_WAL_COMMAND=str(private),
+        )
         refused = run_warroom("setup-pitr", "--apply", env=env, cwd=repo)
         assert refused.code == 2, refused.stderr
         assert "archive_command would fail on the server" in refused.stderr
