@@ -87,15 +87,33 @@ def group_by_source(
 ) -> list[SourceBackups]:
     """The database backups of ``records`` by source, the configured source first (present
     even with no backup; its backups are those of its id, or of its address for rows that
-    were recorded while its identity could not be read), then the others by label."""
+    were recorded while its identity could not be read), then the others by label.
+
+    An address is not an identity: two servers can both be ``localhost:5432`` to the hosts
+    that share a repository. A backup that knows its server's identity joins the configured
+    source by address only while the configured server's own identity cannot be read, and
+    only when every such backup at that address names the same server; otherwise the other
+    server's backups would take the configured database's places in retention."""
+    ordered = sorted(
+        (r for r in records if r.type == "database"), key=lambda r: (r.created_at, r.name)
+    )
     groups: dict[str, SourceBackups] = {}
+    identified: set[str] = set()  # identities recorded by backups at the configured address
     if configured is not None:
         groups[configured.id] = SourceBackups(configured.id, configured.label, configured=True)
-    for record in sorted(records, key=lambda r: (r.created_at, r.name)):
-        if record.type != "database":
-            continue
+        identified = {
+            source_id_of(r)
+            for r in ordered
+            if _address_of(r) == configured.address and source_id_of(r) != _address_of(r)
+        }
+    unknown = configured is not None and configured.id == configured.address
+    for record in ordered:
         key = source_id_of(record)
-        if configured is not None and _address_of(record) == configured.address:
+        if (
+            configured is not None
+            and _address_of(record) == configured.address
+            and (key == _address_of(record) or unknown and len(identified) == 1)
+        ):
             key = configured.id
         group = groups.setdefault(key, SourceBackups(key, record.source or key))
         group.backups.append(record)

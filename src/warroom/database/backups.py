@@ -35,6 +35,7 @@ from warroom.database.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     backup_prefix,
+    check_source,
     manifest_key,
     validate_name,
 )
@@ -65,6 +66,9 @@ from warroom.storage import ChunkStream, Storage
 __all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
 
 CHECKPOINT_TYPE = "database"
+CATALOG_LABEL_WIDTH = 500  # the catalog's ``source`` column: the label, for people
+# How long recording a check waits for a backup's name lock (held by a delete, which is quick).
+NAME_LOCK_WAIT = 60.0
 
 
 class Progress:
@@ -156,7 +160,7 @@ def _record(
         name=manifest.name,
         status=status,
         created_at=manifest.created_at,
-        source=manifest.source,
+        source=manifest.source[:CATALOG_LABEL_WIDTH],
         source_id=manifest.source_id,
         safety=manifest.safety,
         verified_at=verified_at,
@@ -355,9 +359,9 @@ class BackupService:
                         name=name,
                     )
             prefix = backup_prefix(name)
+            source = check_source(engine.source())
             self.sweep_leftovers()
             progress.start(f"backing up {engine.display}")
-            source = engine.source()
             # One zstd worker beside the reading thread: more workers buy little on a
             # dump-bound stream and each costs tens of MB of buffers.
             threads = 1 if jobs == 1 else 0
@@ -503,20 +507,31 @@ class BackupService:
         self, name: str, result: str, detail: str = "", manifest: Manifest | None = None
     ) -> str:
         """Write a check record beside the backup and bring its catalog row up to date;
-        return the backup's status."""
-        at = self.clock()
-        record = CheckRecord(name, result, at, detail)
-        self.storage.put(check_key(backup_prefix(name), at), [record.to_json()])
-        status, verified_at = status_of(self.checks(name))
-        if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name) is not None:
-            self.catalog.set_verified(CHECKPOINT_TYPE, name, status, verified_at or at)
-        elif manifest is not None:
-            self.catalog.upsert_checkpoint(_record(manifest, status, verified_at))
-        return status
+        return the backup's status. Under the backup's name lock, as :meth:`delete` works: a
+        check that ends after a cleanup deleted the backup records nothing (NotFoundError),
+        rather than leave a record in a directory of its own and a catalog row for a backup
+        that no longer exists."""
+        with hold_lock(
+            self._name_lock(name), f"a backup named {name!r}", wait_seconds=NAME_LOCK_WAIT
+        ):
+            if not self.exists(name):
+                raise NotFoundError(
+                    f"backup {name!r} was deleted while it was being checked; nothing was recorded",
+                    name=name,
+                )
+            at = self.clock()
+            record = CheckRecord(name, result, at, detail)
+            self.storage.put(check_key(backup_prefix(name), at), [record.to_json()])
+            status, verified_at = status_of(self.checks(name), at)
+            if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name) is not None:
+                self.catalog.set_verified(CHECKPOINT_TYPE, name, status, verified_at or at)
+            elif manifest is not None:
+                self.catalog.upsert_checkpoint(_record(manifest, status, verified_at))
+            return status
 
     def _damaged(self, name: str, error: IntegrityError) -> None:
         """Record that a check of backup ``name`` found it damaged (if it still exists)."""
-        if self.exists(name):
+        with suppress(NotFoundError):
             self._record_check(name, DAMAGED, error.message)
 
     # -- verify -----------------------------------------------------------------------------
@@ -792,10 +807,12 @@ class BackupService:
                     self.check_stored(manifest, progress)
                     self._record_check(name, CHECKED, f"{len(manifest.parts)} parts (rebuild)")
             except IntegrityError as exc:
-                if status_of(self.checks(name))[0] != DAMAGED:
-                    self._record_check(name, DAMAGED, exc.message)
+                if status_of(self.checks(name), self.clock())[0] != DAMAGED:
+                    self._damaged(name, exc)
                 problems.append(f"{name}: {exc.message}")
-            status, verified_at = status_of(self.checks(name))
+            except NotFoundError:
+                continue  # deleted (by a cleanup) while it was re-indexed
+            status, verified_at = status_of(self.checks(name), self.clock())
             records.append(_record(manifest, status, verified_at))
         self.catalog.replace_checkpoints(CHECKPOINT_TYPE, records)
         return len(records), problems

@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from warroom.database import PartRecord, Source
-from warroom.errors import IntegrityError, InvalidNameError
+from warroom.errors import ConfigurationError, IntegrityError, InvalidNameError
 
 __all__ = [
     "MANIFEST_FORMAT",
     "MAX_MANIFEST_BYTES",
     "Manifest",
     "backup_prefix",
+    "check_source",
     "legacy_source",
     "manifest_key",
     "validate_name",
@@ -47,6 +48,10 @@ MAX_ROWS = (1 << 63) - 1  # a table's row count: PostgreSQL's bigint
 MAX_PARTS = 1_000_000
 MAX_TABLES = 10_000_000
 MAX_TEXT = 4096  # one name, version or URL
+# A source's id is a catalog column (String(500)) that backups are grouped by, and
+# PostgreSQL stores no NUL: one that does not fit would abort a whole catalog rebuild. (The
+# label, for people, is cut to the column's width in the catalog.)
+MAX_SOURCE_TEXT = 500
 
 
 def validate_name(name: str) -> str:
@@ -224,6 +229,24 @@ class Manifest:
         return manifest
 
 
+def check_source(source: Source) -> Source:
+    """``source`` if a manifest can record it (and the catalog index it); else a clear
+    ConfigurationError, before anything is backed up."""
+    for what, value in (("id", source.id), ("address", source.address), ("label", source.label)):
+        if len(value) > (MAX_TEXT if what == "label" else MAX_SOURCE_TEXT) or _CONTROL.search(
+            value
+        ):
+            raise ConfigurationError(
+                f"the database's {what} {value[:80]!r}... cannot be recorded: at most "
+                f"{MAX_SOURCE_TEXT if what != 'label' else MAX_TEXT} characters and no control "
+                "characters (move the database to a shorter path, or shorten the URL)"
+            )
+    return source
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def legacy_source(label: str) -> Source:
     """The source of a backup made before sources were recorded: its address, read from the
     label (``postgresql://user@host:port/db`` or ``sqlite:///path``)."""
@@ -256,6 +279,8 @@ def _source_fields(doc: _Document) -> dict[str, Any]:
 
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Label = Annotated[str, Field(max_length=MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
+SourceText = Annotated[str, Field(max_length=MAX_SOURCE_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Size = Annotated[int, Field(ge=0, le=MAX_SIZE)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 PartName = Annotated[str, Field(pattern=NAME_PATTERN.pattern)]
@@ -298,11 +323,11 @@ class _Document(_Bounded):
     name: Annotated[str, Field(pattern=NAME_PATTERN.pattern)]
     engine: Literal["postgresql", "sqlite"]
     kind: Literal["logical", "physical"]
-    created_at: datetime
-    completed_at: datetime
-    source: Text
-    source_id: Text | None = None
-    source_address: Text | None = None
+    created_at: AwareDatetime  # a time without its zone cannot be compared with now
+    completed_at: AwareDatetime
+    source: Label
+    source_id: SourceText | None = None
+    source_address: SourceText | None = None
     safety: bool = False
     source_database: Text
     server_version: Text

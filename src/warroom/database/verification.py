@@ -96,11 +96,19 @@ def check_key(backup_prefix: str, at: datetime) -> str:
     return f"{checks_prefix(backup_prefix)}{at:%Y%m%dT%H%M%S%fZ}.json"
 
 
-def status_of(checks: Iterable[CheckRecord]) -> tuple[str, datetime | None]:
+def status_of(
+    checks: Iterable[CheckRecord], now: datetime | None = None
+) -> tuple[str, datetime | None]:
     """A backup's status and when it was last verified, from its check records: ``damaged``
     if the latest check failed; otherwise the strongest result ever proved (a restore test
-    stays valid while later checks find the same bytes); ``completed`` with no record."""
-    ordered = sorted(checks, key=lambda check: check.at)
+    stays valid while later checks find the same bytes); ``completed`` with no record.
+    Records dated after ``now`` are left out: one written by a clock running ahead (or
+    forged with a date to come) would otherwise outweigh every check made until then,
+    including the one that just found the backup damaged."""
+    ordered = sorted(
+        (check for check in checks if now is None or check.at <= now),
+        key=lambda check: check.at,
+    )
     if not ordered:
         return COMPLETED, None
     latest = ordered[-1]
