@@ -8,7 +8,9 @@ one group): the backups of one database never take the places of another's. With
 in order:
 
 1. never delete its newest restore-tested backup, nor its newest intact one (not damaged; a
-   safety backup only when the source has no other);
+   safety backup only when the source has no other); a backup dated after ``now`` is kept
+   but is not one of these, nor counted below (a clock that ran ahead must not make the real
+   newest backups look old);
 2. never delete a ``protected`` checkpoint (a deployment's rollback target, what a kept
    physical backup needs), whatever its age;
 3. safety backups (taken by restores, of the target they replace) follow their own rule: kept
@@ -167,7 +169,10 @@ class _SourceRules:
         newest_first: list[Candidate],
     ) -> None:
         self.policy, self.now, self.protected = policy, now, protected
-        intact = [c for c in newest_first if c.status != DAMAGED]
+        # A backup dated after now (made on a machine whose clock ran ahead, or forged) is
+        # kept, but takes no place of the backups that really are the newest.
+        self.future = {c.name for c in newest_first if c.created_at > now}
+        intact = [c for c in newest_first if c.status != DAMAGED and c.name not in self.future]
         regular = [c for c in intact if not c.safety]
         safety = [c for c in intact if c.safety]
         self.must_keep: dict[str, str] = {}
@@ -201,6 +206,8 @@ class _SourceRules:
             return self.must_keep[name]
         if name in self.protected:
             return self.protected[name]
+        if name in self.future:
+            return "dated in the future (the clock that made it ran ahead)"
         if candidate.safety:
             if age <= timedelta(days=policy.safety_days):
                 return f"a safety backup younger than {policy.safety_days} days"
