@@ -276,3 +276,37 @@ def test_a_database_whose_source_cannot_be_recorded_is_refused_before_it_is_back
             services.backups.create(url=url, name="deep")
         assert not services.backups.exists("deep")
         assert services.backup_storage.children("database") == []
+
+
+HOSTILE_PROPERTIES: dict[str, Any] = {
+    "tool-version": lambda d: d.__setitem__("tool_version", "x"),
+    "acl": lambda d: d["database"].__setitem__("acl", 5),
+    "owner": lambda d: d["database"].__setitem__("owner", 12),
+    "encoding": lambda d: d["database"].__setitem__("encoding", {"a": 1}),
+    "settings": lambda d: d["database"].__setitem__("settings", [[1, 2]]),
+    "connection-limit": lambda d: d["database"].__setitem__("connection_limit", "abc"),
+}
+
+
+def test_forged_database_properties_are_refused_as_damage_not_met_as_a_crash(
+    tmp_path: Path, pg_db: str
+) -> None:
+    """The manifest's database properties and tool version reach SQL and a version check in
+    restore and restore tests: forged ones (an ACL that is a number, an owner that is not a
+    name, a version that is not one) are an IntegrityError, recorded as damage, and the
+    target is left as it was, not a TypeError or ValueError ("this is a bug")."""
+    from tests.integration.test_sources import _fill, _rows
+
+    _fill(pg_db, 3)
+    with _services(tmp_path, pg_db, Clock(START)) as services:
+        backups = services.backups
+        for name, edit in HOSTILE_PROPERTIES.items():
+            backups.create(url=pg_db, name=name)
+            _forge_manifest(services, name, edit)
+            with pytest.raises(IntegrityError):
+                backups.verify(name, restore_test=True)
+            assert services.catalog.get_checkpoint("database", name).status == "damaged"
+            _fill(pg_db, 7)
+            with pytest.raises(IntegrityError):
+                backups.restore(name, target_url=pg_db, confirm=True)
+            assert _rows(pg_db) == 7

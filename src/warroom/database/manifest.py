@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from warroom.database import PartRecord, Source
 from warroom.errors import ConfigurationError, IntegrityError, InvalidNameError
@@ -316,6 +323,29 @@ class _Part(_Bounded):
         return data
 
 
+class _Properties(_Bounded):
+    """The database properties a restore applies (``PostgresEngine._database_properties``,
+    a physical backup's WAL position): each what the restore's SQL expects, so that a forged
+    one is refused here, not met as a TypeError halfway through a restore."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    encoding: Text | None = None
+    collate: Text | None = None
+    ctype: Text | None = None
+    locale_provider: Text | None = None
+    icu_locale: Text | None = None
+    owner: Text | None = None
+    connection_limit: Annotated[int, Field(ge=-1, le=(1 << 31) - 1)] | None = None
+    comment: Text | None = None
+    acl: Annotated[list[tuple[Text, Text, bool]], Field(max_length=100_000)] | None = None
+    settings: Annotated[list[tuple[Text | None, Text]], Field(max_length=100_000)] | None = None
+    server_version: Text | None = None
+    start_lsn: Text | None = None
+    end_lsn: Text | None = None
+    start_wal: Text | None = None
+    timeline: Annotated[int, Field(ge=0, le=(1 << 32) - 1)] | None = None
+
+
 class _Document(_Bounded):
     """The manifest's JSON as it may be: every field typed and bounded."""
 
@@ -340,6 +370,12 @@ class _Document(_Bounded):
         dict[Text, Annotated[int, Field(ge=0, le=MAX_ROWS)]], Field(max_length=MAX_TABLES)
     ]
     database: dict[str, Any] = {}
+
+    @field_validator("database")
+    @classmethod
+    def _properties(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _Properties.model_validate(value)
+        return value  # as recorded: kept whole, checked above
 
 
 def _document_sha256(document: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ from warroom.errors import (
     DatabaseError,
     DatabaseUnreachableError,
     InputError,
+    IntegrityError,
     WarroomError,
 )
 from warroom.redact import redact_text, redact_url
@@ -772,7 +773,13 @@ class PostgresEngine:
     ) -> None:
         with self._connect() as conn:
             tool = self._tools(conn, "pg_restore")["pg_restore"]
-        archive_major = int(dumped_with.split(".")[0])
+        major = re.match(r"[0-9]{1,4}(?![0-9])", dumped_with)
+        if major is None:  # the manifest says so: hostile or damaged, never a crash
+            raise IntegrityError(
+                f"the backup records the version of the pg_dump that made it as "
+                f"{dumped_with[:40]!r}, which is not a version"
+            )
+        archive_major = int(major.group())
         if tool.major < archive_major:
             raise ConfigurationError(
                 f"the backup was made by pg_dump {dumped_with}, and {tool.path} is "
