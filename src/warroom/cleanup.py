@@ -70,7 +70,9 @@ class CleanupService:
     def _database_candidates(self) -> tuple[list[Candidate], dict[str, str]]:
         """Every database backup as retention sees it, and each source's label."""
         groups = group_by_source(
-            self.catalog.list_checkpoints("database"), self.backups.configured_source()
+            self.catalog.list_checkpoints("database"),
+            self.backups.configured_source(),
+            self.clock(),
         )
         candidates = [
             Candidate("database", r.name, r.created_at, r.status, group.id, r.safety)

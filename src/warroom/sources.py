@@ -42,18 +42,23 @@ def backup_brief(record: CheckpointRecord | None, now: datetime) -> dict[str, An
 
 @dataclass
 class SourceBackups:
-    """The backups of one source, oldest first."""
+    """The backups of one source, oldest first. The ``newest_*`` lookups pass over backups
+    dated after ``now`` (a clock that ran ahead, or a forged manifest): such a backup must not
+    make a stale database look fresh."""
 
     id: str
     label: str
     backups: list[CheckpointRecord] = field(default_factory=list)
     configured: bool = False
+    now: datetime | None = None
 
     def _newest(
         self, *, safety: bool | None = False, status: str | None = None
     ) -> CheckpointRecord | None:
         for record in reversed(self.backups):
             if record.status == DAMAGED or (safety is not None and record.safety != safety):
+                continue
+            if self.now is not None and record.created_at > self.now:
                 continue
             if status is None or record.status == status:
                 return record
@@ -73,7 +78,7 @@ class SourceBackups:
         """The newest intact logical backup (safety backups aside): what a restore test of
         this source tries."""
         logical = [r for r in self.backups if r.details.get("kind") != "physical"]
-        return SourceBackups(self.id, self.label, logical).newest_intact
+        return SourceBackups(self.id, self.label, logical, now=self.now).newest_intact
 
     def pitr_window(self, window: dict[str, Any] | None) -> dict[str, Any] | None:
         """The repository's point-in-time window (``PointInTimeRecovery.window()``) when it
@@ -83,7 +88,7 @@ class SourceBackups:
 
 
 def group_by_source(
-    records: Iterable[CheckpointRecord], configured: Source | None = None
+    records: Iterable[CheckpointRecord], configured: Source | None, now: datetime
 ) -> list[SourceBackups]:
     """The database backups of ``records`` by source, the configured source first (present
     even with no backup; its backups are those of its id, or of its address for rows that
@@ -100,7 +105,9 @@ def group_by_source(
     groups: dict[str, SourceBackups] = {}
     identified: set[str] = set()  # identities recorded by backups at the configured address
     if configured is not None:
-        groups[configured.id] = SourceBackups(configured.id, configured.label, configured=True)
+        groups[configured.id] = SourceBackups(
+            configured.id, configured.label, configured=True, now=now
+        )
         identified = {
             source_id_of(r)
             for r in ordered
@@ -115,6 +122,6 @@ def group_by_source(
             and (key == _address_of(record) or unknown and len(identified) == 1)
         ):
             key = configured.id
-        group = groups.setdefault(key, SourceBackups(key, record.source or key))
+        group = groups.setdefault(key, SourceBackups(key, record.source or key, now=now))
         group.backups.append(record)
     return sorted(groups.values(), key=lambda group: (not group.configured, group.label))

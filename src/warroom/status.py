@@ -70,7 +70,7 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
     limit = settings.stale_after_hours
     sources = [
         _source_status(group, now, limit, window)
-        for group in group_by_source(records, configured)
+        for group in group_by_source(records, configured, now)
     ]
     for source in sources:
         if not source["configured"] or not source["stale"]:

@@ -189,7 +189,7 @@ def test_status_and_the_deployment_check_judge_the_configured_database(
         assert backups_check.status == "failed" and "prod-old" in backups_check.message
 
         # The scheduled restore test tries prod's newest, not staging's newer backups.
-        assert _restore_test(services)["name"] == "prod-old"
+        assert _restore_test(services, START + timedelta(days=5))["name"] == "prod-old"
         assert system_status(services, START + timedelta(hours=2))["sources"][0][
             "newest_restore_tested"
         ]["name"] == "prod-old"

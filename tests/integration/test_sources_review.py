@@ -246,18 +246,18 @@ def test_an_unreachable_configured_server_is_matched_by_address_only_when_unambi
     address = "postgresql://localhost:5432/app"
     down = Source(address, address, "postgresql://app@localhost:5432/app")
     mine = [_row("a-1", 1, "postgresql:111/app", address), _row("a-2", 2, address, address)]
-    (group,) = group_by_source(mine, down)
+    (group,) = group_by_source(mine, down, NOW)
     assert group.configured and [r.name for r in group.backups] == ["a-1", "a-2"]
 
     other = _row("b-1", 3, "postgresql:222/app", address)
-    groups = {g.id: [r.name for r in g.backups] for g in group_by_source([*mine, other], down)}
+    groups = {g.id: [r.name for r in g.backups] for g in group_by_source([*mine, other], down, NOW)}
     assert groups == {
         address: ["a-2"],  # recorded without an identity: it can only be ours
         "postgresql:111/app": ["a-1"],
         "postgresql:222/app": ["b-1"],
     }
     up = Source("postgresql:111/app", address, down.label)
-    groups = {g.id: [r.name for r in g.backups] for g in group_by_source([*mine, other], up)}
+    groups = {g.id: [r.name for r in g.backups] for g in group_by_source([*mine, other], up, NOW)}
     assert groups == {"postgresql:111/app": ["a-1", "a-2"], "postgresql:222/app": ["b-1"]}
 
 

@@ -46,3 +46,21 @@ def test_with_nothing_kept_by_age_or_count_the_newest_survive() -> None:
     assert _names(plan.keep) == {"s1", "s2"}
     plan = plan_retention([_at("d1", 1, "damaged"), _at("d2", 2, "damaged")], NONE, NOW)
     assert _names(plan.keep) == set()  # nothing intact: nothing to protect
+
+
+def test_a_backup_dated_in_the_future_does_not_make_a_stale_source_look_fresh() -> None:
+    from warroom.catalog import CheckpointRecord
+    from warroom.database import Source
+    from warroom.sources import group_by_source
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    prod = Source("postgresql:1/prod", "postgresql://db:5432/prod", "postgresql://db/prod")
+
+    def record(name: str, at: datetime) -> CheckpointRecord:
+        return CheckpointRecord(
+            "database", name, "completed", at, prod.label, source_id=prod.id
+        )
+
+    old, ahead = record("old", now - timedelta(days=3)), record("ahead", now + timedelta(days=3650))
+    (group,) = group_by_source([old, ahead], prod, now)
+    assert group.newest_intact is old and len(group.backups) == 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -55,7 +55,9 @@ class CatalogCollector(Collector):
         yield count
         yield stored
 
-        yield from _source_metrics(group_by_source(databases, _configured(services)))
+        yield from _source_metrics(
+            group_by_source(databases, _configured(services), datetime.now(UTC))
+        )
         scheduled = last_runs(services.catalog)
         with services.catalog.single() as conn:
             failed_jobs = (

@@ -41,7 +41,9 @@ def checkpoint_listing(
     else:
         records = services.catalog.list_checkpoints("database" if databases else type_)
     groups = group_by_source(
-        [r for r in records if r.type == "database" and status in (None, r.status)], configured
+        [r for r in records if r.type == "database" and status in (None, r.status)],
+        configured,
+        now,
     )
     if source is not None:
         groups = [g for g in groups if source in (g.id, g.label)]

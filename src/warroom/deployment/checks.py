@@ -427,7 +427,7 @@ def _backup_check(config: DeploymentConfig) -> Check:
         if not ctx.settings.database_url:
             return None, "DATABASE_URL is not set: no backups expected", {}
         configured = ctx.database_source()
-        groups = group_by_source(ctx.catalog.list_checkpoints("database"), configured)
+        groups = group_by_source(ctx.catalog.list_checkpoints("database"), configured, ctx.now)
         newest = groups[0].newest_intact if groups and groups[0].configured else None
         if newest is None or configured is None:
             label = redact_url(ctx.settings.database_url)

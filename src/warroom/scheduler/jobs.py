@@ -21,11 +21,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _restore_test(services: Services) -> dict[str, Any]:
+def _restore_test(services: Services, now: datetime) -> dict[str, Any]:
     """``warroom verify --restore-test`` of the newest intact logical backup of the configured
     database (DATABASE_URL)."""
     configured = services.backups.configured_source()
-    groups = group_by_source(services.catalog.list_checkpoints("database"), configured)
+    groups = group_by_source(services.catalog.list_checkpoints("database"), configured, now)
     newest = groups[0].newest_logical if groups and groups[0].configured else None
     if newest is None:
         raise NotFoundError(
@@ -66,7 +66,10 @@ def build_scheduler(
                 zone,
             ),
             ScheduledJob(
-                "restore-test", settings.verify_schedule, lambda: _restore_test(services), zone
+                "restore-test",
+                settings.verify_schedule,
+                lambda: _restore_test(services, clock()),
+                zone,
             ),
             ScheduledJob("staleness", STALENESS_SCHEDULE, staleness, zone),
         ]
