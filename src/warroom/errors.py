@@ -7,7 +7,8 @@ CLI exit code and the HTTP status it maps to, so the adapters never guess::
     ├── InputError                    exit 2  400  bad input: says what and how to fix it
     │   ├── InvalidNameError          exit 2  400  a checkpoint name that is not allowed
     │   ├── ConfigurationError        exit 2  400  settings, URLs, missing or too old tools
-    │   └── IncompatibleBackupError   exit 2  400  e.g. a PostgreSQL backup into SQLite
+    │   ├── IncompatibleBackupError   exit 2  400  e.g. a PostgreSQL backup into SQLite
+    │   └── UnstorableValueError      exit 2  400  a workflow value the serializer cannot hold
     ├── NotFoundError                 exit 2  404  no such checkpoint / execution / job
     ├── ConflictError                 exit 1  409  a backup already running, a database that exists
     │   └── NameTakenError            exit 2  409  a checkpoint name already in use
@@ -37,6 +38,7 @@ __all__ = [
     "NameTakenError",
     "NotFoundError",
     "StorageError",
+    "UnstorableValueError",
     "WarroomError",
 ]
 
@@ -114,3 +116,10 @@ class DatabaseUnreachableError(DatabaseError):
 class StorageError(WarroomError):
     http_status = 503
     code = "storage"
+
+
+class UnstorableValueError(InputError):
+    """A workflow value (a step's result, inputs, a state) the serializer cannot hold; the
+    step that produced it is recorded failed with this error, so it is not run again blindly."""
+
+    code = "unstorable_value"
