@@ -448,6 +448,7 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     validate(document)
     assert set(document["paths"]) == {
         "/api/v1/checkpoints/workflow",
+        "/api/v1/checkpoints/workflow/{execution_id}/{action}",
         "/api/v1/checkpoints/database",
         "/api/v1/checkpoints/deployment",
         "/api/v1/checkpoints/list",

@@ -21,6 +21,11 @@ class WorkflowCheckpointIn(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class WorkflowEndIn(Body):
+    result: Any = None
+    error: str | None = Field(None, max_length=10_000)
+
+
 class DatabaseBackupIn(Body):
     checkpoint_name: str | None = Field(None, pattern=NAME)
 

@@ -21,6 +21,7 @@ from warroom.api.models import (
     RestoreToNewDatabase,
     VerifyIn,
     WorkflowCheckpointIn,
+    WorkflowEndIn,
 )
 from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
 from warroom.app.listing import checkpoint_listing
@@ -57,13 +58,13 @@ def end_workflow_execution(
     action: ExternalEnd,
     principal: Operator,
     services: ServicesDep,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
+    body: Annotated[WorkflowEndIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """End an external execution: ``complete`` (body ``{"result": ...}``), ``fail`` (body
     ``{"error": "..."}``) or ``cancel``. 409 when it has ended already."""
-    body = body or {}
+    body = body or WorkflowEndIn()
     execution = services.workflows.finish_external(
-        execution_id, _END_STATUS[action], body.get("result"), body.get("error")
+        execution_id, _END_STATUS[action], body.result, body.error
     )
     return execution.to_dict(with_steps=False)
 
