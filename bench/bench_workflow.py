@@ -8,7 +8,12 @@ What it measures (issue 3), in one run, on one local PostgreSQL server:
 - ``warroom-postgresql``: our ``AutomationEngine`` running a workflow of 10 steps, each returning
   a small dict, 500 executions one after another through ``engine.execute_workflow`` (each step
   result checkpointed, plus the fixed per-execution writes: create, claim lease, finish).
-- ``warroom-sqlite``: the same workflow with the catalog in a SQLite file (in ``bench/out/``).
+- ``warroom-sqlite``: the same workflow with the catalog in a SQLite file (in ``bench/out/``),
+  with the default ``synchronous=FULL``; ``warroom-sqlite-normal``: the opt-in
+  ``?synchronous=normal``.
+- ``serializer``: the cost of storing and reading back one step's result (``{"i": i}``) with
+  the default typed MessagePack encoding and with the JSON one, without the catalog
+  (``serializer_us_per_step``).
 - ``dbos-postgresql``: DBOS Transact (``dbos`` from PyPI) running the identical workflow
   (``@DBOS.workflow()`` calling 10 ``@DBOS.step()`` functions that return small dicts), its
   system database on the same server. DBOS lives in its own virtualenv, so this script runs
@@ -129,6 +134,21 @@ def bench_warroom(catalog_url: str, warmup: int, executions: int, steps: int) ->
     finally:
         engine.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bench_serializer(rounds: int = 100_000) -> dict:
+    """Microseconds to store and read back one step's result, per serializer."""
+    from warroom.storage.local import LocalStorage
+    from warroom.workflow.values import ValueCodec
+
+    out: dict[str, Any] = {}
+    for name in ("msgpack", "json"):
+        codec = ValueCodec(LocalStorage(OUT), name)
+        started = time.perf_counter()
+        for i in range(rounds):
+            codec.load(codec.dump({"i": i}))
+        out[f"{name}_us_per_step"] = round((time.perf_counter() - started) / rounds * 1e6, 2)
+    return out
 
 
 def _warroom_workflow(engine: Any, steps: int) -> Callable[[int], Any]:
@@ -332,7 +352,7 @@ def print_report(report: dict) -> None:
             f"{figures['ms_per_execution_p50']:>11.2f} {figures['ms_per_execution_p95']:>8.2f} "
             f"{x_floor:>8} {x_dbos:>7}"
         )
-    print()
+    print(f"\nstore + read one step result, us: {report['serializer_us_per_step']}")
     for name, verdict in report["verdicts"].items():
         if "met" not in verdict:
             print(f"{name:<24} {verdict['value']}")
@@ -384,8 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     sqlite_dir = Path(tempfile.mkdtemp(prefix="wf-sqlite-", dir=OUT))
     try:
         results["warroom-sqlite"] = bench_warroom(f"sqlite:///{sqlite_dir}/catalog.db", *sizes)
+        print("warroom on SQLite, synchronous=normal ...", flush=True)
+        normal = f"sqlite:///{sqlite_dir}/normal.db?synchronous=normal"
+        results["warroom-sqlite-normal"] = bench_warroom(normal, *sizes)
     finally:
         shutil.rmtree(sqlite_dir, ignore_errors=True)
+    serializer = bench_serializer()
 
     if not args.skip_dbos:
         print("DBOS Transact on PostgreSQL (subprocess) ...", flush=True)
@@ -394,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "benchmark": "workflow per-step overhead",
+        "serializer_us_per_step": serializer,
         "when": stamp,
         "executions": args.executions,
         "warmup": args.warmup,

@@ -1,6 +1,8 @@
 """A worker process for the workflow tests: ``python -m tests.workflow_worker COMMAND [ID]``.
 
-Its workflow ``report`` has three steps that append "<step> <pid>" to the file at $STEP_LOG,
+Its workflow ``fanout`` maps the step ``square`` over 0..5 in parallel (``square(n)`` logs
+"item-<n>" and passes the fault point ``fanout-<n>``). Its workflow ``report`` has three steps
+that append "<step> <pid>" to the file at $STEP_LOG,
 so a test can count exactly which steps ran, and in which process. The step ``slow`` waits
 until the file $RELEASE exists (or is killed while it waits).
 
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 from warroom import AutomationEngine
+from warroom.critical import fault_point
 
 engine = AutomationEngine()
 
@@ -52,10 +55,24 @@ def report(day: str) -> str:
     return publish(slow(fetch(day)))
 
 
+@engine.step()
+def square(n: int) -> int:
+    _log(f"item-{n}")
+    fault_point(f"fanout-{n}")
+    return n * n
+
+
+@engine.workflow("fanout")
+def fanout() -> list[int]:
+    return engine.map(square, range(6), max_workers=3)
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "run":
         engine.execute_workflow("report", "2026-11-26", execution_id=sys.argv[2])
+    elif command == "fanout":
+        engine.execute_workflow("fanout", execution_id=sys.argv[2])
     elif command == "resume":
         engine.resume(sys.argv[2])
     elif command == "recover":

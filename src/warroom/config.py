@@ -135,10 +135,11 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_CONNECT_TIMEOUT", "connect_timeout"),
         description="Seconds to wait for a database connection before giving up.",
     )
-    workflow_serializer: Literal["json", "pickle"] = Field(
-        "json",
+    workflow_serializer: Literal["msgpack", "json", "pickle"] = Field(
+        "msgpack",
         validation_alias=_aliases("WARROOM_WORKFLOW_SERIALIZER", "workflow_serializer"),
-        description="How workflow states are stored: json (safe) or signed pickle (opt-in).",
+        description="How workflow states are stored: msgpack (safe, keeps Python types), json "
+        "(safe, plain data only) or signed pickle (opt-in).",
     )
     pickle_signing_key: SecretStr | None = Field(
         None,

@@ -7,7 +7,8 @@ CLI exit code and the HTTP status it maps to, so the adapters never guess::
     ├── InputError                    exit 2  400  bad input: says what and how to fix it
     │   ├── InvalidNameError          exit 2  400  a checkpoint name that is not allowed
     │   ├── ConfigurationError        exit 2  400  settings, URLs, missing or too old tools
-    │   └── IncompatibleBackupError   exit 2  400  e.g. a PostgreSQL backup into SQLite
+    │   ├── IncompatibleBackupError   exit 2  400  e.g. a PostgreSQL backup into SQLite
+    │   └── UnstorableValueError      exit 2  400  a workflow value the serializer cannot hold
     ├── AuthError                     exit 2  401  no valid credentials (API)
     ├── ForbiddenError                exit 2  403  valid credentials, too small a role (API)
     ├── NotFoundError                 exit 2  404  no such checkpoint / execution / job
@@ -51,6 +52,7 @@ __all__ = [
     "StepTimeoutError",
     "StorageError",
     "TooManyFailuresError",
+    "UnstorableValueError",
     "WarroomError",
 ]
 
@@ -167,12 +169,20 @@ class StorageError(WarroomError):
 
 
 class StepFailedError(WarroomError):
-    """A step failed on its last attempt; the execution is failed and resumable."""
+    """A recorded step failure replayed in a process where its exception's class is not loaded
+    (the message names the class); otherwise replay raises the step's own exception type."""
 
     code = "step_failed"
 
 
 class StepTimeoutError(WarroomError):
-    """A step ran longer than its timeout."""
+    """An attempt of a step ran longer than its ``timeout``."""
 
     code = "step_timeout"
+
+
+class UnstorableValueError(InputError):
+    """A workflow value (a step's result, inputs, a state) the serializer cannot hold; the
+    step that produced it is recorded failed with this error, so it is not run again blindly."""
+
+    code = "unstorable_value"

@@ -172,6 +172,33 @@ def test_backup_and_restore_jobs_end_to_end(api: Api) -> None:
             drop_pg_database(new_db)
 
 
+def test_external_executions_are_completed_failed_or_cancelled(api: Api) -> None:
+    ids = {
+        action: f"ext-{action}-{uuid.uuid4().hex[:8]}" for action in ("complete", "fail", "cancel")
+    }
+    bodies = {"complete": {"result": {"rows": 9}}, "fail": {"error": "disk full"}, "cancel": None}
+    with api.as_("viewer") as viewer:
+        refused = viewer.post(f"/api/v1/checkpoints/workflow/{ids['cancel']}/cancel")
+        assert refused.status_code == 403
+    with api.as_("operator") as operator:
+        for action, execution in ids.items():
+            body = {"execution_id": execution, "step_id": "s", "state": {}}
+            assert operator.post("/api/v1/checkpoints/workflow", json=body).status_code == 201
+            ended = operator.post(
+                f"/api/v1/checkpoints/workflow/{execution}/{action}", json=bodies[action]
+            )
+            assert ended.status_code == 200, ended.text
+        statuses = {
+            action: operator.get(f"/api/v1/checkpoints/workflow/{execution}").json()
+            for action, execution in ids.items()
+        }
+        assert [statuses[a]["status"] for a in ids] == ["succeeded", "failed", "cancelled"]
+        assert statuses["complete"]["result"] == {"rows": 9}
+        assert statuses["fail"]["error"] == "disk full"
+        again = operator.post(f"/api/v1/checkpoints/workflow/{ids['complete']}/fail", json={})
+        assert again.status_code == 409
+
+
 def test_workflow_checkpoints_for_external_processes(api: Api) -> None:
     execution = f"ext-{uuid.uuid4().hex[:8]}"
     with api.as_("operator") as operator:
@@ -411,6 +438,7 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     validate(document)
     assert set(document["paths"]) == {
         "/api/v1/checkpoints/workflow",
+        "/api/v1/checkpoints/workflow/{execution_id}/{action}",
         "/api/v1/checkpoints/database",
         "/api/v1/checkpoints/deployment",
         "/api/v1/checkpoints/list",

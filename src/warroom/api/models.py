@@ -69,6 +69,11 @@ class WorkflowCheckpointIn(Body):
     )
 
 
+class WorkflowEndIn(Body):
+    result: Any = None
+    error: str | None = Field(None, max_length=10_000)
+
+
 class DatabaseBackupIn(Body):
     checkpoint_name: str | None = Field(None, pattern=NAME)
 

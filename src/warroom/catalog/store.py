@@ -89,8 +89,13 @@ def _enable_wal(cursor: Any, attempts: int = 100) -> None:
             time.sleep(0.05)
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, and ``BEGIN IMMEDIATE`` so concurrent writers queue, not fail."""
+SQLITE_SYNCHRONOUS = ("full", "normal", "extra")
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    """WAL, a busy timeout, and ``BEGIN IMMEDIATE`` so concurrent writers queue, not fail.
+    ``synchronous=full`` (the default) makes every commit durable through a power loss;
+    ``normal`` (opt-in, faster) can lose the last commits if the OS crashes."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -99,7 +104,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -108,7 +113,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def open_catalog(url: str) -> Catalog:
-    """Connect to the catalog at ``url`` and migrate it to the newest schema."""
+    """Connect to the catalog at ``url`` and migrate it to the newest schema. A SQLite URL may
+    end in ``?synchronous=normal`` to trade durability on an OS crash for speed (see
+    :func:`_configure_sqlite`)."""
     shown = redact_url(url)
     try:
         sa_url = make_url(sqlalchemy_url(url))
@@ -122,13 +129,21 @@ def open_catalog(url: str) -> Catalog:
             f"unsupported catalog database {sa_url.get_backend_name()!r} in {shown!r}; "
             "use SQLite or PostgreSQL"
         )
+    synchronous = str(sa_url.query.get("synchronous", "full")).lower()
+    if sa_url.get_backend_name() == "sqlite":
+        if synchronous not in SQLITE_SYNCHRONOUS:
+            raise ConfigurationError(
+                f"invalid synchronous={synchronous!r} in the catalog URL {shown!r}: use "
+                f"{', '.join(SQLITE_SYNCHRONOUS)}"
+            )
+        sa_url = sa_url.difference_update_query(["synchronous"])
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         _create_sqlite_file(Path(sa_url.database))
     # No pre-ping: it would add a round trip to every step checkpoint. A connection that the
     # server dropped fails one transaction and the pool is invalidated and reconnects.
     engine = create_engine(sa_url)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, synchronous)
     catalog = Catalog(engine, shown)
     try:
         migrations.migrate(engine)

@@ -1,12 +1,29 @@
 """The durable automation engine: workflows of steps that resume from the last finished step.
 
-A workflow is a plain function registered with ``@engine.workflow(name)``; the functions it
-calls that are registered with ``@engine.step(...)`` are its steps. Each call of a step inside a
-running workflow gets the next step number of the execution. After the step succeeds, its
-result is checkpointed under (execution id, step number). When the execution is resumed, a step
-number that is already recorded returns the recorded result instead of running the function
-again. If the code now calls a different step at that position, the resume stops with
-:class:`StepMismatchError`, which names both steps.
+A workflow is a function (plain or ``async def``) registered with ``@engine.workflow(name)``;
+the functions it calls that are registered with ``@engine.step(...)`` are its steps. Each call
+of a step inside a running workflow gets the next step number of the execution, in call order:
+numbers are taken when the step is called (for an async step, when its coroutine is made, so
+``asyncio.gather`` numbers its steps in argument order), and :meth:`AutomationEngine.map`
+numbers its calls in item order before running them in parallel threads. A step called from a
+thread the engine did not start is refused, never run unrecorded. A step called inside a step
+is part of that step (an ordinary call).
+
+When a step finishes, its outcome is checkpointed under (execution id, step number): its result,
+or, when it failed for good, a record of its exception (see :mod:`warroom.workflow.failures`).
+When the execution is resumed, a recorded step is not run again: it returns its recorded result,
+or raises its recorded exception again, so the workflow's handlers take the same path. The one
+exception is the failure that ended the execution (it escaped the workflow): that step runs
+again on resume. If the code now calls a different step at a recorded position, the resume
+stops with :class:`StepMismatchError`, which names both steps.
+
+A step whose result the serializer cannot hold has run, so it is recorded failed with
+:class:`~warroom.errors.UnstorableValueError` and, on resume, that failure is replayed rather
+than the step run again; ``@engine.step(idempotent=True)`` chooses to run it again instead.
+
+A workflow called (or started with ``execute_workflow``) inside a running workflow is a child:
+a recorded step of its parent, with the id ``<parent id>:<step number>`` unless one is given;
+its result or exception comes back to the parent, and resuming the parent resumes it.
 
 Only the worker that holds an execution's lease runs it, and every write is conditional on that
 lease, so two workers never run one execution at once. A background thread renews the lease
@@ -16,17 +33,23 @@ the lease expires; after that, :meth:`AutomationEngine.recover` takes it over.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import hashlib
+import inspect
 import os
 import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from warroom.catalog import Catalog, open_catalog
 from warroom.config import Settings
@@ -39,12 +62,16 @@ from warroom.errors import (
     StepFailedError,
     StepMismatchError,
     StepTimeoutError,
+    UnstorableValueError,
     WarroomError,
 )
 from warroom.storage import Storage, open_storage
+from warroom.workflow.failures import error_text, failure_record, replayed_failure
 from warroom.workflow.store import (
     CANCELLED,
     FAILED,
+    PENDING,
+    RERUN,
     RUNNING,
     SUCCEEDED,
     ExecutionRow,
@@ -64,6 +91,7 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EXTERNAL_WORKFLOW = "external"
@@ -154,28 +182,65 @@ class Execution:
 @dataclass(frozen=True)
 class _StepOptions:
     name: str
-    retries: int
-    backoff: float
-    retry_delay: float
-    timeout: float | None
-    critical: bool
+    retries: int = 0
+    backoff: float = 2.0
+    retry_delay: float = 1.0
+    timeout: float | None = None
+    critical: bool = False
+    idempotent: bool = False
+    kind: str = "step"
+
+
+@dataclass(frozen=True)
+class _StepTarget:
+    """What ``engine.map`` needs of a step: its options and its undecorated function."""
+
+    options: _StepOptions
+    function: Callable[..., Any]
+
+
+@dataclass
+class _Failure:
+    """A failure raised into a workflow by the steps ``numbers``; ``rerun``: run them again on
+    resume if it ends the execution."""
+
+    exc: BaseException
+    numbers: list[int]
+    message: str
+    rerun: bool
 
 
 class _Run:
-    """The state of one execution while this worker runs it."""
+    """The state of one execution while this worker runs it (in the thread that made it)."""
 
     def __init__(self, execution_id: str, steps: dict[int, StepRow]) -> None:
         self.execution_id = execution_id
         self.steps = steps
+        self.thread = threading.get_ident()
         self.position = 0
+        self.failures: list[_Failure] = []
         self.cancel_requested = False
         self.lease_lost = False
         self.wakeup = threading.Event()
+        self._lock = threading.Lock()
+
+    def reserve(self, count: int = 1) -> range:
+        """The next ``count`` step numbers, in call order."""
+        with self._lock:
+            first = self.position
+            self.position += count
+        return range(first, first + count)
 
     def next_number(self) -> int:
-        number = self.position
-        self.position += 1
-        return number
+        return self.reserve()[0]
+
+    def failed(self, failure: _Failure) -> None:
+        with self._lock:
+            self.failures.append(failure)
+
+    def failure_of(self, exc: BaseException) -> _Failure | None:
+        """The step failure that is ``exc`` (the very object), if a step raised it."""
+        return next((f for f in self.failures if f.exc is exc), None)
 
     def raise_if_stopped(self) -> None:
         if self.lease_lost:
@@ -191,18 +256,36 @@ class _Run:
         self.wakeup.wait(seconds)
         self.raise_if_stopped()
 
+    async def sleep_async(self, seconds: float) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.wakeup.wait, seconds)
+        self.raise_if_stopped()
+
+
+@dataclass
+class _Plan:
+    """An execution this worker holds the lease of, ready to run."""
+
+    execution_id: str
+    workflow: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    steps: dict[int, StepRow]
+
+
+@dataclass
+class _Outcome:
+    """How a run ended: the workflow's value, or the exception that escaped it."""
+
+    value: Any = None
+    error: BaseException | None = None
+
 
 _current_run: ContextVar[_Run | None] = ContextVar("warroom_current_run", default=None)
+_in_step: ContextVar[bool] = ContextVar("warroom_in_step", default=False)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, WarroomError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
 
 
 def check_execution_id(execution_id: str) -> str:
@@ -220,8 +303,9 @@ class AutomationEngine:
 
     ``AutomationEngine()`` reads the settings from the environment (catalog at
     ``WARROOM_CATALOG_URL``, large states under ``CHECKPOINT_DIR``);
-    ``AutomationEngine(catalog_url=...)`` overrides the catalog. Close it when done (or use
-    ``with``).
+    ``AutomationEngine(catalog_url=...)`` overrides the catalog. ``allowed_types`` (or
+    :meth:`allow`) are the enum, dataclass and pydantic classes step results may hold. Close it
+    when done (or use ``with``).
     """
 
     def __init__(
@@ -236,6 +320,7 @@ class AutomationEngine:
         lease_seconds: float | None = None,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = _now,
+        allowed_types: Iterable[type] = (),
     ) -> None:
         settings = settings or Settings.load()
         key = signing_key if signing_key is not None else settings.pickle_signing_key_bytes()
@@ -244,6 +329,7 @@ class AutomationEngine:
             serializer or settings.workflow_serializer,
             key.encode() if isinstance(key, str) else key,
             settings.workflow_blob_threshold,
+            allowed_types,
         )
         self._owns_catalog = catalog is None
         self._catalog = catalog or open_catalog(catalog_url or settings.catalog_url)
@@ -272,16 +358,39 @@ class AutomationEngine:
 
     # -- registration -----------------------------------------------------------------------
 
+    def allow(self, cls: type[T]) -> type[T]:
+        """Let step results and states hold instances of the enum, dataclass or pydantic class
+        ``cls`` (usable as a class decorator). The code that reads them must allow it too."""
+        self._values.typed.allow(cls)
+        return cls
+
     def workflow(self, name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-        """Register a workflow function under ``name`` (the name executions refer to)."""
+        """Register a workflow function under ``name`` (the name executions refer to). Called
+        inside a running workflow, the function runs as a child workflow (see the module
+        docstring); elsewhere it is an ordinary call."""
         if not name or len(name) > 200:
             raise InputError("a workflow name must be 1 to 200 characters long")
+        options = _StepOptions(f"workflow:{name}", kind="workflow")
 
         def register(fn: Callable[P, R]) -> Callable[P, R]:
             if name in self._workflows and self._workflows[name] is not fn:
                 raise ConfigurationError(f"a workflow named {name!r} is already registered")
             self._workflows[name] = fn
-            return fn
+
+            @functools.wraps(fn)
+            def as_child(*args: P.args, **kwargs: P.kwargs) -> R:
+                parent = self._calling_run(f"workflow {name!r}")
+                if parent is None:
+                    return fn(*args, **kwargs)
+                number = parent.next_number()
+                child_id = self._child_id(parent, number)
+                if inspect.iscoroutinefunction(fn):
+                    start = functools.partial(self._child_async, name, args, kwargs, child_id)
+                    return cast(R, self._drive_async(parent, options, number, start))
+                run_child = functools.partial(self._child, name, args, kwargs, child_id)
+                return cast(R, self._drive(parent, options, number, run_child))
+
+            return as_child
 
         return register
 
@@ -294,15 +403,18 @@ class AutomationEngine:
         retry_delay: float = 1.0,
         timeout: float | None = None,
         critical: bool = False,
+        idempotent: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-        """Make a function a step: ``@engine.step()`` or ``@engine.step(retries=3, ...)``.
-        Inside a workflow its result is checkpointed; outside one it is an ordinary call.
+        """Make a function (plain or ``async def``) a step: ``@engine.step()`` or
+        ``@engine.step(retries=3, ...)``. Inside a workflow its outcome is checkpointed; outside
+        one it is an ordinary call.
 
         A failing step is retried ``retries`` times, waiting ``retry_delay * backoff**n``
         seconds before retry n+1. A step that runs longer than ``timeout`` seconds counts as a
         failed attempt. Python cannot kill a thread, so that attempt's thread is abandoned and
         left to finish on its own. ``critical=True`` writes a checkpoint before the step runs,
-        so a crash during the step is visible on the execution.
+        so a crash during the step is visible on the execution. ``idempotent=True``: if the
+        step's result cannot be stored, run it again on resume rather than replay the failure.
         """
         if retries < 0 or backoff < 1 or retry_delay < 0 or (timeout is not None and timeout <= 0):
             raise InputError(
@@ -311,71 +423,144 @@ class AutomationEngine:
 
         def decorate(function: Callable[P, R]) -> Callable[P, R]:
             options = _StepOptions(
-                name or function.__name__, retries, backoff, retry_delay, timeout, critical
+                name or function.__name__,
+                retries,
+                backoff,
+                retry_delay,
+                timeout,
+                critical,
+                idempotent,
             )
+            is_async = inspect.iscoroutinefunction(function)
 
             @functools.wraps(function)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                run = _current_run.get()
+                run = self._calling_run(f"step {options.name!r}")
                 if run is None:
                     return function(*args, **kwargs)
-                return self._run_step(run, options, lambda: function(*args, **kwargs))
+                call: Callable[[], Any] = functools.partial(function, *args, **kwargs)
+                if is_async:
+                    return cast(R, self._drive_async(run, options, run.next_number(), call))
+                return cast(R, self._drive(run, options, run.next_number(), call))
 
+            wrapper.__warroom_step__ = _StepTarget(options, function)  # type: ignore[attr-defined]
             return wrapper
 
         return decorate
 
+    def map(self, step: Callable[[T], R], items: Iterable[T], *, max_workers: int = 8) -> list[R]:
+        """Run the step ``step`` once per item, in parallel threads, and return the results in
+        item order. Inside a workflow the calls take consecutive step numbers in item order, so
+        a resume hands each call its own recorded outcome; when calls fail, the first failure
+        in item order is raised once all have finished. Outside a workflow it is a plain map."""
+        target = getattr(step, "__warroom_step__", None)
+        if not isinstance(target, _StepTarget):
+            raise InputError("engine.map() runs a step: decorate the function with @engine.step()")
+        items = list(items)
+        run = self._calling_run(f"engine.map({target.options.name!r})")
+        if run is None:
+            return [step(item) for item in items]
+        numbers = run.reserve(len(items))
+
+        def one(number: int, item: T) -> R:
+            call = functools.partial(target.function, item)
+            return cast(R, self._drive(run, target.options, number, call))
+
+        with ThreadPoolExecutor(max(1, min(max_workers, len(items)))) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, one, number, item)
+                for number, item in zip(numbers, items, strict=True)
+            ]
+        errors = [future.exception() for future in futures]
+        first = next((exc for exc in errors if exc is not None), None)
+        if first is not None:
+            failure = run.failure_of(first)
+            for other in errors:
+                other_failure = run.failure_of(other) if other not in (None, first) else None
+                if failure is not None and other_failure is not None:
+                    failure.numbers += other_failure.numbers  # they rerun together
+            raise first
+        return [future.result() for future in futures]
+
     # -- running ----------------------------------------------------------------------------
 
     def execute_workflow(
-        self, workflow: str, /, *args: Any, execution_id: str | None = None, **kwargs: Any
+        self,
+        workflow: str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        resume_failed: bool = True,
+        **kwargs: Any,
     ) -> str:
         """Run ``workflow`` with these arguments and return its execution id.
 
         The run happens in the calling thread; when it returns, the execution has succeeded,
         failed (resumable) or been cancelled: :meth:`get_execution` tells which. An
-        ``execution_id`` that already exists is never run again: its id is returned as it is.
+        ``execution_id`` that exists already is not started again: a failed or pending one is
+        resumed (unless ``resume_failed=False``), any other is left as it is; it must be of the
+        same workflow with the same arguments (ConflictError names both). Inside a running
+        workflow this starts a child workflow (its failure is raised in the parent).
         """
-        if workflow not in self._workflows:
-            raise NotFoundError(
-                f"no workflow named {workflow!r} is registered; registered: "
-                f"{', '.join(sorted(self._workflows)) or 'none'}",
-                workflow=workflow,
+        parent = self._calling_run(f"workflow {workflow!r}", strict=False)
+        if parent is not None:
+            number = parent.next_number()
+            child_id = execution_id or self._child_id(parent, number)
+            run_child = functools.partial(self._child, workflow, args, kwargs, child_id)
+            self._drive(
+                parent, _StepOptions(f"workflow:{workflow}", kind="workflow"), number, run_child
             )
-        execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
-        inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
-        # Inserted already running under this worker's lease: a new execution needs no claim
-        # and has no steps to load.
-        if self._store.create_execution(
-            execution_id,
-            workflow,
-            inputs,
-            self._clock(),
-            owner=self.worker_id,
-            lease=self.lease,
-        ):
-            self._execute(execution_id, workflow, list(args), kwargs, {})
+            return child_id
+        execution_id, plan = self._start(workflow, args, kwargs, execution_id, resume_failed)
+        if plan is not None:
+            self._run_plan(plan)
+        return execution_id
+
+    async def execute_workflow_async(
+        self,
+        workflow: str,
+        /,
+        *args: Any,
+        execution_id: str | None = None,
+        resume_failed: bool = True,
+        **kwargs: Any,
+    ) -> str:
+        """:meth:`execute_workflow` for ``async def`` workflows, awaited in the running loop
+        (the catalog's writes are made from the loop's thread)."""
+        execution_id, plan = self._start(workflow, args, kwargs, execution_id, resume_failed)
+        if plan is not None:
+            await self._run_plan_async(plan)
         return execution_id
 
     def resume(self, execution_id: str) -> str:
         """Run a failed, cancelled or abandoned execution again from its first unfinished step.
         A succeeded execution is left as it is. Raises ConflictError while another worker runs
         it."""
-        row = self._get_row(execution_id)
-        if row.status != SUCCEEDED:
-            self._run(execution_id)
+        plan = self._claim(execution_id)
+        if plan is not None:
+            self._run_plan(plan)
+        return execution_id
+
+    async def resume_async(self, execution_id: str) -> str:
+        """:meth:`resume`, awaited in the running loop."""
+        plan = self._claim(execution_id)
+        if plan is not None:
+            await self._run_plan_async(plan)
         return execution_id
 
     def recover(self) -> list[str]:
         """Resume every execution of this engine's workflows whose worker died (its lease has
-        expired). Call it when a worker starts; returns the ids it resumed."""
+        expired on the catalog's clock) or that was asked to resume. Call it when a worker
+        starts; returns the ids it resumed."""
         resumed = []
-        for execution_id in self._store.abandoned(self._clock(), sorted(self._workflows)):
+        for execution_id in self._store.abandoned(sorted(self._workflows)):
             try:
-                self._run(execution_id)
+                plan = self._claim(execution_id)
             except ConflictError:
                 continue  # another worker took it first
-            resumed.append(execution_id)
+            if plan is not None:
+                self._run_plan(plan)
+                resumed.append(execution_id)
         return resumed
 
     def request_resume(self, execution_id: str) -> Execution:
@@ -391,8 +576,11 @@ class AutomationEngine:
         return self.get_execution(execution_id)
 
     def cancel(self, execution_id: str) -> str:
-        """Cancel an execution: a running one stops before its next step. Returns the status."""
-        status = self._store.request_cancel(check_execution_id(execution_id), self._clock())
+        """Cancel an execution: a running one of this engine's stops before its next step; an
+        external one is cancelled at once. Returns the status."""
+        status = self._store.request_cancel(
+            check_execution_id(execution_id), self._clock(), EXTERNAL_WORKFLOW
+        )
         if status is None:
             raise NotFoundError(
                 f"no workflow execution {execution_id!r}", execution_id=execution_id
@@ -411,8 +599,54 @@ class AutomationEngine:
             )
         return row
 
-    def _run(self, execution_id: str) -> None:
+    def _registered(self, workflow: str) -> Callable[..., Any]:
+        if workflow not in self._workflows:
+            raise NotFoundError(
+                f"no workflow named {workflow!r} is registered; registered: "
+                f"{', '.join(sorted(self._workflows)) or 'none'}",
+                workflow=workflow,
+            )
+        return self._workflows[workflow]
+
+    def _start(
+        self,
+        workflow: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+        resume_failed: bool,
+    ) -> tuple[str, _Plan | None]:
+        """Create the execution under this worker's lease, or find the existing one with this
+        id: (its id, what to run now, if anything)."""
+        self._registered(workflow)
+        execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
+        inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
+        # Inserted already running under this worker's lease: a new execution needs no claim
+        # and has no steps to load.
+        if self._store.create_execution(
+            execution_id, workflow, inputs, self._clock(), owner=self.worker_id, lease=self.lease
+        ):
+            return execution_id, _Plan(execution_id, workflow, list(args), kwargs, {})
         row = self._get_row(execution_id)
+        recorded = self._values.load(row.inputs)
+        if row.workflow != workflow or recorded != [list(args), kwargs]:
+            raise ConflictError(
+                f"execution {execution_id} exists as workflow {row.workflow!r} with arguments "
+                f"{_shown(recorded)}; this call asks for workflow {workflow!r} with "
+                f"{_shown([list(args), kwargs])}: use another execution id",
+                execution_id=execution_id,
+                recorded_workflow=row.workflow,
+                called_workflow=workflow,
+            )
+        if row.status == PENDING or (row.status == FAILED and resume_failed):
+            return execution_id, self._claim(execution_id)
+        return execution_id, None
+
+    def _claim(self, execution_id: str) -> _Plan | None:
+        """Take the lease of an execution to resume it; None when it has succeeded."""
+        row = self._get_row(execution_id)
+        if row.status == SUCCEEDED:
+            return None
         if row.workflow not in self._workflows:
             raise ConfigurationError(
                 f"execution {execution_id} belongs to workflow {row.workflow!r}, which this "
@@ -422,40 +656,54 @@ class AutomationEngine:
         if not self._store.claim(execution_id, self.worker_id, self._clock(), self.lease):
             current = self._get_row(execution_id)
             if current.status == SUCCEEDED:
-                return
+                return None
             raise ConflictError(
                 f"execution {execution_id} is being run by another worker "
                 f"({current.lease_owner}, lease until {current.lease_expires_at})",
                 execution_id=execution_id,
             )
         args, kwargs = self._values.load(row.inputs)
-        self._execute(
-            execution_id, row.workflow, args, kwargs, self._store.load_steps(execution_id)
-        )
+        return _Plan(execution_id, row.workflow, args, kwargs, self._store.load_steps(execution_id))
 
-    def _execute(
-        self,
-        execution_id: str,
-        workflow: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        steps: dict[int, StepRow],
-    ) -> None:
-        """Run the workflow function of an execution whose lease this worker holds."""
-        function = self._workflows[workflow]
-        run = _Run(execution_id, steps)
+    def _run_plan(self, plan: _Plan) -> _Outcome:
+        with self._executing(plan) as outcome:
+            value = self._workflows[plan.workflow](*plan.args, **plan.kwargs)
+            if inspect.iscoroutine(value):
+                value = _run_coroutine(value, plan.workflow)
+            outcome.value = value
+        return outcome
+
+    async def _run_plan_async(self, plan: _Plan) -> _Outcome:
+        with self._executing(plan) as outcome:
+            value = self._workflows[plan.workflow](*plan.args, **plan.kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            outcome.value = value
+        return outcome
+
+    @contextmanager
+    def _executing(self, plan: _Plan) -> Iterator[_Outcome]:
+        """Around the call of a workflow function whose lease this worker holds: make it the
+        current run, and record how it ended (the body sets ``value``)."""
+        execution_id = plan.execution_id
+        run = _Run(execution_id, plan.steps)
         self._running[execution_id] = run
         self._ensure_lease_keeper()
-        token = _current_run.set(run)
+        outcome = _Outcome()
+        run_token, step_token = _current_run.set(run), _in_step.set(False)
         try:
-            result = function(*args, **kwargs)
+            yield outcome
         except _Cancelled:
             self._store.finish(execution_id, self.worker_id, CANCELLED, self._clock())
         except LeaseLostError:
             pass  # the new owner records everything from here on
         except Exception as exc:
+            outcome.error = exc
+            failure = run.failure_of(exc)
+            rerun = tuple(failure.numbers) if failure and failure.rerun else ()
+            error = failure.message if failure else error_text(exc)
             self._store.finish(
-                execution_id, self.worker_id, FAILED, self._clock(), error=_error_text(exc)
+                execution_id, self.worker_id, FAILED, self._clock(), error=error, rerun=rerun
             )
         except BaseException:
             self._store.finish(
@@ -464,8 +712,11 @@ class AutomationEngine:
             raise
         else:
             try:
-                output = self._values.dump(result, f"the result of workflow {workflow!r}")
-            except InputError as exc:
+                output = self._values.dump(
+                    outcome.value, f"the result of workflow {plan.workflow!r}"
+                )
+            except UnstorableValueError as exc:
+                outcome.error = exc
                 self._store.finish(
                     execution_id, self.worker_id, FAILED, self._clock(), error=exc.message
                 )
@@ -474,8 +725,60 @@ class AutomationEngine:
                     execution_id, self.worker_id, SUCCEEDED, self._clock(), output=output
                 )
         finally:
-            _current_run.reset(token)
+            _in_step.reset(step_token)
+            _current_run.reset(run_token)
             self._running.pop(execution_id, None)
+
+    def _calling_run(self, what: str, strict: bool = True) -> _Run | None:
+        """The run a call of a step (or child workflow) belongs to; None for an ordinary call
+        (outside workflows, or inside a step). ``strict``: refuse a call from a thread the
+        engine did not start while it runs executions, which could not be recorded in order."""
+        if _in_step.get():
+            return None
+        run = _current_run.get()
+        if run is not None and run.thread == threading.get_ident():
+            return run
+        if strict and (run is not None or self._running):
+            raise InputError(
+                f"{what} was called from a thread this engine did not start while it runs "
+                f"execution(s) {', '.join(sorted(self._running))}: its checkpoint could not be "
+                "numbered in call order. Run steps in parallel with engine.map(step, items) or "
+                "asyncio.gather in an async workflow; to call the function unrecorded, call "
+                "its __wrapped__",
+            )
+        return None
+
+    def _child_id(self, parent: _Run, number: int) -> str:
+        child_id = f"{parent.execution_id}:{number}"
+        if len(child_id) > 128:
+            digest = hashlib.sha256(parent.execution_id.encode()).hexdigest()[:32]
+            child_id = f"child-{digest}:{number}"
+        return child_id
+
+    def _child(
+        self, workflow: str, args: tuple[Any, ...], kwargs: dict[str, Any], child_id: str
+    ) -> Any:
+        """Run (or resume, or read) a child workflow; its result, or its exception raised."""
+        _, plan = self._start(workflow, args, kwargs, child_id, resume_failed=True)
+        return self._child_result(child_id, self._run_plan(plan) if plan else None)
+
+    async def _child_async(
+        self, workflow: str, args: tuple[Any, ...], kwargs: dict[str, Any], child_id: str
+    ) -> Any:
+        _, plan = self._start(workflow, args, kwargs, child_id, resume_failed=True)
+        return self._child_result(child_id, await self._run_plan_async(plan) if plan else None)
+
+    def _child_result(self, child_id: str, outcome: _Outcome | None) -> Any:
+        if outcome is not None and outcome.error is not None:
+            raise outcome.error
+        row = self._get_row(child_id)
+        if row.status != SUCCEEDED:
+            raise ConflictError(
+                f"child execution {child_id} is {row.status}"
+                + (f": {row.error}" if row.error else ""),
+                execution_id=child_id,
+            )
+        return self._values.load(row.output) if row.output else None
 
     def _ensure_lease_keeper(self) -> None:
         """Start the engine's one lease-keeping thread, if it is not running yet."""
@@ -505,6 +808,8 @@ class AutomationEngine:
                 if state != "ok":
                     run.wakeup.set()
 
+    # -- steps ------------------------------------------------------------------------------
+
     def _record(self, run: _Run, step: StepRow) -> None:
         if not self._store.record_step(run.execution_id, self.worker_id, step):
             run.lease_lost = True
@@ -515,7 +820,7 @@ class AutomationEngine:
         self,
         run: _Run,
         number: int,
-        name: str,
+        options: _StepOptions,
         status: str,
         started: datetime,
         attempts: int,
@@ -524,28 +829,26 @@ class AutomationEngine:
     ) -> None:
         finished = self._clock()
         duration = (finished - started).total_seconds()
-        self._record(
-            run,
-            StepRow(
-                number,
-                name,
-                "step",
-                status,
-                result,
-                error,
-                attempts,
-                started,
-                finished,
-                duration,
-                None,
-            ),
+        step = StepRow(
+            number,
+            options.name,
+            options.kind,
+            status,
+            result,
+            error,
+            attempts,
+            started,
+            finished,
+            duration,
+            None,
         )
+        self._record(run, step)
 
-    def _replay(self, run: _Run, number: int, name: str) -> tuple[bool, Any]:
-        """(True, recorded result) when step ``number`` is already recorded as succeeded."""
+    def _recorded(self, run: _Run, number: int, name: str) -> StepRow | None:
+        """Step ``number`` when it is recorded as finished (succeeded, or failed for good)."""
         recorded = run.steps.get(number)
         if recorded is None:
-            return False, None
+            return None
         if recorded.name != name:
             raise StepMismatchError(
                 f"execution {run.execution_id} recorded step #{number} as {recorded.name!r}, "
@@ -557,69 +860,152 @@ class AutomationEngine:
                 recorded=recorded.name,
                 called=name,
             )
-        if recorded.status != SUCCEEDED:
-            return False, None
-        return True, None if recorded.result is None else self._values.load(recorded.result)
+        return recorded if recorded.status in (SUCCEEDED, FAILED) else None
 
-    def _run_step(self, run: _Run, options: _StepOptions, call: Callable[[], R]) -> R:
-        number = run.next_number()
-        done, result = self._replay(run, number, options.name)
-        if done:
-            return result  # type: ignore[no-any-return]
+    def _fail(
+        self,
+        run: _Run,
+        number: int,
+        options: _StepOptions,
+        started: datetime,
+        attempts: int,
+        exc: BaseException,
+        rerun: bool,
+    ) -> None:
+        """Record that step ``number`` failed for good with ``exc``, which is raised next."""
+        message = (
+            f"step {options.name!r} (#{number}) failed after {attempts} attempt(s): "
+            f"{error_text(exc)}"
+        )
+        if self.auto_checkpoints:
+            record = self._values.dump_record(failure_record(exc, self._values.typed))
+            self._record_finished(
+                run, number, options, FAILED, started, attempts, result=record, error=message
+            )
+        run.failed(_Failure(exc, [number], message, rerun))
+
+    def _step_flow(
+        self, run: _Run, options: _StepOptions, number: int
+    ) -> Generator[float | None, Any, Any]:
+        """What a step does, whatever runs it (see :meth:`_drive`): replay its recorded outcome,
+        or attempt it until it succeeds or has no retries left, and record the outcome. Yields
+        None to ask for an attempt (sent its value, or thrown its exception), or a float to
+        ask for that many seconds of backoff."""
+        recorded = self._recorded(run, number, options.name)
+        if recorded is not None:
+            if recorded.status == SUCCEEDED:
+                return None if recorded.result is None else self._values.load(recorded.result)
+            assert recorded.result is not None
+            where = f"step {options.name!r} (#{number}) of execution {run.execution_id}"
+            exc = replayed_failure(
+                self._values.load(recorded.result),
+                self._values.typed,
+                where,
+                lambda message: StepFailedError(message, execution_id=run.execution_id),
+            )
+            run.failed(_Failure(exc, [number], recorded.error or str(exc), rerun=True))
+            raise exc
         run.raise_if_stopped()
         started, attempts = self._clock(), 0
         if options.critical and self.auto_checkpoints:
             self._record(
                 run,
                 StepRow(
-                    number, options.name, "step", STARTED, None, None, 0, started, None, None, None
+                    number,
+                    options.name,
+                    options.kind,
+                    STARTED,
+                    None,
+                    None,
+                    0,
+                    started,
+                    None,
+                    None,
+                    None,
                 ),
             )
         while True:
             attempts += 1
             try:
-                value = _call_with_timeout(call, options.timeout, options.name)
+                value = yield None
                 break
             except Exception as exc:
                 if attempts > options.retries:
-                    failure = StepFailedError(
-                        f"step {options.name!r} (#{number}) failed after {attempts} "
-                        f"attempt(s): {_error_text(exc)}",
-                        execution_id=run.execution_id,
-                        step=number,
-                    )
-                    if self.auto_checkpoints:
-                        self._record_finished(
-                            run,
-                            number,
-                            options.name,
-                            FAILED,
-                            started,
-                            attempts,
-                            error=failure.message,
-                        )
-                    raise failure from exc
-                run.sleep(options.retry_delay * options.backoff ** (attempts - 1))
-        if self.auto_checkpoints:
+                    self._fail(run, number, options, started, attempts, exc, rerun=True)
+                    raise
+            yield options.retry_delay * options.backoff ** (attempts - 1)
+        if not self.auto_checkpoints:
+            return value
+        try:
             stored = self._values.dump(value, f"the result of step {options.name!r}")
-            self._record_finished(
-                run, number, options.name, SUCCEEDED, started, attempts, result=stored
-            )
+        except UnstorableValueError as exc:
+            self._fail(run, number, options, started, attempts, exc, options.idempotent)
+            raise
+        self._record_finished(run, number, options, SUCCEEDED, started, attempts, stored)
         return value
+
+    def _drive(self, run: _Run, options: _StepOptions, number: int, call: Callable[[], Any]) -> Any:
+        """Run step ``number`` in this thread: :meth:`_step_flow`, with ``call`` as an attempt."""
+        flow = self._step_flow(run, options, number)
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    if request is None:
+                        token = _in_step.set(True)
+                        try:
+                            outcome = _call_with_timeout(call, options.timeout, options.name)
+                        finally:
+                            _in_step.reset(token)
+                    else:
+                        run.sleep(request)
+                        outcome = None
+                except Exception as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(outcome)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _drive_async(
+        self, run: _Run, options: _StepOptions, number: int, call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """:meth:`_drive` for an async step: the same flow, its attempts and waits awaited."""
+        flow = self._step_flow(run, options, number)
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    if request is None:
+                        token = _in_step.set(True)
+                        try:
+                            outcome = await _await_with_timeout(call, options.timeout, options.name)
+                        finally:
+                            _in_step.reset(token)
+                    else:
+                        await run.sleep_async(request)
+                        outcome = None
+                except Exception as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(outcome)
+        except StopIteration as stop:
+            return stop.value
 
     def checkpoint(self, state: Any, label: str = "state") -> Any:
         """Record ``state`` at this point of the running workflow and return it. On resume the
         recorded state is returned instead, so a workflow can continue from it; this works
         with ``ENABLE_AUTO_CHECKPOINTS=false`` too."""
-        run = _current_run.get()
+        run = self._calling_run("engine.checkpoint()")
         if run is None:
             raise InputError(
-                "engine.checkpoint() records a workflow's state: call it inside a running workflow"
+                "engine.checkpoint() records a workflow's state: call it inside a running "
+                "workflow, outside its steps"
             )
         number, name = run.next_number(), f"checkpoint:{label}"
-        done, recorded = self._replay(run, number, name)
-        if done:
-            return recorded
+        recorded = self._recorded(run, number, name)
+        if recorded is not None and recorded.status == SUCCEEDED:
+            return None if recorded.result is None else self._values.load(recorded.result)
         run.raise_if_stopped()
         now = self._clock()
         self._record(
@@ -650,8 +1036,9 @@ class AutomationEngine:
         metadata: dict[str, Any] | None = None,
     ) -> StepInfo:
         """Record a checkpoint for a process outside this engine: the step ``step_id`` of
-        ``execution_id`` reached ``state``. Posting the same step with the same state again
-        changes nothing; with a different state it is a conflict."""
+        ``execution_id`` reached ``state``. The catalog numbers steps in the order they arrive,
+        so concurrent writers queue. Posting the same step with the same state again changes
+        nothing; with a different state, or to an execution that has ended, it is a conflict."""
         check_execution_id(execution_id)
         if not step_id or len(step_id) > 200:
             raise InputError("step_id must be 1 to 200 characters long")
@@ -660,45 +1047,58 @@ class AutomationEngine:
         self._store.create_execution(
             execution_id, EXTERNAL_WORKFLOW, self._values.dump(None), now, status=RUNNING
         )
-        if self._get_row(execution_id).workflow != EXTERNAL_WORKFLOW:
+        row = self._get_row(execution_id)
+        if row.workflow != EXTERNAL_WORKFLOW:
             raise ConflictError(
                 f"execution {execution_id} is run by this engine; external checkpoints go to "
                 "executions of their own",
                 execution_id=execution_id,
             )
-        for _ in range(5):
-            recorded = self._store.load_steps(execution_id)
-            for step in recorded.values():
-                if step.name == step_id:
-                    if step.result is not None and self._values.load(step.result) == state:
-                        return _step_info(step)
-                    raise ConflictError(
-                        f"step {step_id!r} of execution {execution_id} is already recorded "
-                        "with a different state",
-                        execution_id=execution_id,
-                        step_id=step_id,
-                    )
-            number = max(recorded, default=-1) + 1
-            step = StepRow(
-                number,
-                step_id,
-                "external",
-                SUCCEEDED,
-                stored,
-                None,
-                1,
-                now,
-                now,
-                0.0,
-                metadata or {},
+        new = StepRow(
+            -1, step_id, "external", SUCCEEDED, stored, None, 1, now, now, 0.0, metadata or {}
+        )
+        if row.status not in (PENDING, RUNNING):
+            existing = None
+        else:
+            existing = self._store.append_external(execution_id, new, now)
+            if existing is new:
+                return _step_info(new)
+        if existing is not None and existing.result is not None:
+            if self._values.load(existing.result) == state:
+                return _step_info(existing)
+            raise ConflictError(
+                f"step {step_id!r} of execution {execution_id} is already recorded "
+                "with a different state",
+                execution_id=execution_id,
+                step_id=step_id,
             )
-            if self._store.record_step(execution_id, None, step):
-                self._store.touch(execution_id, now)
-                return _step_info(step)
         raise ConflictError(
-            f"too many concurrent checkpoints for execution {execution_id}; retry",
+            f"execution {execution_id} is {row.status}: it takes no more checkpoints",
             execution_id=execution_id,
         )
+
+    def finish_external(
+        self, execution_id: str, status: str, result: Any = None, error: str | None = None
+    ) -> Execution:
+        """End an external execution: ``succeeded`` (with an optional ``result``), ``failed``
+        (with ``error``) or ``cancelled``. ConflictError when it has ended already."""
+        row = self._get_row(execution_id)
+        if row.workflow != EXTERNAL_WORKFLOW:
+            raise ConflictError(
+                f"execution {execution_id} is run by this engine; only external executions "
+                "are completed, failed or cancelled from outside",
+                execution_id=execution_id,
+            )
+        output = self._values.dump(result, "the result") if status == SUCCEEDED else None
+        if not self._store.finish_external(
+            execution_id, EXTERNAL_WORKFLOW, status, self._clock(), output, error
+        ):
+            current = self._get_row(execution_id)
+            raise ConflictError(
+                f"execution {execution_id} is {current.status} already",
+                execution_id=execution_id,
+            )
+        return self.get_execution(execution_id)
 
     def checkpoints(self, execution_id: str) -> list[tuple[StepInfo, Any]]:
         """Every recorded checkpoint of an execution in order, with its state, so an
@@ -772,7 +1172,8 @@ def _call_with_timeout(call: Callable[[], R], timeout: float | None, name: str) 
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc
 
-    worker = threading.Thread(target=target, name=f"step-{name}", daemon=True)
+    context = contextvars.copy_context()  # the attempt's thread is inside the step too
+    worker = threading.Thread(target=context.run, args=(target,), name=f"step-{name}", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
@@ -782,12 +1183,41 @@ def _call_with_timeout(call: Callable[[], R], timeout: float | None, name: str) 
     return outcome["value"]  # type: ignore[no-any-return]
 
 
+async def _await_with_timeout(
+    call: Callable[[], Awaitable[R]], timeout: float | None, name: str
+) -> R:
+    try:
+        return await asyncio.wait_for(call(), timeout)
+    except TimeoutError as exc:
+        if timeout is None:
+            raise
+        raise StepTimeoutError(f"step {name!r} did not finish within {timeout:g} s") from exc
+
+
+def _run_coroutine(coroutine: Coroutine[Any, Any, R], workflow: str) -> R:
+    """Run an async workflow's coroutine from synchronous code, in a loop of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    coroutine.close()
+    raise InputError(
+        f"workflow {workflow!r} is async and this thread runs an event loop: use "
+        "await engine.execute_workflow_async(...) or await engine.resume_async(...)"
+    )
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _step_info(step: StepRow) -> StepInfo:
     return StepInfo(
         step.number,
         step.name,
         step.kind,
-        step.status,
+        FAILED if step.status == RERUN else step.status,
         step.attempts,
         step.started_at,
         step.finished_at,

@@ -4,6 +4,14 @@ Durable effects have deterministic keys. A step checkpoint is keyed by (executio
 number), and a succeeded step is written once and never replaced. Every write a worker makes
 for a running execution is conditional on still holding that execution's lease, so a worker
 whose lease was taken over cannot record anything more.
+
+Leases are set and compared on the catalog database's clock (:class:`SqlClock`), never on a
+worker's: a worker whose clock runs ahead cannot see a live lease as expired. On PostgreSQL
+that is the server's ``CURRENT_TIMESTAMP``. A SQLite catalog is a file on one host, and its
+``'now'`` is read by each process from that host's system clock: all workers share it, but a
+process whose own notion of time is shifted (``faketime``, a time namespace) is believed.
+The other timestamps (created, started, finished, updated) come from the engine's clock, so
+retention can be tested with an injected one.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Float,
     String,
     and_,
     bindparam,
@@ -40,6 +49,7 @@ RUNNING, PENDING, SUCCEEDED, FAILED, CANCELLED = (
     "failed",
     "cancelled",
 )
+RERUN = "failed-rerun"  # a step failure that ended its execution: run again on resume
 STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 
@@ -77,6 +87,43 @@ class ExecutionRow:
     updated_at: datetime
 
 
+class SqlClock:
+    """The catalog database's current time, as SQL expressions (one subclass per dialect)."""
+
+    @staticmethod
+    def for_dialect(name: str) -> SqlClock:
+        return _PostgresClock() if name == "postgresql" else _SqliteClock()
+
+    def now(self) -> Any:
+        raise NotImplementedError
+
+    def later(self, delta: timedelta) -> Any:
+        """The time ``delta`` from now."""
+        raise NotImplementedError
+
+
+class _PostgresClock(SqlClock):
+    def now(self) -> Any:
+        return func.current_timestamp()
+
+    def later(self, delta: timedelta) -> Any:
+        return func.current_timestamp() + func.make_interval(
+            0, 0, 0, 0, 0, 0, bindparam("lease_s", delta.total_seconds(), type_=Float())
+        )
+
+
+class _SqliteClock(SqlClock):
+    """UTC as the text SQLAlchemy stores SQLite datetimes in (milliseconds are enough)."""
+
+    FORMAT = "%Y-%m-%d %H:%M:%f"
+
+    def now(self) -> Any:
+        return func.strftime(self.FORMAT, "now")
+
+    def later(self, delta: timedelta) -> Any:
+        return func.strftime(self.FORMAT, "now", f"{delta.total_seconds():+.3f} seconds")
+
+
 def _execution(row: Any) -> ExecutionRow:
     return ExecutionRow(**{key: row[key] for key in ExecutionRow.__dataclass_fields__})
 
@@ -92,6 +139,7 @@ class WorkflowStore:
         self.catalog = catalog
         dialect = catalog.engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.clock = SqlClock.for_dialect(dialect)
         self._build_record_statements()
 
     # -- executions -------------------------------------------------------------------------
@@ -122,7 +170,7 @@ class WorkflowStore:
             values.update(
                 status=RUNNING,
                 lease_owner=owner,
-                lease_expires_at=now + lease,
+                lease_expires_at=self.clock.later(lease),
                 runs=1,
                 started_at=now,
             )
@@ -153,7 +201,8 @@ class WorkflowStore:
 
     def claim(self, execution_id: str, owner: str, now: datetime, lease: timedelta) -> bool:
         """Take the lease of a pending, failed, cancelled or abandoned execution and mark it
-        running. False when it is finished or another worker holds a live lease."""
+        running. False when it is finished or another worker holds a lease that has not
+        expired on the catalog's clock."""
         with self.catalog.single() as conn:
             claimed = conn.execute(
                 update(executions)
@@ -162,14 +211,14 @@ class WorkflowStore:
                     executions.c.status != SUCCEEDED,
                     or_(
                         executions.c.status != RUNNING,
-                        executions.c.lease_expires_at < now,
+                        executions.c.lease_expires_at < self.clock.now(),
                         executions.c.lease_owner == owner,
                     ),
                 )
                 .values(
                     status=RUNNING,
                     lease_owner=owner,
-                    lease_expires_at=now + lease,
+                    lease_expires_at=self.clock.later(lease),
                     runs=executions.c.runs + 1,
                     cancel_requested=False,
                     error=None,
@@ -187,7 +236,7 @@ class WorkflowStore:
             renewed = conn.execute(
                 update(executions)
                 .where(self._held(execution_id, owner))
-                .values(lease_expires_at=now + lease, updated_at=now)
+                .values(lease_expires_at=self.clock.later(lease), updated_at=now)
                 .returning(executions.c.cancel_requested)
             ).first()
         if renewed is None:
@@ -202,8 +251,21 @@ class WorkflowStore:
         now: datetime,
         output: bytes | None = None,
         error: str | None = None,
+        rerun: tuple[int, ...] = (),
     ) -> bool:
-        with self.catalog.single() as conn:
+        """End a held execution. ``rerun``: failed steps whose failure ended it, marked to run
+        again on resume (the other failed steps were handled, and replay their failure)."""
+        with self.catalog.transaction() as conn:
+            if rerun:
+                conn.execute(
+                    update(steps)
+                    .where(
+                        steps.c.execution_id == execution_id,
+                        steps.c.number.in_(rerun),
+                        steps.c.status == FAILED,
+                    )
+                    .values(status=RERUN)
+                )
             return bool(
                 conn.execute(
                     update(executions)
@@ -220,23 +282,53 @@ class WorkflowStore:
                 ).rowcount
             )
 
-    def request_cancel(self, execution_id: str, now: datetime) -> str | None:
-        """Cancel: a pending or failed execution at once; a running one before its next step.
-        Returns the status after the request, None if there is no such execution."""
+    def finish_external(
+        self,
+        execution_id: str,
+        external_workflow: str,
+        status: str,
+        now: datetime,
+        output: bytes | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End an open execution of ``external_workflow``; False when it is not open."""
+        with self.catalog.single() as conn:
+            return bool(
+                conn.execute(
+                    update(executions)
+                    .where(
+                        executions.c.id == execution_id,
+                        executions.c.workflow == external_workflow,
+                        executions.c.status.in_((PENDING, RUNNING)),
+                    )
+                    .values(
+                        status=status, output=output, error=error, finished_at=now, updated_at=now
+                    )
+                ).rowcount
+            )
+
+    def request_cancel(
+        self, execution_id: str, now: datetime, external_workflow: str
+    ) -> str | None:
+        """Cancel: a pending or failed execution, or a running one of ``external_workflow``, at
+        once; a running one of the engine's before its next step. Returns the status after the
+        request, None if there is no such execution."""
         with self.catalog.transaction() as conn:
             row = conn.execute(
-                select(executions.c.status).where(executions.c.id == execution_id)
+                select(executions.c.status, executions.c.workflow).where(
+                    executions.c.id == execution_id
+                )
             ).first()
             if row is None:
                 return None
-            if row[0] == RUNNING:
+            if row[0] == RUNNING and row[1] != external_workflow:
                 conn.execute(
                     update(executions)
                     .where(executions.c.id == execution_id)
                     .values(cancel_requested=True, updated_at=now)
                 )
                 return RUNNING
-            if row[0] in (PENDING, FAILED):
+            if row[0] in (PENDING, FAILED, RUNNING):
                 conn.execute(
                     update(executions)
                     .where(executions.c.id == execution_id)
@@ -259,19 +351,18 @@ class WorkflowStore:
                 ).rowcount
             )
 
-    def abandoned(self, now: datetime, workflows: list[str]) -> list[str]:
+    def abandoned(self, workflows: list[str]) -> list[str]:
         """Executions of these workflows to pick up: running ones whose worker's lease has
-        expired, and pending ones (asked to resume, or never started by a worker that died)."""
+        expired on the catalog's clock, and pending ones (asked to resume)."""
         query = (
             select(executions.c.id)
             .where(
                 or_(
-                    and_(executions.c.status == RUNNING, executions.c.lease_expires_at < now),
                     and_(
-                        executions.c.status == PENDING,
-                        executions.c.lease_owner.is_(None),
-                        executions.c.updated_at < now - timedelta(seconds=1),
+                        executions.c.status == RUNNING,
+                        executions.c.lease_expires_at < self.clock.now(),
                     ),
+                    and_(executions.c.status == PENDING, executions.c.lease_owner.is_(None)),
                 ),
                 executions.c.workflow.in_(workflows),
             )
@@ -415,15 +506,27 @@ class WorkflowStore:
         # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
         self._record_any = upsert(select(*params).where(true()))
 
-    def touch(self, execution_id: str, now: datetime) -> None:
-        with self.catalog.single() as conn:
+    def append_external(self, execution_id: str, step: StepRow, now: datetime) -> StepRow:
+        """Record ``step`` (named ``step.name``) at the next number of an execution, numbered
+        by the catalog under a lock on the execution's row, so concurrent writers queue rather
+        than collide. If a step of that name exists, it is returned instead (and nothing is
+        written): the caller compares states."""
+        with self.catalog.transaction() as conn:
             conn.execute(
-                update(executions).where(executions.c.id == execution_id).values(updated_at=now)
+                select(executions.c.id).where(executions.c.id == execution_id).with_for_update()
             )
-
-    def next_step_number(self, execution_id: str) -> int:
-        with self.catalog.single() as conn:
+            existing = conn.execute(
+                select(steps).where(steps.c.execution_id == execution_id, steps.c.name == step.name)
+            ).first()
+            if existing is not None:
+                return _step(existing._mapping)
             current = conn.execute(
                 select(func.max(steps.c.number)).where(steps.c.execution_id == execution_id)
             ).scalar()
-        return 0 if current is None else int(current) + 1
+            step.number = 0 if current is None else int(current) + 1
+            values = {name: getattr(step, name) for name in StepRow.__dataclass_fields__}
+            conn.execute(steps.insert().values(execution_id=execution_id, **values))
+            conn.execute(
+                update(executions).where(executions.c.id == execution_id).values(updated_at=now)
+            )
+            return step

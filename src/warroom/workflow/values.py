@@ -2,7 +2,11 @@
 
 Every stored value starts with a one-byte tag:
 
-- ``j``: JSON, the default; reading it never runs code;
+- ``m``: the default, MessagePack that keeps Python's types (tuples, sets, dates, Decimal,
+  UUID, allowed enums, dataclasses and pydantic models: see :mod:`warroom.workflow.typed`);
+  reading it never runs code;
+- ``j``: JSON, what versions before ``m`` wrote (still read; written only when the serializer
+  is set to ``json``);
 - ``p``: pickle, only when the engine opts in with a signing key: ``p`` + HMAC-SHA256 of the
   pickle + the pickle. A value whose signature does not match is refused before unpickling;
 - ``b``: a reference (``b`` + SHA-256 hex) to a content-addressed blob in the checkpoint
@@ -16,18 +20,25 @@ import hashlib
 import hmac
 import json
 import pickle
+from collections.abc import Iterable
 from contextlib import closing
 from typing import Any
 
 from warroom.codec import Decoder, Encoder
-from warroom.errors import ConfigurationError, InputError, IntegrityError, NotFoundError
+from warroom.errors import (
+    ConfigurationError,
+    IntegrityError,
+    NotFoundError,
+    UnstorableValueError,
+)
 from warroom.storage import Storage
+from warroom.workflow.typed import TypedCodec
 
 __all__ = ["BLOB_PREFIX", "ValueCodec"]
 
-JSON_TAG, PICKLE_TAG, BLOB_TAG = b"j", b"p", b"b"
+MSGPACK_TAG, JSON_TAG, PICKLE_TAG, BLOB_TAG = b"m", b"j", b"p", b"b"
 BLOB_PREFIX = "workflow/blobs/"
-SERIALIZERS = ("json", "pickle")
+SERIALIZERS = ("msgpack", "json", "pickle")
 
 
 class ValueCodec:
@@ -36,13 +47,15 @@ class ValueCodec:
     def __init__(
         self,
         storage: Storage,
-        serializer: str = "json",
+        serializer: str = "msgpack",
         signing_key: bytes | None = None,
         blob_threshold: int = 256 * 1024,
+        allowed_types: Iterable[type] = (),
     ) -> None:
         if serializer not in SERIALIZERS:
             raise ConfigurationError(
-                f"unknown workflow serializer {serializer!r}: use 'json' (default) or 'pickle'"
+                f"unknown workflow serializer {serializer!r}: use 'msgpack' (default), 'json' "
+                "or 'pickle'"
             )
         if serializer == "pickle" and not signing_key:
             raise ConfigurationError(
@@ -53,10 +66,13 @@ class ValueCodec:
         self.serializer = serializer
         self._key = signing_key
         self.blob_threshold = blob_threshold
+        self.typed = TypedCodec(allowed_types)
 
     # -- writing ----------------------------------------------------------------------------
 
     def dump(self, value: Any, what: str = "value") -> bytes:
+        """The stored form of ``value``; UnstorableValueError (before anything is written)
+        when the serializer cannot hold it."""
         data = self._serialize(value, what)
         if len(data) <= self.blob_threshold:
             return data
@@ -68,17 +84,26 @@ class ValueCodec:
             self.storage.put(key, Encoder().encode([data]))
         return BLOB_TAG + digest.encode()
 
+    def dump_record(self, record: dict[str, Any]) -> bytes:
+        """A record the engine writes (a step's failure) in the typed encoding, whatever the
+        serializer (its fields are plain data)."""
+        return MSGPACK_TAG + self.typed.dumps(record)
+
     def _serialize(self, value: Any, what: str) -> bytes:
         if self.serializer == "pickle":
             assert self._key is not None
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             return PICKLE_TAG + hmac.new(self._key, payload, hashlib.sha256).digest() + payload
         try:
-            return JSON_TAG + json.dumps(value, separators=(",", ":")).encode()
+            if self.serializer == "json":
+                return JSON_TAG + json.dumps(value, separators=(",", ":")).encode()
+            return MSGPACK_TAG + self.typed.dumps(value)
+        except UnstorableValueError as exc:
+            raise UnstorableValueError(f"{what}: {exc.message}", **exc.details) from exc
         except (TypeError, ValueError) as exc:
-            raise InputError(
+            raise UnstorableValueError(
                 f"{what} cannot be stored as JSON ({exc}); return plain data (dict, list, str, "
-                "numbers, bool, None) or opt in to the signed pickle serializer",
+                "numbers, bool, None) or use the default serializer",
             ) from exc
 
     # -- reading ----------------------------------------------------------------------------
@@ -87,6 +112,8 @@ class ValueCodec:
         tag, body = data[:1], data[1:]
         if tag == BLOB_TAG:
             return self.load(self._read_blob(body.decode("ascii")))
+        if tag == MSGPACK_TAG:
+            return self.typed.loads(body)
         if tag == JSON_TAG:
             return json.loads(body)
         if tag == PICKLE_TAG:

@@ -21,6 +21,7 @@ from warroom.api.models import (
     RestoreToNewDatabase,
     VerifyIn,
     WorkflowCheckpointIn,
+    WorkflowEndIn,
 )
 from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
 from warroom.app.listing import checkpoint_listing
@@ -45,6 +46,27 @@ def record_workflow_checkpoint(
         body.execution_id, body.step_id, body.state, body.metadata
     )
     return {"execution_id": body.execution_id, **info.to_dict()}
+
+
+ExternalEnd = Literal["complete", "fail", "cancel"]
+_END_STATUS = {"complete": "succeeded", "fail": "failed", "cancel": "cancelled"}
+
+
+@router.post("/workflow/{execution_id}/{action}")
+def end_workflow_execution(
+    execution_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")],
+    action: ExternalEnd,
+    principal: Operator,
+    services: ServicesDep,
+    body: Annotated[WorkflowEndIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """End an external execution: ``complete`` (body ``{"result": ...}``), ``fail`` (body
+    ``{"error": "..."}``) or ``cancel``. 409 when it has ended already."""
+    body = body or WorkflowEndIn()
+    execution = services.workflows.finish_external(
+        execution_id, _END_STATUS[action], body.result, body.error
+    )
+    return execution.to_dict(with_steps=False)
 
 
 @router.post("/database", status_code=202, responses=JOB_RESPONSES, response_model=None)
