@@ -11,9 +11,10 @@
 - **Data keys**: every object gets a fresh one, wrapped under the current repository key, and
   stored in the object's header (:mod:`warroom.codec.aesgcm`).
 
-``rotate(new master key)`` wraps every repository key under the new master key too and starts a
-new repository key for what is written from then on: no object is read or re-encrypted, and the
-old master key keeps opening everything until ``retire(its id)`` removes its wrappings. A key
+``rotate()``, with the new master key first and the old one after it, wraps every repository
+key under the new master key too and starts a new repository key (wrapped under both) for what
+is written from then on: no object is read or re-encrypted, and the old master key keeps
+opening everything until ``retire(its id)`` removes its wrappings. A key
 that unwraps nothing is an IntegrityError (exit 3), as is an altered key file.
 """
 
@@ -165,9 +166,8 @@ class Keyring:
                 "id": identity,
                 "created_at": datetime.now(UTC).isoformat(),
                 "wrapped": {
-                    self.current_master: _b64(
-                        aes_key_wrap(self.masters[self.current_master], secret)
-                    )
+                    master_id: _b64(aes_key_wrap(master, secret))
+                    for master_id, master in self.masters.items()
                 },
             },
         )
@@ -218,7 +218,7 @@ class Keyring:
             secret = self._unwrap(identity, document)
             document["wrapped"][self.current_master] = _b64(aes_key_wrap(master, secret))
             self._write_json(f"{KEYS_PREFIX}{identity}.json", document)
-        new = self._new_repository_key()
+        new = self._new_repository_key()  # wrapped under every configured master key
         self._set_current(new)
         return new
 
