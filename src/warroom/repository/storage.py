@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from os import PathLike
-from typing import NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
 
 from warroom.critical import fault_point
 from warroom.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = [
     "ChunkStream",
@@ -186,6 +188,8 @@ def write_stream(
                 _write(upload, part)
                 size, count = size + len(part.data), part.number
         else:
+            from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
             with ThreadPoolExecutor(parallel, thread_name_prefix="upload") as pool:
                 pending: set[Future[None]] = set()
                 try:
