@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -196,9 +197,12 @@ class LocalStorage(PartWiseWrites):
             for dirpath, _dirs, files in os.walk(self.root):
                 for filename in files:
                     full = Path(dirpath) / filename
-                    if filename.startswith(TEMP_PREFIX) and full.stat().st_mtime < limit:
-                        full.unlink(missing_ok=True)
-                        removed += 1
+                    if not filename.startswith(TEMP_PREFIX):
+                        continue
+                    with suppress(FileNotFoundError):  # finished meanwhile
+                        if full.stat().st_mtime < limit:
+                            full.unlink()
+                            removed += 1
         except OSError as exc:
             raise storage_error("sweep", self.root, exc) from exc
         return removed
