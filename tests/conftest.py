@@ -118,6 +118,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """moto's S3 server on a loopback port, for the whole session (tests/s3server.py)."""
+    from tests.s3server import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def password_cluster() -> Iterator[object]:
     """One throwaway cluster with password (scram) authentication for the whole session."""
     from tests.pgcluster import throwaway_cluster

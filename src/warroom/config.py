@@ -206,6 +206,16 @@ class Settings(BaseSettings):
         description="How the PostgreSQL server's OS user runs warroom in archive_command and "
         "restore_command (default: this Python with -m warroom).",
     )
+    encryption_key: SecretStr | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_ENCRYPTION_KEY", "encryption_key"),
+        description="The repository's master key (base64 of 32 bytes): objects are encrypted.",
+    )
+    encryption_key_file: Path | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_ENCRYPTION_KEY_FILE", "encryption_key_file"),
+        description="A file of master keys, one per line, the current one first.",
+    )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )

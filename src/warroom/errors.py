@@ -21,11 +21,16 @@ CLI exit code and the HTTP status it maps to, so the adapters never guess::
     ├── DatabaseError                 exit 1  502  the database or a client tool failed
     │   └── DatabaseUnreachableError  exit 1  503  cannot connect (host and reason, no password)
     ├── StorageError                  exit 1  503  the repository cannot be read or written
+    │   ├── TransientStorageError     exit 1  503  try again: a timeout, throttling, a 5xx
+    │   └── ReadOnlyStorageError      exit 1  503  a write to a repository opened read-only
     ├── StepFailedError               exit 1  500  a workflow step failed on its last attempt
     └── StepTimeoutError              exit 1  500  a workflow step ran past its timeout
 
-Third-party exceptions (psycopg, subprocess, OS errors) are translated where the adapter calls
-them (``raise DatabaseError(...) from exc``); the domain never catches them itself. Messages
+A :class:`StorageError` that is not a :class:`TransientStorageError` is permanent: retrying
+the same request cannot help (permission denied, a full disk, a missing bucket).
+
+Third-party exceptions (psycopg, subprocess, OS errors, botocore) are translated where the
+adapter calls them (``raise DatabaseError(...) from exc``); the domain never catches them. Messages
 never contain secrets: the code that builds them works from redacted URLs.
 """
 
@@ -47,11 +52,13 @@ __all__ = [
     "LeaseLostError",
     "NameTakenError",
     "NotFoundError",
+    "ReadOnlyStorageError",
     "StepFailedError",
     "StepMismatchError",
     "StepTimeoutError",
     "StorageError",
     "TooManyFailuresError",
+    "TransientStorageError",
     "UnstorableValueError",
     "WarroomError",
 ]
@@ -166,6 +173,16 @@ class DatabaseUnreachableError(DatabaseError):
 class StorageError(WarroomError):
     http_status = 503
     code = "storage"
+
+
+class TransientStorageError(StorageError):
+    """The same request may succeed if tried again (a timeout, throttling, a server error)."""
+
+    code = "storage_transient"
+
+
+class ReadOnlyStorageError(StorageError):
+    code = "storage_read_only"
 
 
 class StepFailedError(WarroomError):

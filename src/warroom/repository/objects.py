@@ -1,0 +1,154 @@
+"""The repository: objects written through the codec chain, read by their own header.
+
+:meth:`Repository.open` decides, once, whether objects are encrypted: the repository says so
+itself (``keys/repository.json``, see :mod:`warroom.repository.keyring`), so a client without
+the key is refused (ConfigurationError) rather than writing plaintext into an encrypted
+repository, and a client with a key never writes plaintext either: it encrypts an empty
+repository, and refuses one that already holds unencrypted objects. In an encrypted repository
+an unencrypted object is refused on read (IntegrityError): it is a substitute.
+
+Reads try :meth:`~warroom.repository.storage.Storage.copies` in order and use the first copy
+that is present and whose header and first chunk check out; :attr:`Reading.location` says
+which. Damage found after bytes were handed out is raised, not papered over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from typing import TYPE_CHECKING, Any
+
+from warroom.codec import Decoder, Digest, Encoder
+from warroom.errors import ConfigurationError, IntegrityError, NotFoundError, StorageError
+from warroom.repository.storage import ChunkStream, Storage
+
+if TYPE_CHECKING:
+    from warroom.repository.keyring import Keyring
+
+__all__ = ["Reading", "Repository"]
+
+
+class Reading:
+    """The plain bytes of one object (iterate once); ``location`` is the copy they come from,
+    ``digest`` and :meth:`check` are the decoder's once iteration has finished. The stream is
+    closed when iteration ends; a caller that stops early, or does not iterate, closes it
+    (``with repository.read(key) as reading``)."""
+
+    def __init__(
+        self,
+        first: bytes | None,
+        rest: Iterator[bytes],
+        stream: ChunkStream,
+        decoder: Decoder,
+        location: str,
+    ) -> None:
+        self._first, self._rest, self._stream = first, rest, stream
+        self.decoder, self.location = decoder, location
+
+    def __iter__(self) -> Iterator[bytes]:
+        with closing(self._stream):
+            if self._first is not None:
+                yield self._first
+                yield from self._rest
+
+    def __enter__(self) -> Reading:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stream.close()
+
+    @property
+    def digest(self) -> Digest:
+        return self.decoder.digest
+
+    def check(self, plain_sha256: str, stored_sha256: str | None = None) -> None:
+        self.decoder.check(plain_sha256, stored_sha256)
+
+
+class Repository:
+    """Objects in ``storage``, encrypted when ``keyring`` is given."""
+
+    def __init__(self, storage: Storage, keyring: Keyring | None = None) -> None:
+        self.storage = storage
+        self.keyring = keyring
+
+    @classmethod
+    def open(cls, storage: Storage, master_keys: Sequence[bytes] = ()) -> Repository:
+        """The repository in ``storage``, with encryption as it says (see the module doc)."""
+        from warroom.repository.keyring import REPOSITORY_KEY, Keyring  # loads cryptography
+
+        if not master_keys:
+            try:
+                storage.stat(REPOSITORY_KEY)
+            except NotFoundError:
+                return cls(storage)
+            raise ConfigurationError(
+                f"the repository {storage.location} is encrypted: set "
+                "WARROOM_ENCRYPTION_KEY_FILE (or WARROOM_ENCRYPTION_KEY) to its key"
+            )
+        keyring = Keyring(storage, master_keys)
+        marker = keyring.marker()
+        if marker is not None:
+            return cls(storage, keyring.open(marker))
+        if next(iter(storage.list()), None) is not None:
+            raise ConfigurationError(
+                f"the repository {storage.location} holds unencrypted objects, and an "
+                "encryption key is set: encrypt a new, empty repository, or unset the key"
+            )
+        return cls(storage, keyring.initialize())
+
+    @property
+    def encrypted(self) -> bool:
+        return self.keyring is not None
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
+
+    def write(
+        self, key: str, chunks: Iterable[bytes], *, level: int = 3, threads: int = 0
+    ) -> Digest:
+        """Encode ``chunks`` and store them atomically as ``key``; the digest of both sides."""
+        encoder = Encoder(level, threads, keys=self.keyring, context=key.encode())
+        self.storage.put(key, encoder.encode(chunks))
+        return encoder.digest
+
+    def _decoder(self, key: str, label: str, hash_plain: bool, details: dict[str, Any]) -> Decoder:
+        return Decoder(
+            label,
+            hash_plain=hash_plain,
+            keys=self.keyring,
+            context=key.encode(),
+            require_encryption=self.encrypted,
+            **details,
+        )
+
+    def read(
+        self, key: str, *, label: str | None = None, hash_plain: bool = True, **details: Any
+    ) -> Reading:
+        """The decoded object ``key`` from the first intact copy. NotFoundError when no copy
+        has it; otherwise the first copy's failure (IntegrityError, StorageError)."""
+        failure: Exception | None = None
+        for copy in self.storage.copies():
+            decoder = self._decoder(key, label or key, hash_plain, details)
+            try:
+                stream = copy.get(key)
+            except NotFoundError:
+                continue
+            except StorageError as exc:
+                failure = failure or exc
+                continue
+            chunks = decoder.decode(stream)
+            try:
+                first = next(chunks, None)
+            except (IntegrityError, StorageError) as exc:
+                stream.close()
+                failure = failure or exc
+                continue
+            return Reading(first, chunks, stream, decoder, copy.location)
+        if failure is not None:
+            raise failure
+        raise NotFoundError(f"no object {key!r} in {self.location}", key=key)

@@ -1,0 +1,360 @@
+"""The S3 backend: ``s3://bucket/prefix`` on AWS S3 or any S3-compatible server (MinIO,
+Cloudflare R2, Ceph, moto).
+
+The endpoint, region and credentials come from the standard AWS settings, read by botocore:
+``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``), ``AWS_REGION``, ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and the shared config and
+credentials files. None of it is ever printed: :attr:`S3Storage.location` is the URL, and errors
+carry S3's error code and message only, with anything shaped like an access key id masked.
+
+Writes: an object of one part is one ``PutObject``; a larger one is a multipart upload whose
+parts are sent in parallel, visible only once ``CompleteMultipartUpload`` succeeds, and aborted
+on any failure; a killed writer's upload is what :meth:`S3Storage.sweep_uploads` aborts.
+botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
+:func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
+policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
+NotFoundError; missing credentials are ConfigurationError; anything else is StorageError.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from warroom.errors import (
+    ConfigurationError,
+    NotFoundError,
+    StorageError,
+    TransientStorageError,
+    WarroomError,
+)
+from warroom.repository.storage import MiB, ObjectInfo, Part, PartWiseWrites, check_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+__all__ = ["S3Storage"]
+
+READ_CHUNK = MiB
+_TRANSIENT_CODES = {
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
+_NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+_ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA)[A-Z0-9]{12,}\b")
+
+
+def _mask(text: str) -> str:
+    return _ACCESS_KEY_ID.sub(lambda m: m.group(1) + "…", text)
+
+
+def translate(action: str, where: str, exc: Exception) -> WarroomError:
+    """Our error for a botocore failure of ``action`` on ``where`` (see the module docstring)."""
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return ConfigurationError(
+            f"no AWS credentials to {action} {where}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+        )
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "")) or "error"
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = _mask(f"cannot {action} {where}: {code}: {error.get('Message', '')}".strip())
+        if code in _NOT_FOUND_CODES:
+            return NotFoundError(message, key=where)
+        if code in _TRANSIENT_CODES or status >= 500:
+            return TransientStorageError(message, location=where)
+        return StorageError(message, location=where)
+    if isinstance(
+        exc,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.ResponseStreamingError
+        | botocore.exceptions.IncompleteReadError,
+    ):
+        return TransientStorageError(
+            _mask(f"cannot {action} {where}: {type(exc).__name__}"), location=where
+        )
+    return StorageError(_mask(f"cannot {action} {where}: {exc}"), location=where)
+
+
+_BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+class _BodyChunks:
+    """An object's body in chunks; closed when exhausted or by ``close``."""
+
+    def __init__(self, body: Any, where: str) -> None:
+        self._body = body
+        self._chunks = body.iter_chunks(READ_CHUNK)
+        self._where = where
+
+    def __iter__(self) -> _BodyChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk: bytes = next(self._chunks)
+        except StopIteration:
+            self.close()
+            raise
+        except _BOTO_ERRORS as exc:
+            self.close()
+            raise translate("read", self._where, exc) from exc
+        return chunk
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class _MultipartUpload:
+    """Part 1 is held back until a second part shows the object needs a multipart upload;
+    an object of one part is then a single PutObject at commit."""
+
+    def __init__(self, storage: S3Storage, key: str) -> None:
+        self._storage, self._key = storage, storage.object_key(key)
+        self._where = f"s3://{storage.bucket}/{self._key}"
+        self._first: bytes | None = None
+        self._upload_id: str | None = None
+        self._etags: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def _fail(self, action: str, exc: Exception) -> NoReturn:
+        raise translate(action, self._where, exc) from exc
+
+    def _upload_id_now(self) -> str:
+        with self._lock:
+            if self._upload_id is None:
+                try:
+                    answer = self._storage.client.create_multipart_upload(
+                        Bucket=self._storage.bucket, Key=self._key
+                    )
+                except _BOTO_ERRORS as exc:
+                    self._fail("start an upload to", exc)
+                self._upload_id = answer["UploadId"]
+            return self._upload_id
+
+    def _send(self, number: int, data: bytes) -> None:
+        upload_id = self._upload_id_now()
+        try:
+            answer = self._storage.client.upload_part(
+                Bucket=self._storage.bucket,
+                Key=self._key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        except _BOTO_ERRORS as exc:
+            self._fail(f"upload part {number} of", exc)
+        with self._lock:
+            self._etags[number] = answer["ETag"]
+
+    def write(self, part: Part) -> None:
+        if part.number == 1:
+            with self._lock:
+                held = self._upload_id is None
+                if held:
+                    self._first = part.data
+            if held:
+                return
+        else:
+            with self._lock:
+                first, self._first = self._first, None
+            if first is not None:
+                self._send(1, first)
+        self._send(part.number, part.data)
+
+    def commit(self, size: int, parts: int) -> None:
+        client, bucket = self._storage.client, self._storage.bucket
+        try:
+            if self._upload_id is None:
+                client.put_object(Bucket=bucket, Key=self._key, Body=self._first or b"")
+                return
+            if self._first is not None:
+                self._send(1, self._first)
+                self._first = None
+            client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={
+                    "Parts": [
+                        {"ETag": self._etags[number], "PartNumber": number}
+                        for number in range(1, parts + 1)
+                    ]
+                },
+            )
+        except _BOTO_ERRORS as exc:
+            self._fail("write", exc)
+
+    def abort(self) -> None:
+        self._first = None
+        if self._upload_id is None:
+            return
+        try:
+            self._storage.client.abort_multipart_upload(
+                Bucket=self._storage.bucket, Key=self._key, UploadId=self._upload_id
+            )
+        except _BOTO_ERRORS:
+            pass  # left for sweep_uploads
+
+
+class S3Storage(PartWiseWrites):
+    """A repository under ``prefix`` in an S3 bucket."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        part_size: int = 8 * MiB,
+        parallel_parts: int = 4,
+        client: S3Client | None = None,
+    ) -> None:
+        if part_size < 5 * MiB:
+            raise ConfigurationError("S3 multipart parts must be at least 5 MiB")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.part_size, self.parallel_parts = part_size, parallel_parts
+        self.client: S3Client = client or boto3.session.Session().client(
+            "s3",
+            config=Config(
+                retries={"total_max_attempts": 1},
+                max_pool_connections=max(10, parallel_parts * 2),
+            ),
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> S3Storage:
+        """``s3://bucket[/prefix]``; ConfigurationError when there is no bucket."""
+        parts = urlsplit(url)
+        if not parts.netloc or "@" in parts.netloc:
+            raise ConfigurationError(
+                "an S3 repository is s3://bucket/prefix; credentials come from the AWS "
+                "settings (AWS_ACCESS_KEY_ID, AWS_PROFILE ...), never from the URL"
+            )
+        return cls(parts.netloc, parts.path)
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def object_key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _base(self, prefix: str) -> str:
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    def _where(self, key: str) -> str:
+        return f"{self.location}/{key}"
+
+    def begin(self, key: str) -> _MultipartUpload:
+        return _MultipartUpload(self, key)
+
+    def get(self, key: str) -> _BodyChunks:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except _BOTO_ERRORS as exc:
+            raise translate("read", self._where(key), exc) from exc
+        return _BodyChunks(answer["Body"], self._where(key))
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except _BOTO_ERRORS as exc:
+            raise translate("read", self._where(key), exc) from exc
+        return ObjectInfo(key, answer["ContentLength"], answer["LastModified"])
+
+    def _paginate(self, operation: str, action: str, **arguments: Any) -> Iterator[Any]:
+        try:
+            yield from self.client.get_paginator(operation).paginate(  # type: ignore[call-overload]
+                Bucket=self.bucket, **arguments
+            )
+        except _BOTO_ERRORS as exc:
+            raise translate(action, self.location, exc) from exc
+
+    def _relative(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for page in self._paginate("list_objects_v2", "list", Prefix=self._base(prefix)):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(self._relative(item["Key"]), item["Size"], item["LastModified"])
+
+    def _uploads(self, prefix: str, **arguments: Any) -> Iterator[Any]:
+        yield from self._paginate(
+            "list_multipart_uploads", "list uploads in", Prefix=self._base(prefix), **arguments
+        )
+
+    def children(self, prefix: str) -> builtins.list[str]:
+        base = self._base(prefix.rstrip("/") + "/")
+        names: set[str] = set()
+        pages = [
+            *self._paginate("list_objects_v2", "list", Prefix=base, Delimiter="/"),
+            *self._uploads(prefix.rstrip("/") + "/", Delimiter="/"),
+        ]
+        for page in pages:
+            for common in page.get("CommonPrefixes", []):
+                names.add(common["Prefix"][len(base) :].rstrip("/"))
+            for item in page.get("Contents", []) + page.get("Uploads", []):
+                names.add(item["Key"][len(base) :].split("/", 1)[0])
+        return sorted(name for name in names if name)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except _BOTO_ERRORS as exc:
+            raise translate("delete", self._where(key), exc) from exc
+
+    def _abort_uploads(self, prefix: str, started_before: datetime | None) -> int:
+        aborted = 0
+        for page in self._uploads(prefix):
+            for upload in page.get("Uploads", []):
+                if started_before is not None and upload["Initiated"] >= started_before:
+                    continue
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                except _BOTO_ERRORS as exc:
+                    raise translate("abort an upload to", upload["Key"], exc) from exc
+                aborted += 1
+        return aborted
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = [self._base(info.key) for info in self.list(prefix)]
+        for start in range(0, len(keys), 1000):
+            batch: builtins.list[ObjectIdentifierTypeDef] = [
+                {"Key": key} for key in keys[start : start + 1000]
+            ]
+            try:
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except _BOTO_ERRORS as exc:
+                raise translate("delete", self._where(prefix), exc) from exc
+        self._abort_uploads(prefix, None)
+
+    def free_bytes(self) -> int | None:
+        return None
+
+    def sweep_uploads(self, older_than: datetime) -> int:
+        return self._abort_uploads("", older_than)

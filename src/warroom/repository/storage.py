@@ -1,0 +1,251 @@
+"""The ``Storage`` protocol: where a repository's objects live, and how they are written.
+
+Keys are ``/``-separated relative paths built by the code (``database/<name>/manifest.json``),
+never taken raw from users; :func:`check_key` refuses anything else with ValueError.
+
+Contract, for every backend and every wrapper:
+
+- Writes are part-wise. ``begin(key)`` starts an :class:`Upload`; the writer hands it
+  :class:`Part` objects (bytes in memory, so any part can be sent again: a retry or a mirror
+  replays a part, never the caller's stream), then ``commit``. Nothing is visible under
+  ``key`` before ``commit`` returns; after ``abort``, or a failure anywhere, nothing new is
+  (an older object stays). :func:`write_stream` is the one driver of uploads: it cuts a stream
+  into parts, sends up to ``parallel`` of them at once with bounded memory, and aborts on any
+  failure, including KeyboardInterrupt. ``put`` is ``write_stream`` with the backend's sizes.
+- ``get(key)`` streams the object (a :class:`ChunkStream`); it closes itself when exhausted, and
+  a caller that stops early closes it (``with closing(storage.get(key))``). A missing object
+  raises :class:`~warroom.errors.NotFoundError` at once, not while iterating.
+- ``stat`` raises NotFoundError for a missing object; ``delete`` and ``delete_prefix`` are
+  idempotent.
+- Every other failure is a :class:`~warroom.errors.StorageError`: a
+  :class:`~warroom.errors.TransientStorageError` means the same call may succeed if tried
+  again (the retry wrapper does); any other StorageError is permanent.
+- ``copies()`` are the independent copies a read may come from, best first: ``[self]`` for one
+  backend, primary then replicas for a mirror.
+- ``sweep_uploads(older_than)`` removes unfinished uploads started before ``older_than``
+  (a killed writer's temporary files or multipart uploads) and returns how many it removed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from os import PathLike
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
+
+from warroom.critical import fault_point
+from warroom.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = [
+    "ChunkStream",
+    "ObjectInfo",
+    "Part",
+    "PartWiseWrites",
+    "Storage",
+    "Upload",
+    "check_key",
+    "open_storage",
+    "write_stream",
+]
+
+MiB = 1 << 20
+
+
+class ObjectInfo(NamedTuple):
+    key: str
+    size: int
+    modified: datetime
+
+
+class Part(NamedTuple):
+    """One piece of an upload: ``number`` counts from 1, ``offset`` is where it starts."""
+
+    number: int
+    offset: int
+    data: bytes
+
+
+class ChunkStream(Protocol):
+    """An object's bytes, in chunks; ``close`` releases it early."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Upload(Protocol):
+    """One object being written; nothing is visible before :meth:`commit`.
+
+    ``write`` may be called from several threads at once, for distinct parts in any order;
+    writing a part again replaces what an earlier attempt sent. ``commit`` is called once,
+    after every part was written, with the parts' total size (0 parts: an empty object).
+    ``abort`` is idempotent and never raises for what it cannot clean up (the sweep will).
+    """
+
+    def write(self, part: Part) -> None: ...
+
+    def commit(self, size: int, parts: int) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Storage(Protocol):
+    """What every backend and wrapper provides (the module docstring holds the contract)."""
+
+    @property
+    def location(self) -> str:
+        """Where the repository is, safe to print (never credentials)."""
+        ...
+
+    @property
+    def part_size(self) -> int:
+        """How many bytes :func:`write_stream` puts in each part."""
+        ...
+
+    @property
+    def parallel_parts(self) -> int:
+        """How many parts of one object may be in flight at once."""
+        ...
+
+    def begin(self, key: str) -> Upload: ...
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Store ``chunks`` atomically under ``key``; return the number of bytes stored."""
+        ...
+
+    def get(self, key: str) -> ChunkStream: ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every complete object whose key starts with ``prefix``, in key order."""
+        ...
+
+    def children(self, prefix: str) -> builtins.list[str]:
+        """Names directly under ``prefix/``, including those holding only unfinished writes."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix``, including unfinished writes."""
+        ...
+
+    def free_bytes(self) -> int | None:
+        """Space left for new objects, or None when the backend cannot tell."""
+        ...
+
+    def copies(self) -> builtins.list[Storage]: ...
+
+    def sweep_uploads(self, older_than: datetime) -> int: ...
+
+
+def check_key(key: str) -> None:
+    """ValueError unless ``key`` is a relative ``/``-separated path without empty, ``.`` or
+    ``..`` segments."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+
+
+def _parts(chunks: Iterable[bytes], size: int) -> Iterator[Part]:
+    """``chunks`` regrouped into parts of exactly ``size`` bytes (the last one shorter)."""
+    buffer = bytearray()
+    number = offset = 0
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            number += 1
+            yield Part(number, offset, bytes(buffer[:size]))
+            del buffer[:size]
+            offset += size
+    if buffer or number == 0:
+        yield Part(number + 1, offset, bytes(buffer))
+
+
+def _write(upload: Upload, part: Part) -> None:
+    upload.write(part)
+    fault_point(f"upload-part-{part.number}-written")  # the crash tests kill the writer here
+
+
+def write_stream(
+    storage: Storage, key: str, chunks: Iterable[bytes], *, part_size: int, parallel: int
+) -> int:
+    """Upload ``chunks`` to ``key`` as parts of ``part_size`` bytes, up to ``parallel`` at once,
+    holding at most ``parallel + 1`` parts in memory; return the size stored. On any failure
+    the upload is aborted and the failure raised. The calling thread reads ``chunks``."""
+    upload = storage.begin(key)
+    size = count = 0
+    try:
+        if parallel <= 1:
+            for part in _parts(chunks, part_size):
+                _write(upload, part)
+                size, count = size + len(part.data), part.number
+        else:
+            from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+            with ThreadPoolExecutor(parallel, thread_name_prefix="upload") as pool:
+                pending: set[Future[None]] = set()
+                try:
+                    for part in _parts(chunks, part_size):
+                        while len(pending) >= parallel:
+                            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                future.result()
+                        pending.add(pool.submit(_write, upload, part))
+                        size, count = size + len(part.data), part.number
+                    for future in pending:
+                        future.result()
+                finally:
+                    for future in pending:
+                        future.cancel()
+        upload.commit(size, count)
+    except BaseException:
+        upload.abort()
+        raise
+    return size
+
+
+class PartWiseWrites:
+    """Mixin of backends and wrappers: ``put`` is :func:`write_stream` with their own sizes,
+    and a single backend is its only copy."""
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        storage = cast(Storage, self)
+        return write_stream(
+            storage, key, chunks, part_size=storage.part_size, parallel=storage.parallel_parts
+        )
+
+    def copies(self) -> builtins.list[Storage]:
+        return [cast(Storage, self)]
+
+
+def open_storage(url: str | PathLike[str]) -> Storage:
+    """Open the repository at ``url``: ``s3://bucket/prefix`` (with retries of transient
+    errors), ``file:///path`` or a plain directory path. ConfigurationError for any other
+    scheme."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit  # here: wal push imports this module
+
+    text = str(url)
+    parts = urlsplit(text)
+    if parts.scheme in ("", "file") or (len(parts.scheme) == 1 and text[1:3] == ":\\"):
+        from warroom.repository.local import LocalStorage
+
+        path = unquote(parts.path) if parts.scheme == "file" else text
+        return LocalStorage(Path(path))
+    if parts.scheme == "s3":
+        from warroom.repository.s3 import S3Storage
+        from warroom.repository.wrappers import RetryStorage
+
+        return RetryStorage(S3Storage.from_url(text))
+    raise ConfigurationError(
+        f"unsupported storage URL scheme {parts.scheme!r} in {text!r}; "
+        "use a directory path, a file:// URL or s3://bucket/prefix"
+    )
