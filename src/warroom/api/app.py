@@ -13,12 +13,13 @@ from warroom.api.asgi import call_recording_status
 from warroom.api.deps import FailurePenalty
 from warroom.api.errors import error_response, install_error_handlers
 from warroom.api.metrics import RequestMetrics, build_registry
-from warroom.api.routes import checkpoints, operations
+from warroom.api.routes import checkpoints, manage, operations
 from warroom.audit import write_audit
 from warroom.auth import JwtVerifier
 from warroom.errors import WarroomError
 from warroom.jobs import JobRunner
 from warroom.services import Services
+from warroom.web import install_web
 
 __all__ = ["create_app"]
 
@@ -104,7 +105,8 @@ class Audit:
 
 
 def create_app(services: Services, jobs: JobRunner) -> FastAPI:
-    """The application over ``services``; ``jobs`` runs the long operations."""
+    """The application over ``services``; ``jobs`` runs the long operations. The API is
+    under ``/api/v1``, the web UI at ``/`` (:mod:`warroom.web`)."""
     settings = services.settings
     app = FastAPI(
         title="War Room Checkpoints",
@@ -124,6 +126,8 @@ def create_app(services: Services, jobs: JobRunner) -> FastAPI:
     install_error_handlers(app)
     app.include_router(checkpoints.router)
     app.include_router(operations.router)
+    app.include_router(manage.router)
+    install_web(app)
     registry = build_registry(services)
     app.state.metrics_registry = registry
     app.add_middleware(Audit, services=services)
