@@ -98,12 +98,16 @@ class Browser:
         ok.click()
         self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog#confirm[open]"))
 
+    def dismiss_jobs(self) -> None:
+        """Dismiss the finished jobs' cards (as a person tidies the tray)."""
+        for button in self.all("#jobs button[data-dismiss]"):
+            button.click()
+        self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "#jobs section.job"))
+
     def job_finished(self, kind: str) -> WebElement:
-        """The newest job card of ``kind``, once it has finished (succeeded or failed)."""
-        return self.find(
-            f'#jobs section.job[aria-label="Job {kind}"][data-job-status="succeeded"],'
-            f'#jobs section.job[aria-label="Job {kind}"][data-job-status="failed"]'
-        )
+        """The newest job card (the tray's first), once it shows a finished job of ``kind``."""
+        card = f'#jobs > section.job:first-child[aria-label="Job {kind}"]'
+        return self.find(f'{card}[data-job-status="succeeded"], {card}[data-job-status="failed"]')
 
     def screenshot(self, path: Path) -> Path:
         self.driver.save_screenshot(str(path))

@@ -113,6 +113,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             drop_pg_database(name)
 
 
+def test_the_shell_holds_no_data_and_forbids_inline_script(site: Site) -> None:
+    with site.server.client() as anonymous:
+        shell = anonymous.get("/")
+        assert shell.status_code == 200 and 'id="signin"' in shell.text
+        policy = shell.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert anonymous.get("/ui/overview").status_code == 401
+        assert anonymous.get("/static/htmx.min.js").status_code == 200
+
+
 def no_console_errors(browser: Browser) -> None:
     errors = browser.console_errors()
     assert not errors, errors
@@ -161,6 +171,7 @@ def test_restore_into_a_new_database_with_confirmation(site: Site, tmp_path: Pat
     target = f"wrt_ui_restored_{uuid.uuid4().hex[:8]}"
     site.restored.append(target)
     ui.go(f"backups/{site.backup}")
+    ui.dismiss_jobs()
     ui.type("input[name='new_db']", target + Keys.ENTER)
     prompt = ui.text("#confirm-prompt")
     assert target in prompt and site.backup in prompt
@@ -173,6 +184,29 @@ def test_restore_into_a_new_database_with_confirmation(site: Site, tmp_path: Pat
     assert pg_database_exists(target)
     with psycopg.connect(pg_url(target)) as conn:
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (20000,)
+    no_console_errors(ui)
+
+
+def test_restore_over_the_configured_database_needs_its_name_typed(
+    site: Site, tmp_path: Path
+) -> None:
+    ui = site.browser
+    ui.go(f"backups/{site.backup}")
+    ui.dismiss_jobs()
+    assert "There is no safety backup yet." in ui.text(".over")
+    ui.click("button.danger[data-typed]")
+    ui.type("#confirm-typed", "not-the-name")
+    assert not ui.find("#confirm-ok").is_enabled()  # a wrong name cannot confirm
+    ui.screenshot(tmp_path / "restore-over-confirm.png")
+    ui.find("#confirm-typed").clear()
+    ui.confirm(typed=site.database)
+    card = ui.job_finished("restore")
+    assert card.get_attribute("data-job-status") == "succeeded", card.text
+    safety = ui.text("#jobs a[href^='#/backups/']")
+    assert safety and safety != site.backup
+    # Before the next restore, the screen shows the safety backup this one left.
+    ui.wait(lambda d: safety in ui.text(".over"))
+    ui.screenshot(tmp_path / "restore-over-finished.png")
     no_console_errors(ui)
 
 
@@ -215,6 +249,7 @@ def test_deployments_validate_and_rollback_with_confirmation(site: Site, tmp_pat
     ui.click("button[data-post='/api/v1/checkpoints/deployment']")
     ui.click("li[data-deployment^='validation-'] summary")
     ui.screenshot(tmp_path / "deployments.png")
+    ui.dismiss_jobs()
     ui.click("button[data-post='/api/v1/deployments/rollback']")
     assert "Roll back" in ui.text("#confirm-prompt")
     ui.confirm()
@@ -248,7 +283,9 @@ def test_admin_creates_and_revokes_tokens(site: Site, tmp_path: Path) -> None:
     assert "sre-admin" in audit and "/revoke" in audit and "POST /api/v1/tokens" in audit
     assert "schedules-table" in ui.driver.page_source
     ui.screenshot(tmp_path / "admin.png")
-    assert secret not in ui.driver.page_source and secret not in site.server.log.read_text()
+    log = site.server.log.read_text()
+    assert secret not in ui.driver.page_source and secret not in log
+    assert site.tokens["sre-admin"] not in log and "wr_" not in ui.driver.current_url
     no_console_errors(ui)
 
 
