@@ -15,6 +15,14 @@ if ! .venv/bin/python -c "import psycopg, os; psycopg.connect(os.environ['WARROO
   echo "error: no PostgreSQL at $WARROOM_TEST_PG_URL; start it or set WARROOM_TEST_PG_URL" >&2
   exit 2
 fi
+# The web UI's tests drive Debian's Chromium (browsers cannot be downloaded by test tools here).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "error: the web UI tests need Debian's chromium and chromium-driver; install them" >&2
+    exit 2
+  fi
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"

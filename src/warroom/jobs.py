@@ -1,7 +1,8 @@
 """Long operations (backups, restores, verifications, cleanups) run as jobs.
 
 A job is a catalog row: its kind, its parameters (never a secret), its status (queued, running,
-succeeded, failed), its progress and its result or error. The service replica that accepts a
+succeeded, failed), its progress (``stage``, ``bytes``, ``stage_started_at``, ``at``: enough
+for a rate) and its result or error. The service replica that accepts a
 job runs it in a thread and beats its heartbeat. When a replica starts, every job whose
 heartbeat stopped (its replica died or was restarted) is marked failed, with an error that says
 so. Such a job can be retried: the retry is a new job with the same parameters. A job is never
@@ -166,13 +167,22 @@ class JobRunner:
     def _run(self, job_id: str, work: JobWork) -> None:
         """Run one job; whatever happens, its row ends succeeded or failed."""
         last = {"at": 0.0}
+        current: dict[str, Any] = {"stage": None, "since": None}
 
         def report(total: int, stage: str) -> None:
-            now = _now().timestamp()
-            if now - last["at"] >= 1.0 or total == 0:
-                last["at"] = now
+            now = _now()
+            if stage != current["stage"]:
+                current.update(stage=stage, since=now.isoformat())
+            if now.timestamp() - last["at"] >= 1.0 or total == 0:
+                last["at"] = now.timestamp()
+                progress = {
+                    "stage": stage,
+                    "bytes": total,
+                    "stage_started_at": current["since"],
+                    "at": now.isoformat(),
+                }
                 with suppress(WarroomError):  # progress is best effort
-                    self._set(job_id, progress={"stage": stage, "bytes": total})
+                    self._set(job_id, progress=progress)
 
         final: dict[str, Any]
         try:

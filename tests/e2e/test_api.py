@@ -109,6 +109,11 @@ ROUTES = [  # method, path, body, least role
     ("DELETE", "/api/v1/checkpoints/cleanup?dry_run=true&wait=true", None, "admin"),
     ("POST", "/api/v1/checkpoints/database/nope/verify", None, "admin"),
     ("POST", "/api/v1/checkpoints/restore/database/nope", {"new_db": "x"}, "admin"),
+    ("GET", "/api/v1/whoami", None, "viewer"),
+    ("GET", "/api/v1/schedules", None, "viewer"),
+    ("GET", "/api/v1/deployments", None, "viewer"),
+    ("GET", "/api/v1/tokens", None, "admin"),
+    ("POST", "/api/v1/tokens/nope/revoke", None, "admin"),
 ]
 
 
@@ -457,5 +462,11 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
         "/readyz",
         "/metrics",
         "/api/v1/status",
+        "/api/v1/whoami",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{name_or_id}/revoke",
+        "/api/v1/schedules",
+        "/api/v1/deployments",
+        "/api/v1/deployments/rollback",
     }
     assert set(document["paths"]["/api/v1/checkpoints/cleanup"]) == {"delete"}

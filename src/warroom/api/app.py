@@ -13,11 +13,12 @@ from warroom import __version__
 from warroom.api.auditing import Audit
 from warroom.api.errors import error_response, install_error_handlers
 from warroom.api.metrics import RequestMetrics, build_registry
-from warroom.api.routes import checkpoints, operations
+from warroom.api.routes import checkpoints, manage, operations
 from warroom.api.throttle import LoginThrottle
 from warroom.auth import JwtVerifier
 from warroom.jobs import JobRunner
 from warroom.services import Services
+from warroom.web import install_web
 
 __all__ = ["create_app"]
 
@@ -67,8 +68,9 @@ class BodyLimit:
 def create_app(
     services: Services, jobs: JobRunner, *, clock: Callable[[], float] = time.monotonic
 ) -> FastAPI:
-    """The application over ``services``; ``jobs`` runs the long operations. ``clock``
-    (monotonic seconds) times the login back-off and the audit windows."""
+    """The application over ``services``; ``jobs`` runs the long operations. The API is
+    under ``/api/v1``, the web UI at ``/`` (:mod:`warroom.web`). ``clock`` (monotonic
+    seconds) times the login back-off and the audit windows."""
     settings = services.settings
     app = FastAPI(
         title="War Room Checkpoints",
@@ -88,6 +90,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(checkpoints.router)
     app.include_router(operations.router)
+    app.include_router(manage.router)
+    install_web(app)
     registry = build_registry(services)
     app.state.metrics_registry = registry
     app.add_middleware(Audit, services=services, clock=clock)

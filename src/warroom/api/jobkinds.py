@@ -55,11 +55,19 @@ def _cleanup(services: Services, params: dict[str, Any]) -> JobWork:
     return work
 
 
+def _rollback(services: Services, params: dict[str, Any]) -> JobWork:
+    def work(progress: Progress) -> dict[str, Any]:
+        return services.deployments.rollback(params["to_version"]).to_dict()
+
+    return work
+
+
 WORK: dict[str, Callable[[Services, dict[str, Any]], JobWork]] = {
     "backup": _backup,
     "restore": _restore,
     "verify": _verify,
     "cleanup": _cleanup,
+    "rollback": _rollback,
 }
 
 

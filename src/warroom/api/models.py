@@ -107,6 +107,16 @@ class VerifyIn(Body):
     restore_test: bool = False
 
 
+class TokenIn(Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+    role: Literal["viewer", "operator", "admin"]
+
+
+class RollbackIn(Body):
+    confirm: Literal[True] = Field(description="Must be true: the version in service changes.")
+    to_version: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
 class ErrorInfo(BaseModel):
     code: str
     message: str

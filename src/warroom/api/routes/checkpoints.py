@@ -24,7 +24,9 @@ from warroom.api.models import (
     WorkflowEndIn,
 )
 from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
+from warroom.app.backups import backup_details
 from warroom.app.listing import checkpoint_listing
+from warroom.app.workflows import execution_with_states
 from warroom.errors import ConfigurationError, ConflictError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/checkpoints", tags=["checkpoints"], responses=ERRORS)
@@ -195,27 +197,15 @@ def get_checkpoint(
     services: ServicesDep,
 ) -> dict[str, Any]:
     """One checkpoint. For a workflow, ``name`` is the execution id and the answer lists its
-    checkpoints in order, with their states, so an external process can resume from the last."""
+    checkpoints in order, with their states, so an external process can resume from the last.
+    For a database backup: its parts with checksums and sizes, and its verification history
+    (``checks``)."""
     if type == "workflow":
-        execution = services.workflows.get_execution(name)
-        return {
-            **execution.to_dict(with_steps=False),
-            "checkpoints": [
-                {**info.to_dict(), "state": state}
-                for info, state in services.workflows.checkpoints(name)
-            ],
-        }
+        return execution_with_states(services, name)
     if type == "database":
         if not re.fullmatch(NAME, name):  # an execution id's ':' is never in a backup name
             raise NotFoundError(f"no database checkpoint named {name!r}", name=name)
-        manifest = services.backups.manifest(name)
-        record = services.catalog.get_checkpoint("database", name)
-        return {
-            **manifest.summary(),
-            "status": record.status if record else "unindexed",
-            "server_version": manifest.server_version,
-            "tool_version": manifest.tool_version,
-        }
+        return backup_details(services, name)
     record = services.catalog.get_checkpoint("deployment", name)
     if record is None:
         raise NotFoundError(f"no deployment checkpoint named {name!r}", name=name)

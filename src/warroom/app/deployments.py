@@ -1,0 +1,20 @@
+"""Deployment history (``GET /api/v1/deployments`` and the web UI): every recorded validation,
+deploy and rollback, newest first, each with its validation report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warroom.services import Services
+
+__all__ = ["deployment_history"]
+
+
+def deployment_history(services: Services, limit: int = 200) -> dict[str, Any]:
+    """``{"current_version", "deployments": [...]}``: each deployment checkpoint as the catalog
+    holds it (``details`` is its report: checks, stages, versions), newest first."""
+    records = services.catalog.list_checkpoints("deployment")
+    return {
+        "current_version": services.deployments.current_version(),
+        "deployments": [record.to_dict() for record in reversed(records)][:limit],
+    }
