@@ -112,6 +112,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         "CHECKPOINT_RETENTION_DAYS",
         "ENABLE_AUTO_CHECKPOINTS",
         "DATABASE_CHECKPOINT_SCHEDULE",
+        "PORT",
     ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -23,7 +23,7 @@ class Result:
 
 def cli_env(workdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
-    for name in ("DATABASE_URL", "BACKUP_DIR", "CHECKPOINT_DIR"):
+    for name in ("DATABASE_URL", "BACKUP_DIR", "CHECKPOINT_DIR", "PORT"):
         env.pop(name, None)
     env.update(
         BACKUP_DIR=str(workdir / "backups"),
