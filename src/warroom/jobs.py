@@ -169,7 +169,7 @@ class JobRunner:
         last = {"at": 0.0}
         current: dict[str, Any] = {"stage": None, "since": None}
 
-        def report(total: int, stage: str) -> None:
+        def report(total: int, stage: str, expected: int | None) -> None:
             now = _now()
             if stage != current["stage"]:
                 current.update(stage=stage, since=now.isoformat())
@@ -178,6 +178,7 @@ class JobRunner:
                 progress = {
                     "stage": stage,
                     "bytes": total,
+                    "expected_bytes": expected,
                     "stage_started_at": current["since"],
                     "at": now.isoformat(),
                 }

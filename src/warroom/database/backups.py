@@ -71,28 +71,31 @@ CATALOG_LABEL_WIDTH = 500  # the catalog's ``source`` column: the label, for peo
 NAME_LOCK_WAIT = 60.0
 
 
+ProgressReport = Callable[[int, str, int | None], None]
+
+
 class Progress:
-    """Counts bytes as they flow and calls ``report(total_bytes, message)`` now and then.
+    """Counts bytes as they flow and calls ``report(total_bytes, stage, expected_bytes)`` now
+    and then; ``expected_bytes`` is the stage's total when it is known, else None.
 
     Thread-safe: parallel parts report into one counter. ``report`` is called at most every
     ``interval`` seconds, plus once when a stage starts.
     """
 
-    def __init__(
-        self, report: Callable[[int, str], None] | None = None, interval: float = 0.5
-    ) -> None:
+    def __init__(self, report: ProgressReport | None = None, interval: float = 0.5) -> None:
         self._report = report
         self._interval = interval
         self._lock = threading.Lock()
         self._last = 0.0
         self.total = 0
         self.stage = ""
+        self.expected: int | None = None
 
-    def start(self, stage: str) -> None:
+    def start(self, stage: str, expected: int | None = None) -> None:
         with self._lock:
-            self.stage, self.total = stage, 0
+            self.stage, self.total, self.expected = stage, 0, expected
         if self._report:
-            self._report(0, stage)
+            self._report(0, stage, expected)
 
     def advance(self, nbytes: int) -> None:
         with self._lock:
@@ -101,9 +104,9 @@ class Progress:
             due = now - self._last >= self._interval
             if due:
                 self._last = now
-            total, stage = self.total, self.stage
+            total, stage, expected = self.total, self.stage, self.expected
         if due and self._report:
-            self._report(total, stage)
+            self._report(total, stage, expected)
 
     def counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -558,9 +561,9 @@ class BackupService:
                     f"{name} is a physical base backup: test it with a point-in-time restore "
                     "(warroom restore database --target-time latest --data-dir DIR --start)"
                 )
-            progress.start(f"checking the stored bytes of {name}")
+            progress.start(f"checking the stored bytes of {name}", manifest.size_stored)
             self.check_stored(manifest, progress)
-            progress.start(f"verifying {name}")
+            progress.start(f"verifying {name}", manifest.size_original)
             read_part = self._reader(manifest, progress)
             for part in manifest.parts:
                 for _chunk in read_part(part.name):
@@ -569,8 +572,8 @@ class BackupService:
             if restore_test:
                 server = self._engine(url or self.settings.database_url or manifest.source)
                 self._check_compatible(manifest, server)
-                progress.start(f"restore test of {name}")
                 self._sweep_abandoned(server, progress)
+                progress.start(f"restore test of {name}", manifest.size_original)
                 with server.scratch() as scratch:
                     scratch.create_empty(manifest.database)
                     report.tables_checked = self._load_and_check(scratch, manifest, progress, jobs)
@@ -678,7 +681,7 @@ class BackupService:
             assert target_url is not None
             target = self._engine(target_url)
         self._check_compatible(manifest, target)
-        progress.start(f"checking {name}")
+        progress.start(f"checking {name}", manifest.size_stored)
         try:
             self.check_stored(manifest, progress)
         except IntegrityError as exc:
@@ -702,7 +705,7 @@ class BackupService:
         started = time.monotonic()
         replace = target.exists()
         if replace and must_be_new:
-            raise ConflictError(
+            raise NameTakenError(
                 f"database {target.display} already exists; choose another --new-db name, "
                 "or restore over it with --target-url URL --yes",
                 target=target.display,
@@ -718,7 +721,7 @@ class BackupService:
         # never leaves a half-loaded database under the name the user asked for.
         self._sweep_abandoned(target, progress)
         staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
-        progress.start(f"restoring {manifest.name} into {target.display}")
+        progress.start(f"restoring {manifest.name} into {target.display}", manifest.size_original)
         try:
             staging.create_empty(database)
             tables = self._load_and_check(staging, manifest, progress, jobs)
@@ -800,7 +803,7 @@ class BackupService:
             except (IntegrityError, InputError) as exc:
                 problems.append(f"{name}: {exc.message}")
                 continue
-            progress.start(f"re-indexing {name}")
+            progress.start(f"re-indexing {name}", manifest.size_stored if check else None)
             try:
                 self.check_present(manifest)
                 if check:
