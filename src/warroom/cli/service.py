@@ -67,6 +67,7 @@ def add_service_commands(app: typer.Typer) -> None:
         with services_for(False) as services:
             address = services.settings.listen_address(host, port)
             sock = _listen(*address)
+            say(f"War Room Checkpoints listening on http://{address[0]}:{address[1]}")
             owner = _owner()
 
             def job_failed(job: Job) -> None:
@@ -276,13 +277,15 @@ def _show_status(report: dict[str, Any]) -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port``, for uvicorn to serve on; a port in use or an address
-    that is not this host's is bad configuration (exit 2), said in words."""
+    """A socket listening on ``host:port`` (connections wait in its backlog until uvicorn
+    serves them); a port in use or an address that is not this host's is bad configuration
+    (exit 2), said in words."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         fix = (
