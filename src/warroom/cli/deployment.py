@@ -134,12 +134,23 @@ def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
     def deploy(
         ctx: typer.Context,
         version: Annotated[str, typer.Option("--version", "-v", help="The version to deploy.")],
+        rollback_command: Annotated[
+            str | None,
+            typer.Option(
+                "--rollback-command",
+                help="Run this to roll back ({previous_version} is replaced); default: "
+                "rollback_command in [deployment.deploy].",
+                show_default=False,
+            ),
+        ] = None,
         as_json: JsonOption = False,
     ) -> None:
         """Validate, back up, tag, run the deploy command, health-check; roll back on failure.
 
         Usage: warroom deploy --version V -- COMMAND [ARGS...]"""
         with services_for(as_json) as services:
+            if rollback_command is not None:
+                services.deployments.config.deploy.rollback_command = rollback_command
             services.deployments.echo = _stage_printer(as_json)
             report = services.deployments.deploy(version, list(ctx.args))
             _finish(report, as_json, None)
