@@ -112,7 +112,9 @@ class JobRunner:
         with self.catalog.single() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
-            raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
+            raise NotFoundError(
+                f"no job {job_id!r} in catalog {self.catalog.location}", job_id=job_id
+            )
         return _job(row._mapping)
 
     def active(self, kind: str) -> list[Job]:

@@ -174,7 +174,8 @@ class DeploymentService:
             target = to_version or (history[-2] if len(history) > 1 else None)
             if target is None:
                 raise NotFoundError(
-                    "no earlier successful deployment to roll back to; pass --to VERSION"
+                    "no earlier successful deployment to roll back to in catalog "
+                    f"{self.catalog.location}; pass --to VERSION"
                 )
             check_version(target)
             started = self.clock()
