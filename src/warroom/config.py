@@ -135,16 +135,17 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the catalog (SQLite file or PostgreSQL database); "
         "default: sqlite:///$CHECKPOINT_DIR/catalog.db.",
     )
-    host: str | None = Field(
+    # Not plain "host"/"port": those names would also read HOST and PORT from the environment.
+    listen_host: str | None = Field(
         None,
-        validation_alias=_aliases("WARROOM_HOST", "host"),
+        validation_alias=_aliases("WARROOM_HOST", "listen_host"),
         description="Address warroom serve listens on (default 127.0.0.1, or 0.0.0.0 with PORT).",
     )
-    port: int | None = Field(
+    listen_port: int | None = Field(
         None,
         ge=1,
         le=65535,
-        validation_alias=_aliases("WARROOM_PORT", "port"),
+        validation_alias=_aliases("WARROOM_PORT", "listen_port"),
         description="Port warroom serve listens on (default PORT, else 8000).",
     )
     platform_port: int | None = Field(
@@ -263,8 +264,8 @@ class Settings(BaseSettings):
         127.0.0.1:8000."""
         default_host = ALL_INTERFACES if self.platform_port is not None else LOCAL_HOST
         return (
-            host or self.host or default_host,
-            port or self.port or self.platform_port or DEFAULT_PORT,
+            host or self.listen_host or default_host,
+            port or self.listen_port or self.platform_port or DEFAULT_PORT,
         )
 
     def pickle_signing_key_bytes(self) -> bytes | None:

@@ -27,6 +27,7 @@ def test_the_default_catalog_is_on_the_checkpoint_volume(monkeypatch: pytest.Mon
     ("env", "options", "address"),
     [
         ({}, (None, None), ("127.0.0.1", 8000)),
+        ({"HOST": "10.9.9.9"}, (None, None), ("127.0.0.1", 8000)),  # not ours
         ({"PORT": "7000"}, (None, None), ("0.0.0.0", 7000)),
         ({"PORT": "7000", "WARROOM_PORT": "7100"}, (None, None), ("0.0.0.0", 7100)),
         ({"WARROOM_HOST": "10.0.0.5", "WARROOM_PORT": "7100"}, (None, None), ("10.0.0.5", 7100)),
