@@ -25,7 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from warroom.deployment.config import DeploymentConfig
+from warroom.config.deployment import DeploymentConfig
 from warroom.errors import ConfigurationError
 
 __all__ = ["Settings"]
