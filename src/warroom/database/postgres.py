@@ -27,6 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
 from subprocess import PIPE
@@ -246,6 +247,7 @@ def split_list_setting(value: str) -> list[str]:
 # "1234; 1259 16400 INDEX public orders_pkey postgres": dump id, catalog ids, type, schema,
 # the name (for a constraint or trigger: "table name"), owner.
 _LIST_ENTRY = re.compile(r"^\d+; \d+ \d+ (INDEX|CONSTRAINT|TRIGGER) (\S+) (.+) \S+$")
+_TRIGGER_ENTRY = re.compile(r"^\d+; \d+ \d+ TRIGGER ")
 _CREATE_INDEX = re.compile(
     r"^CREATE (?:UNIQUE )?INDEX (\S+) ON (?:ONLY )?([^\s.]+)\.(\S+) ", re.MULTILINE
 )
@@ -294,6 +296,16 @@ def _copy_out(conn: Any, query: sql.Composable) -> Iterator[bytes]:
     """The rows of ``query`` as COPY text, in chunks."""
     with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
         yield from (bytes(chunk) for chunk in copy)
+
+
+@dataclass(frozen=True)
+class _PostDataEntry:
+    """A post-data entry (its ``pg_restore --list`` line) and when it restores: with its
+    ``owner`` table's rows, at the end, or ``last`` (after the end, one at a time)."""
+
+    line: str
+    owner: tuple[str, str] | None
+    last: bool
 
 
 class _QueryCanceller:
@@ -952,11 +964,11 @@ class PostgresEngine:
             with self._run(tool, [*common, "--section=pre-data", str(schema_file)]) as proc:
                 proc.check()
 
-            entries = self._post_data_entries(tool, schema_file)
+            entries = self._post_data_entries(tool, schema_file, self._partitions())
             early: dict[tuple[str, str], list[str]] = {}
-            for line, owner in entries:
-                if owner is not None:
-                    early.setdefault(owner, []).append(line)
+            for entry in entries:
+                if entry.owner is not None:
+                    early.setdefault(entry.owner, []).append(entry.line)
             done: set[tuple[str, str]] = set()
             loaded: dict[str, int] = {}
             group = ProcessGroup()
@@ -992,20 +1004,22 @@ class PostgresEngine:
             for batch in ([p for p in data_parts if not p.copy], [p for p in data_parts if p.copy]):
                 run_parallel(batch, load_data, jobs, group)
             # The rest, in the archive's order (foreign keys after the keys they reference).
-            remaining = [line for line, owner in entries if owner not in done]
-            listing = Path(tmp) / "remaining.list"
-            _write_listing(listing, remaining)
-            post_data = [
-                *common,
-                "--section=post-data",
-                f"--jobs={max(1, jobs)}",
-                f"--use-list={listing}",
-                str(schema_file),
-            ]
-            with self._run(tool, post_data) as proc:
-                if alongside is not None:
-                    alongside(loaded)  # every row is in: check them while the indexes build
-                proc.check()
+            remaining = [e.line for e in entries if e.owner not in done and not e.last]
+            last = [e.line for e in entries if e.last]
+            for name, lines, parallel in (("remaining", remaining, True), ("last", last, False)):
+                listing = Path(tmp) / f"{name}.list"
+                _write_listing(listing, lines)
+                post_data = [
+                    *common,
+                    "--section=post-data",
+                    f"--jobs={max(1, jobs) if parallel else 1}",
+                    f"--use-list={listing}",
+                    str(schema_file),
+                ]
+                with self._run(tool, post_data) as proc:
+                    if alongside is not None and parallel:
+                        alongside(loaded)  # every row is in: check them while indexes build
+                    proc.check()
         # Last, as pg_restore does: after the indexes they use and the data they read.
         refreshed = 0
         if any(part.name == MATVIEWS_PART for part in parts):
@@ -1109,14 +1123,29 @@ class PostgresEngine:
             )
             return int(conn.execute("SELECT count(*) FROM warroom_matviews").fetchone()[0])
 
+    def _partitions(self) -> set[tuple[str, str]]:
+        """This database's partitions, ``(schema, name)``."""
+        with self._connect() as conn:
+            return {
+                (schema, name)
+                for schema, name in conn.execute(
+                    "SELECT n.nspname, c.relname FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relispartition"
+                )
+            }
+
     def _post_data_entries(
-        self, tool: PgTool, schema_file: Path
-    ) -> list[tuple[str, tuple[str, str] | None]]:
-        """The schema's post-data entries (``pg_restore -l`` lines) in the archive's order,
-        each with the one table whose rows are all it waits for (an index, a constraint other
-        than a foreign key, a trigger, that depends on no other post-data entry but that
-        table's), or None: those restore at the end, in pg_restore's dependency order (a
-        partition's trigger state after the parent's trigger that clones it)."""
+        self, tool: PgTool, schema_file: Path, partitions: set[tuple[str, str]]
+    ) -> list[_PostDataEntry]:
+        """The schema's post-data entries (``pg_restore -l`` lines) in the archive's order.
+
+        An entry's owner is the one table whose rows are all it waits for: an index, a
+        constraint other than a foreign key, a trigger, that depends on no other post-data
+        entry but that table's. The others restore at the end, in pg_restore's dependency
+        order, but for the triggers of partitions (and any trigger whose table the listing
+        does not tell): a partition's trigger state must follow its parent's trigger, which
+        pg_dump does not always record as a dependency; those restore last, in the archive's
+        order, one at a time."""
         try:
             listing, verbose, script = (
                 subprocess.run(
@@ -1139,7 +1168,7 @@ class PostgresEngine:
         }
         dependencies = _dependencies(verbose)
         owners: dict[int, tuple[str, str] | None] = {}
-        entries: list[tuple[str, tuple[str, str] | None]] = []
+        entries: list[_PostDataEntry] = []
         for line in listing.splitlines():
             if not line.strip() or line.startswith(";"):
                 continue
@@ -1155,8 +1184,9 @@ class PostgresEngine:
             # The post-data entries before it are in ``owners``: one of another table's waits.
             if any(owners.get(dep, key) != key for dep in dependencies.get(dump_id, ())):
                 key = None
-            owners[dump_id] = key
-            entries.append((line, key))
+            last = bool(_TRIGGER_ENTRY.match(line)) and (key is None or key in partitions)
+            owners[dump_id] = key = None if last else key
+            entries.append(_PostDataEntry(line, key, last))
         return entries
 
     def drop(self) -> None:
