@@ -213,6 +213,11 @@ SELECT d.datallowconn, EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subdbid =
 FROM pg_database d WHERE d.datname = %s
 """
 SESSION_OPTIONS = "-c idle_in_transaction_session_timeout=0 -c statement_timeout=0"
+# A restore's load commits many small transactions (a statement of pre-data each): none waits
+# for its WAL to reach the disk. A crash may lose the last of them, in a staging or scratch
+# database that no one uses yet; the swap that puts it in place commits synchronously, which
+# flushes all the WAL before it.
+LOAD_OPTIONS = "-c synchronous_commit=off"
 DATABASE_PRIVILEGES = {"CONNECT", "CREATE", "TEMPORARY"}
 # Settings whose value is a list, stored with each item double-quoted where it needs it
 # (PostgreSQL's GUC_LIST_QUOTE): restored item by item, as pg_dumpall does.
@@ -451,9 +456,10 @@ class PostgresEngine:
 
     # -- connections and tools --------------------------------------------------------------
 
-    def _conninfo(self, dbname: str | None = None) -> str:
+    def _conninfo(self, dbname: str | None = None, loading: bool = False) -> str:
         """Connection parameters without the password. Server-side timeouts that the database
-        or role may set (idle in transaction, statement) would kill a long backup: off."""
+        or role may set (idle in transaction, statement) would kill a long backup: off.
+        ``loading``: a session of a restore's load (LOAD_OPTIONS)."""
         params = {**self._params, "dbname": dbname or self.database_name}
         params.setdefault("connect_timeout", self._connect_timeout)
         params.setdefault("application_name", "warroom")
@@ -464,6 +470,7 @@ class PostgresEngine:
                     str(params.get("options") or ""),
                     SESSION_OPTIONS,
                     f"-c lock_timeout={self._lock_wait_timeout}s",
+                    LOAD_OPTIONS if loading else "",
                 ],
             )
         )
@@ -476,11 +483,13 @@ class PostgresEngine:
         return env
 
     @contextmanager
-    def _connect(self, dbname: str | None = None, autocommit: bool = True) -> Iterator[Any]:
+    def _connect(
+        self, dbname: str | None = None, autocommit: bool = True, loading: bool = False
+    ) -> Iterator[Any]:
         where = self.display if dbname is None else self.sibling(dbname).display
         try:
             conn = psycopg.connect(
-                self._conninfo(dbname), autocommit=autocommit, password=self._password
+                self._conninfo(dbname, loading), autocommit=autocommit, password=self._password
             )
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(
@@ -533,13 +542,14 @@ class PostgresEngine:
                 f"--lock-wait-timeout={CHILD_LOCK_WAIT}s",
                 f"--dbname={self._conninfo()}",
             ]
+            data_rest = self._data_rest_args(conn)
             tasks: list[tuple[str, tuple[CopyTable, ...] | list[str]]] = [
                 ("schema", ["--schema-only"]),
+                *([("data-rest", data_rest)] if data_rest else []),
                 *(
                     (f"copy-{i:05d}", part)
                     for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True))))
                 ),
-                ("data-rest", self._data_rest_args(conn)),
             ]
             counts: dict[str, int] = {}
             group = ProcessGroup()
@@ -574,10 +584,12 @@ class PostgresEngine:
                         database=self.display,
                     ) from exc
 
-            # The parts the snapshot's own connection reads, before the children start.
-            write_part(SEQUENCES_PART, "data", None, self._sequence_values(conn))
-            write_part(MATVIEWS_PART, "data", None, self._populated_matviews(conn))
-            run_parallel(tasks, run, jobs, group)
+            def own_parts() -> None:
+                """The parts the snapshot's own connection reads, while the children run."""
+                write_part(SEQUENCES_PART, "data", None, self._sequence_values(conn))
+                write_part(MATVIEWS_PART, "data", None, self._populated_matviews(conn))
+
+            run_parallel(tasks, run, jobs, group, alongside=own_parts)
             conn.rollback()
         return DumpInfo(
             server_version=database.pop("server_version"),
@@ -615,16 +627,19 @@ class PostgresEngine:
         return record, {table.qualified: count for table, count in rows}
 
     @staticmethod
-    def _data_rest_args(conn: Any) -> list[str]:
+    def _data_rest_args(conn: Any) -> list[str] | None:
         """pg_dump's arguments for data-rest: the large objects and the rows of extensions'
         configuration tables, which the copy parts leave out (sequence values are a part of
-        their own). A few arguments, however many tables there are."""
+        their own); a few, however many tables there are. None when there are neither."""
         configuration = conn.execute(_EXTENSION_CONFIG_QUERY).fetchall()
         # UTF8: the patterns arrive from argv in UTF-8, whatever the database's encoding.
         args = ["--data-only", "--encoding=UTF8"]
-        if not configuration:  # an inclusion switch that matched nothing would fail pg_dump
+        if configuration:
+            return [*args, "--blobs", *(f"--table={_pattern(*name)}" for name in configuration)]
+        if conn.execute("SELECT EXISTS (SELECT FROM pg_largeobject_metadata)").fetchone()[0]:
+            # --table, which would have matched nothing, would have failed pg_dump
             return [*args, "--exclude-table-data=*.*"]
-        return [*args, "--blobs", *(f"--table={_pattern(*name)}" for name in configuration)]
+        return None
 
     @staticmethod
     def _sequence_values(conn: Any) -> Iterator[bytes]:
@@ -955,7 +970,7 @@ class PostgresEngine:
                 "client tools or set WARROOM_PG_BIN_DIR",
                 tool="pg_restore",
             )
-        common = ["--exit-on-error", f"--dbname={self._conninfo()}"]
+        common = ["--exit-on-error", f"--dbname={self._conninfo(loading=True)}"]
         with tempfile.TemporaryDirectory(prefix="warroom-restore-") as tmp:
             schema_file = Path(tmp) / "schema.pgdump"
             with open(schema_file, "wb") as out:
@@ -1061,7 +1076,7 @@ class PostgresEngine:
         counts: dict[str, int] = {}
         direct = [table.identifier for table in tables if table.via is None]
         with (
-            self._connect() as conn,
+            self._connect(loading=True) as conn,
             _cancelled_with(conn, group) as canceller,
             conn.transaction(),
         ):
@@ -1100,7 +1115,7 @@ class PostgresEngine:
 
     def _set_sequences(self, chunks: Iterator[bytes]) -> None:
         """Set every sequence of the sequences part to its stored value, in one statement."""
-        with self._connect() as conn, conn.transaction():
+        with self._connect(loading=True) as conn, conn.transaction():
             self._set_session(conn)
             columns = sql.SQL("schema text, name text, last_value bigint, is_called boolean")
             self._load_rows(conn, "warroom_sequences", columns, chunks)
@@ -1111,7 +1126,7 @@ class PostgresEngine:
 
     def _refresh_matviews(self, chunks: Iterator[bytes]) -> int:
         """Refresh the materialized views of the matviews part, in its order; return how many."""
-        with self._connect() as conn, conn.transaction():
+        with self._connect(loading=True) as conn, conn.transaction():
             self._set_session(conn)
             columns = sql.SQL("schema text, name text, position bigint")
             self._load_rows(conn, "warroom_matviews", columns, chunks)
