@@ -375,10 +375,11 @@ class Bench:
         self.results: dict[str, Measurement] = {}
         self.runs: dict[str, list[Measurement]] = {}
         self.warroom_env, self.warroom_file = warroom_env(self.repo, work, source)
+        self.quiet_wait = QUIET_WAIT
 
     def wait_until_quiet(self) -> None:
-        """Wait (at most QUIET_WAIT seconds) until the machine is nearly idle for a second."""
-        deadline = time.monotonic() + QUIET_WAIT
+        """Wait (at most ``quiet_wait`` seconds) until the machine is nearly idle for a second."""
+        deadline = time.monotonic() + self.quiet_wait
         while True:
             before = _machine_busy()
             time.sleep(1.0)
@@ -616,6 +617,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="rounds; median time, highest memory")
     parser.add_argument("--keep", action="store_true", help="keep dumps and repository")
     parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=QUIET_WAIT,
+        metavar="S",
+        help=f"wait at most S seconds for an idle machine before each step ({QUIET_WAIT})",
+    )
+    parser.add_argument(
         "--commit", metavar="REV", help="measure src/ of this git revision, not the work tree"
     )
     parser.add_argument("--report", metavar="JSON", help="print an earlier run's report again")
@@ -676,6 +684,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{host['nproc']} cores, {host['memory_gib']} GiB; warroom code: {code}"
     )
     bench = Bench(server, args.db, work, args.repeat, source)
+    bench.quiet_wait = args.quiet_wait
     try:
         bench.run()
     finally:
