@@ -141,23 +141,22 @@ def copy_out_script(snapshot: str, encoding: str, tables: tuple[CopyTable, ...])
     """The ``psql`` script that writes one copy part to its stdout: every table's rows in
     ``snapshot``, each followed by the end-of-table line. ``psql`` must run with ``-X -q``.
 
-    Each table is locked NOWAIT first: the backup already holds it, so the lock can only be
-    refused because another session (an ALTER TABLE) waits for it, queued behind the backup.
-    Waiting there would stall that session and every query queued behind it until the backup
-    gave up; failing at once lets them through."""
+    The tables are locked NOWAIT first, in one statement: the backup already holds them, so a
+    lock can only be refused because another session (an ALTER TABLE) waits for it, queued
+    behind the backup. Waiting there would stall that session and every query queued behind
+    it until the backup gave up; failing at once lets them through."""
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT;").format(
+        sql.SQL(", ").join(table.identifier for table in tables)
+    )
     lines = [
         "\\set ON_ERROR_STOP on",
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
         f"SET TRANSACTION SNAPSHOT '{snapshot}';",
         *(statement.as_string(None) + ";" for statement in session_settings(encoding)),
+        lock.as_string(None),
     ]
     for table in tables:
-        lock = sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT;").format(table.identifier)
-        lines += [
-            lock.as_string(None),
-            f"COPY {table._target().as_string(None)} TO STDOUT;",
-            "\\echo '\\\\.'",
-        ]
+        lines += [f"COPY {table._target().as_string(None)} TO STDOUT;", "\\echo '\\\\.'"]
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 

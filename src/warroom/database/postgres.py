@@ -134,19 +134,25 @@ ORDER BY 1, 2
 # The sequences whose values a backup stores itself (pg_dump's SEQUENCE SET), and the
 # relations of extensions' configuration, whose data pg_dump dumps (the rows that the
 # extension marked as the user's).
-_SEQUENCES_QUERY = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+_SEQUENCES = """
+SELECT n.nspname, c.relname, pg_sequence_last_value(c.oid) AS last_value
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'S' AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_temp%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
 """
+_CALLED_SEQUENCES_QUERY = f"""
+SELECT nspname, relname, last_value, true FROM ({_SEQUENCES}) s WHERE last_value IS NOT NULL
+"""
+_UNCALLED_SEQUENCES_QUERY = (
+    f"SELECT nspname, relname FROM ({_SEQUENCES}) s WHERE last_value IS NULL"
+)
 _EXTENSION_CONFIG_QUERY = """
 SELECT n.nspname, c.relname FROM pg_extension e CROSS JOIN unnest(e.extconfig) AS x(oid)
 JOIN pg_class c ON c.oid = x.oid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2
 """
-SEQUENCES_BATCH = 500
+SEQUENCES_BATCH = 100  # a UNION ALL of many more plans slowly
 # The populated materialized views a restore refreshes, as pg_dump's REFRESH entries do: each
 # with the materialized views it reads (through views too), so none reads an unpopulated one.
 _MATVIEWS_QUERY = """
@@ -180,8 +186,11 @@ MATVIEWS_PART = "matviews"
 # until the backup gave up. They give up at once (psql) or after this many seconds (pg_dump).
 CHILD_LOCK_WAIT = 5
 _LOCK_REFUSED = re.compile(r"could not obtain lock on relation|canceling statement due to lock")
+# A table's size for planning parts: its rows' main fork and TOAST table's (the other forks
+# cost a stat() each, many times the whole query on thousands of tables).
 _SIZES_QUERY = """
-SELECT pg_table_size(t.oid) FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, position)
+SELECT pg_relation_size(c.oid) + coalesce(pg_relation_size(nullif(c.reltoastrelid, 0)), 0)
+FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, position) JOIN pg_class c ON c.oid = t.oid
 ORDER BY t.position
 """
 
@@ -528,13 +537,6 @@ class PostgresEngine:
             tools = self._tools(conn, "pg_dump", "psql")
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            relations = self._relations(conn)
-            self._lock_tables(conn, [table for table, *_ in relations])
-            copied = [(table, oid) for table, oid, partitioned in relations if not partitioned]
-            tables = [table for table, _ in copied]
-            oids = [oid for _, oid in copied]
-            sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [oids])]
-            database = self._database_properties(conn)
             archive = [
                 "--format=custom",
                 "--compress=0",
@@ -542,17 +544,24 @@ class PostgresEngine:
                 f"--lock-wait-timeout={CHILD_LOCK_WAIT}s",
                 f"--dbname={self._conninfo()}",
             ]
-            data_rest = self._data_rest_args(conn)
-            tasks: list[tuple[str, tuple[CopyTable, ...] | list[str]]] = [
-                ("schema", ["--schema-only"]),
-                *([("data-rest", data_rest)] if data_rest else []),
-                *(
-                    (f"copy-{i:05d}", part)
-                    for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True))))
-                ),
-            ]
+            database = self._database_properties(conn)
             counts: dict[str, int] = {}
             group = ProcessGroup()
+
+            def tasks() -> Iterator[tuple[str, tuple[CopyTable, ...] | list[str]]]:
+                """The parts, the schema's first: its pg_dump starts (it reads the catalog as
+                long as the rest of the backup takes) while the tables are listed and locked."""
+                yield ("schema", ["--schema-only"])
+                relations = self._relations(conn)
+                self._lock_tables(conn, [table for table, *_ in relations])
+                copied = [(table, oid) for table, oid, partitioned in relations if not partitioned]
+                sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [[o for _, o in copied]])]
+                data_rest = self._data_rest_args(conn)
+                if data_rest:
+                    yield ("data-rest", data_rest)
+                tables = [table for table, _ in copied]
+                for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True)))):
+                    yield (f"copy-{i:05d}", part)
 
             # The psql script names tables and columns in the database's encoding, as psql
             # will send them (the connection decoded them from it).
@@ -589,7 +598,7 @@ class PostgresEngine:
                 write_part(SEQUENCES_PART, "data", None, self._sequence_values(conn))
                 write_part(MATVIEWS_PART, "data", None, self._populated_matviews(conn))
 
-            run_parallel(tasks, run, jobs, group, alongside=own_parts)
+            run_parallel(tasks(), run, jobs, group, alongside=own_parts)
             conn.rollback()
         return DumpInfo(
             server_version=database.pop("server_version"),
@@ -644,8 +653,11 @@ class PostgresEngine:
     @staticmethod
     def _sequence_values(conn: Any) -> Iterator[bytes]:
         """The sequences part: every sequence's ``schema, name, last_value, is_called`` as COPY
-        text, read in batches (what pg_dump's SEQUENCE SET entries restore)."""
-        names = conn.execute(_SEQUENCES_QUERY).fetchall()
+        text (what pg_dump's SEQUENCE SET entries restore). The sequences that were called
+        come from one query; the others (whose last_value pg_sequence_last_value does not
+        tell) are read in batches."""
+        yield from _copy_out(conn, sql.SQL(_CALLED_SEQUENCES_QUERY))
+        names = conn.execute(_UNCALLED_SEQUENCES_QUERY).fetchall()
         for start in range(0, len(names), SEQUENCES_BATCH):
             selects = [
                 sql.SQL("SELECT {}, {}, last_value, is_called FROM {}").format(
@@ -665,7 +677,9 @@ class PostgresEngine:
         names = [
             found[oid][:2]
             for oid in order
-            if found[oid][2] and all(found[other][2] for other in found[oid][3])
+            if oid in found  # not an extension's
+            and found[oid][2]
+            and all(found[other][2] for other in found[oid][3] if other in found)
         ]
         if names:
             yield from _copy_out(
