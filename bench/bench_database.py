@@ -439,7 +439,10 @@ class Bench:
     def pg_restore(self, jobs: int) -> Measurement:
         target = self.restore_target()
         dump = self.work / "pg_dump-Fc.dump"
-        script = '"$0/createdb" -T template0 "$2" && "$0/pg_restore" "$3" -d "$1/$2" "$4"'
+        script = (  # createdb on the server under test (--server), not the default one
+            '"$0/createdb" --maintenance-db="$1/postgres" -T template0 "$2" '
+            '&& "$0/pg_restore" "$3" -d "$1/$2" "$4"'
+        )
         jobs_arg = f"--jobs={jobs}"  # --jobs=1 is pg_restore's default: one job
         argv = ["bash", "-c", script, str(self.server.bin), self.server.url, target, jobs_arg]
         try:
