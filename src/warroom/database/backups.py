@@ -30,7 +30,14 @@ from warroom import __version__
 from warroom.catalog import Catalog, CheckpointRecord
 from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
-from warroom.database import DatabaseEngine, PartRecord, Source, WritePart, open_database
+from warroom.database import (
+    DatabaseEngine,
+    LoadReport,
+    PartRecord,
+    Source,
+    WritePart,
+    open_database,
+)
 from warroom.database.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -145,6 +152,7 @@ class RestoreReport:
     rows: int
     safety_backup: str | None = None
     duration_seconds: float = 0.0
+    matviews_refreshed: int = 0
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -575,8 +583,9 @@ class BackupService:
                 self._sweep_abandoned(server, progress)
                 progress.start(f"restore test of {name}", manifest.size_original)
                 with server.scratch() as scratch:
-                    scratch.create_empty(manifest.database)
-                    report.tables_checked = self._load_and_check(scratch, manifest, progress, jobs)
+                    report.tables_checked, _ = self._restore_into(
+                        scratch, manifest, manifest.database, progress, jobs
+                    )
                 report.restore_tested = True
         except IntegrityError as exc:
             self._damaged(name, exc)
@@ -590,24 +599,33 @@ class BackupService:
         )
         return report
 
-    def _load_and_check(
-        self, target: DatabaseEngine, manifest: Manifest, progress: Progress, jobs: int
-    ) -> int:
-        """Load the backup into ``target`` and compare every table's row count with the one
-        recorded at backup time (while the indexes build); return the tables checked."""
+    def _restore_into(
+        self,
+        target: DatabaseEngine,
+        manifest: Manifest,
+        database: dict[str, Any],
+        progress: Progress,
+        jobs: int,
+    ) -> tuple[int, LoadReport]:
+        """What a restore and a restore test both do: create ``target`` with ``database``'s
+        properties, load the backup into it, compare every table's row count with the one
+        recorded at backup time (while the indexes build), then apply the database's other
+        properties. Return the tables checked and what the load did."""
+        target.create_empty(database)
         checked: dict[str, int] = {}
 
         def count(loaded: dict[str, int]) -> None:
             checked["tables"] = self._check_rows(manifest, target, loaded)
 
-        target.load(
+        load = target.load(
             manifest.parts,
             self._reader(manifest, progress, hash_plain=False),
             jobs,
             manifest.tool_version,
             alongside=count,
         )
-        return checked["tables"]
+        target.apply_properties(database)
+        return checked["tables"], load
 
     @staticmethod
     def _check_rows(manifest: Manifest, restored: DatabaseEngine, loaded: dict[str, int]) -> int:
@@ -723,9 +741,7 @@ class BackupService:
         staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
         progress.start(f"restoring {manifest.name} into {target.display}", manifest.size_original)
         try:
-            staging.create_empty(database)
-            tables = self._load_and_check(staging, manifest, progress, jobs)
-            staging.apply_properties(database)
+            tables, load = self._restore_into(staging, manifest, database, progress, jobs)
             target.replace_with(staging, overwrite=replace)
         except BaseException:
             with suppress(WarroomError):  # the original failure is the one to report
@@ -739,6 +755,7 @@ class BackupService:
             rows=sum(manifest.tables.values()),
             safety_backup=safety.name if safety else None,
             duration_seconds=round(time.monotonic() - started, 3),
+            matviews_refreshed=load.matviews_refreshed,
         )
 
     @staticmethod
