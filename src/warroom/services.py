@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 from warroom.catalog import Catalog, open_catalog
@@ -13,7 +12,7 @@ from warroom.database.backups import BackupService
 from warroom.database.pitr import PointInTimeRecovery
 from warroom.deployment.service import DeploymentService
 from warroom.notify import Notifier
-from warroom.storage import Storage, open_storage
+from warroom.repository import Repository, Storage, open_locker, open_repository
 from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
@@ -27,6 +26,7 @@ class Services:
     settings: Settings
     catalog: Catalog
     backup_storage: Storage
+    repository: Repository
     backups: BackupService
     workflows: AutomationEngine
     deployments: DeploymentService
@@ -54,20 +54,23 @@ class Services:
 def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings.load()
     catalog = open_catalog(settings.catalog_url)
-    backup_storage = open_storage(settings.backup_dir)
-    lock_dir = Path(backup_storage.location) / ".locks"
-    backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)
+    repository = open_repository(
+        settings.backup_dir, settings.master_keys(), settings.replica_urls()
+    )
+    locker = open_locker(settings.backup_dir)
+    backups = BackupService(settings, repository, catalog, locker)
     workflows = AutomationEngine(settings=settings, catalog=catalog)
     notifier = Notifier.from_setting(settings.webhook_urls)
-    wal = WalArchive(backup_storage)
+    wal = WalArchive(repository)
     return Services(
         settings=settings,
         catalog=catalog,
-        backup_storage=backup_storage,
+        backup_storage=repository.storage,
+        repository=repository,
         backups=backups,
         workflows=workflows,
         deployments=DeploymentService(
-            settings, catalog, backups, lock_dir=lock_dir, notifier=notifier
+            settings, catalog, backups, locker=locker, notifier=notifier
         ),
         cleanup=CleanupService(settings, catalog, backups, workflows, wal),
         notifier=notifier,

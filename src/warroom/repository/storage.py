@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 MiB = 1 << 20
+KEYS_PREFIX = "keys/"  # an encrypted repository's keys (see warroom.repository.keyring)
+REPOSITORY_KEY = "keys/repository.json"
 
 
 class ObjectInfo(NamedTuple):
