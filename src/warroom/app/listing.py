@@ -21,7 +21,7 @@ def _copies(services: Services, name: str) -> dict[str, str]:
     try:
         return services.backups.copies_of(services.backups.manifest(name))
     except (NotFoundError, IntegrityError):
-        return {copy.location: "missing" for copy in services.repository.copies()}
+        return {copy.location: "missing" for copy in services.repository.storage.copies()}
 
 
 def checkpoint_listing(
@@ -66,7 +66,7 @@ def checkpoint_listing(
         for record in records
         if record.type != "database" or id(record) in kept
     ]
-    if len(services.repository.copies()) > 1:  # with replicas: where each backup is
+    if len(services.repository.storage.copies()) > 1:  # with replicas: where each backup is
         for row in rows:
             if row["type"] == "database":
                 row["repositories"] = _copies(services, row["name"])

@@ -85,7 +85,7 @@ def run_wal_command(args: list[str]) -> int:
             archive.check()
         else:
             source = archive.fetch(args[1], Path(args[2]))
-            if source != archive.repository.copies()[0].location:
+            if source != archive.storage.copies()[0].location:
                 sys.stderr.write(f"warroom wal fetch: {args[1]} from {source}\n")
     except WarroomError as error:
         sys.stderr.write(f"warroom wal {args[0]}: {error.message}\n")

@@ -80,7 +80,7 @@ class PointInTimeRecovery:
         warroom; the server's OS user must be able to run it)."""
         settings = self.backups.settings
         variables = {
-            "BACKUP_DIR": self.backups.repository.copies()[0].location,
+            "BACKUP_DIR": self.backups.storage.copies()[0].location,
             "WARROOM_REPLICAS": settings.replicas,
             "WARROOM_ENCRYPTION_KEY_FILE": str(settings.encryption_key_file or ""),
             "AWS_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL", ""),

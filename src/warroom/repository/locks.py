@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from warroom.errors import ConflictError, NotFoundError, WarroomError
 from warroom.locks import hold_lock, lock_file_name, try_lock
+from warroom.repository.storage import LOCK_PREFIXES
 
 if TYPE_CHECKING:
     from warroom.repository.s3 import S3Storage
@@ -76,7 +77,7 @@ class LeaseLocker:
         self.storage, self.ttl, self.clock, self.wait = storage, ttl, clock, wait
 
     def _key(self, identity: str) -> str:
-        return "locks/" + lock_file_name(identity)
+        return LOCK_PREFIXES[0] + lock_file_name(identity)
 
     def _acquire(self, key: str, body: bytes) -> tuple[str | None, str]:
         """(our new ETag, "") or (None, who holds the live lease)."""
@@ -114,9 +115,10 @@ class LeaseLocker:
                     lock=f"{self.storage.location}/{key}",
                 )
             self.wait(0.2)
-        stop, lost = threading.Event(), threading.Event()
+        lease = {"etag": etag}  # the renewer keeps it current
+        stop = threading.Event()
         renewer = threading.Thread(
-            target=self._renew, args=(key, body, etag, stop, lost), daemon=True, name="lease"
+            target=self._renew, args=(key, body, lease, stop), daemon=True, name="lease"
         )
         renewer.start()
         try:
@@ -124,21 +126,28 @@ class LeaseLocker:
         finally:
             stop.set()
             renewer.join()
-            if not lost.is_set():
-                self.storage.delete(key)
+            self._release(key, lease["etag"])
+
+    def _release(self, key: str, etag: str | None) -> None:
+        """Delete the lease unless another host has taken it over meanwhile."""
+        try:
+            current = self.storage.read_tagged(key)[1]
+        except NotFoundError:
+            return
+        if etag is not None and current == etag:
+            self.storage.delete(key)
 
     def _renew(
-        self, key: str, body: bytes, etag: str, stop: threading.Event, lost: threading.Event
+        self, key: str, body: bytes, lease: dict[str, str | None], stop: threading.Event
     ) -> None:
         while not stop.wait(self.ttl / 4):
             try:
-                renewed = self.storage.swap(key, body, etag)
+                renewed = self.storage.swap(key, body, lease["etag"])
             except WarroomError:
                 continue  # a transient failure: the next renewal may succeed
-            if renewed is None:  # broken by another host after this one stalled past ttl
-                lost.set()
+            lease["etag"] = renewed  # None: taken over after this host stalled past the ttl
+            if renewed is None:
                 return
-            etag = renewed
 
     def hold(
         self, identity: str, what: str, wait_seconds: float = 0.0
@@ -161,4 +170,4 @@ def open_locker(location: str | Path) -> Locker:
         from warroom.repository.s3 import S3Storage
 
         return LeaseLocker(S3Storage.from_url(text))
-    return FileLocker(Path(text) / ".locks")
+    return FileLocker(Path(text) / LOCK_PREFIXES[1])

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from warroom.codec import Decoder, Digest, Encoder
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError, StorageError
-from warroom.repository.storage import REPOSITORY_KEY, ChunkStream, Storage, open_storage
+from warroom.repository.storage import (
+    LOCK_PREFIXES,
+    REPOSITORY_KEY,
+    ChunkStream,
+    Storage,
+    open_storage,
+)
 
 if TYPE_CHECKING:
     from warroom.repository.keyring import Keyring
@@ -115,7 +121,7 @@ class Repository:
         marker = keyring.marker()
         if marker is not None:
             return cls(storage, keyring.open(marker))
-        if next(iter(storage.list()), None) is not None:
+        if any(not info.key.startswith(LOCK_PREFIXES) for info in storage.list()):
             raise ConfigurationError(
                 f"the repository {storage.location} holds unencrypted objects, and an "
                 "encryption key is set: encrypt a new, empty repository, or unset the key"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warroom.errors import IntegrityError, NotFoundError
-from warroom.repository.storage import KEYS_PREFIX, Storage
+from warroom.repository.storage import KEYS_PREFIX, LOCK_PREFIXES, Storage
 
 __all__ = ["SyncReport", "sync"]
 
@@ -67,9 +67,12 @@ def _order(key: str) -> int:
 
 def sync(copies: list[Storage]) -> SyncReport:
     """Give every copy each object another copy has (from the first that has it); key files
-    that differ are replaced by the first copy's. Unfinished uploads are not copied."""
+    that differ are replaced by the first copy's. Unfinished uploads and locks are not copied."""
     report = SyncReport()
-    listings = {id(copy): {info.key: info.size for info in copy.list()} for copy in copies}
+    listings = {
+        id(copy): {i.key: i.size for i in copy.list() if not i.key.startswith(LOCK_PREFIXES)}
+        for copy in copies
+    }
     everything = sorted(
         {key for listing in listings.values() for key in listing}, key=lambda k: (_order(k), k)
     )
