@@ -5,7 +5,7 @@ catalog, no pydantic) because PostgreSQL runs them once per WAL segment.
 
 The repository is BACKUP_DIR (default ./data/backups, or ``backup_dir`` in warroom.toml): an
 absolute directory or ``s3://bucket/prefix``, mirrored to WARROOM_REPLICAS and encrypted with
-WARROOM_ENCRYPTION_KEY(_FILE), read from the environment or warroom.toml like BACKUP_DIR. A
+WARROOM_ENCRYPTION_KEY(_FILE), read as BACKUP_DIR is (see :func:`_setting`). A
 fetch served by a replica says so on stderr.
 Exit codes: 0 done; 1 push failed (PostgreSQL keeps the segment and retries) or fetch found
 nothing (the normal end of the archive); 2 bad usage; 255 when a fetch fails for any other
@@ -30,9 +30,11 @@ FETCH_FAILED = 255
 
 
 def _setting(variable: str, default: str = "") -> str:
-    """The setting ``variable`` from the environment, else warroom.toml (lower case)."""
-    if os.environ.get(variable):
-        return os.environ[variable]
+    """The setting ``variable`` from the environment; warroom.toml (lower case) is read only
+    when BACKUP_DIR is not in the environment (setup-pitr puts every setting the commands
+    need in the command itself)."""
+    if os.environ.get(variable) or os.environ.get("BACKUP_DIR"):
+        return os.environ.get(variable) or default
     config = Path(os.environ.get("WARROOM_CONFIG", "warroom.toml"))
     if config.is_file():
         import tomllib
