@@ -138,12 +138,13 @@ def bench_warroom(catalog_url: str, warmup: int, executions: int, steps: int) ->
 
 def bench_serializer(rounds: int = 100_000) -> dict:
     """Microseconds to store and read back one step's result, per serializer."""
+    from warroom.repository import Repository
     from warroom.storage.local import LocalStorage
     from warroom.workflow.values import ValueCodec
 
     out: dict[str, Any] = {}
     for name in ("msgpack", "json"):
-        codec = ValueCodec(LocalStorage(OUT), name)
+        codec = ValueCodec(Repository(LocalStorage(OUT)), name)
         started = time.perf_counter()
         for i in range(rounds):
             codec.load(codec.dump({"i": i}))

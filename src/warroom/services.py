@@ -15,7 +15,7 @@ from warroom.database.backups import BackupService
 from warroom.database.pitr import PointInTimeRecovery
 from warroom.deployment.service import DeploymentService
 from warroom.notify import Notifier
-from warroom.storage import Storage, open_storage
+from warroom.repository import Repository, Storage, open_locker, open_repository
 from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
@@ -31,6 +31,7 @@ class Services:
     settings: Settings
     catalog: Catalog
     backup_storage: Storage
+    repository: Repository
     backups: BackupService
     workflows: AutomationEngine
     deployments: DeploymentService
@@ -58,7 +59,9 @@ class Services:
 def _catalog_url(settings: Settings) -> str:
     """The configured catalog; at the default location, one left at the old default (see
     :mod:`warroom.catalog.legacy`) is moved there or used, with a notice on the log."""
-    if settings.catalog_url != default_catalog_url(settings.checkpoint_dir):
+    if not isinstance(settings.checkpoint_dir, Path) or settings.catalog_url != (
+        default_catalog_url(settings.checkpoint_dir)
+    ):
         return settings.catalog_url
     path, notice = adopt_old_catalog(settings.checkpoint_dir / "catalog.db")
     if notice:
@@ -69,20 +72,23 @@ def _catalog_url(settings: Settings) -> str:
 def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings.load()
     catalog = open_catalog(_catalog_url(settings))
-    backup_storage = open_storage(settings.backup_dir)
-    lock_dir = Path(backup_storage.location) / ".locks"
-    backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)
+    repository = open_repository(
+        settings.backup_dir, settings.master_keys(), settings.replica_urls()
+    )
+    locker = open_locker(settings.backup_dir)
+    backups = BackupService(settings, repository, catalog, locker)
     workflows = AutomationEngine(settings=settings, catalog=catalog)
     notifier = Notifier.from_setting(settings.webhook_urls)
-    wal = WalArchive(backup_storage)
+    wal = WalArchive(repository)
     return Services(
         settings=settings,
         catalog=catalog,
-        backup_storage=backup_storage,
+        backup_storage=repository.storage,
+        repository=repository,
         backups=backups,
         workflows=workflows,
         deployments=DeploymentService(
-            settings, catalog, backups, lock_dir=lock_dir, notifier=notifier
+            settings, catalog, backups, locker=locker, notifier=notifier
         ),
         cleanup=CleanupService(settings, catalog, backups, workflows, wal),
         notifier=notifier,

@@ -2,10 +2,14 @@
 
 Layout in the backup repository::
 
-    wal/<timeline>/<segment>          the segment, zstd-compressed with the codec header
+    wal/<timeline>/<segment>          the segment, an object of the repository (compressed,
+                                      encrypted when the repository is)
     wal/<timeline>/<segment>.json     its SHA-256, size and archive time: written last, the
                                       commit point (a segment without it is not archived)
     wal/history/<timeline>.history    timeline history files (same pair)
+
+With replicas, a push writes every copy before it succeeds, and a fetch uses the first copy
+whose segment is intact.
 
 Pushing is idempotent: pushing a segment that is already archived with the same content
 succeeds, and pushing different content under an archived name is refused. PostgreSQL keeps a
@@ -19,14 +23,14 @@ import hashlib
 import json
 import os
 import re
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from warroom.codec import Decoder, Encoder
 from warroom.errors import InputError, IntegrityError, NotFoundError, StorageError
-from warroom.storage import Storage
+
+if TYPE_CHECKING:
+    from warroom.repository import Repository
 
 __all__ = ["WalArchive", "WalSegment", "segment_lsn_range"]
 
@@ -34,6 +38,7 @@ WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.ba
 HISTORY_NAME = re.compile(r"^[0-9A-F]{8}\.history$")
 SEGMENT_SIZE = 16 * 1024 * 1024
 CHUNK = 1 << 20
+MAX_RECORD = 1 << 16
 
 
 def segment_lsn_range(name: str, segment_size: int = SEGMENT_SIZE) -> tuple[int, int]:
@@ -79,13 +84,14 @@ def _key(name: str) -> str:
 class WalArchive:
     """Pushes, fetches and lists archived WAL files in a repository."""
 
-    def __init__(self, storage: Storage, compression_level: int = 1) -> None:
-        self.storage = storage
+    def __init__(self, repository: Repository, compression_level: int = 1) -> None:
+        self.repository = repository
+        self.storage = repository.storage
         self.level = compression_level
 
-    def _recorded(self, name: str) -> WalSegment | None:
+    def _recorded(self, name: str, repository: Repository | None = None) -> WalSegment | None:
         try:
-            data = b"".join(self.storage.get(_key(name) + ".json"))
+            data = (repository or self.repository).get_document(_key(name) + ".json", MAX_RECORD)
         except NotFoundError:
             return None
         try:
@@ -117,52 +123,57 @@ class WalArchive:
                 segment=name,
             )
         # One zstd worker compresses while this thread hashes and writes.
-        encoder = Encoder(level=self.level, threads=1)
-        self.storage.put(
-            key, encoder.encode(data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
-        )
+        chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        stored = self.repository.write(key, chunks, level=self.level, threads=1)
         record = {
             "sha256": digest,
             "size": len(data),
             "archived_at": datetime.now(UTC).isoformat(),
-            "stored_sha256": encoder.digest.stored_sha256,
+            "stored_sha256": stored.stored_sha256,
         }
-        self.storage.put(key + ".json", [json.dumps(record).encode()])
+        self.repository.put_document(key + ".json", json.dumps(record).encode())
         return "archived"
 
-    def fetch(self, name: str, destination: Path) -> None:
-        """Write archived file ``name`` to ``destination`` (atomically), checksum verified.
-        NotFoundError when it is not archived; IntegrityError when it is damaged."""
-        recorded = self._recorded(name)
+    def fetch(self, name: str, destination: Path) -> str:
+        """Write archived file ``name`` to ``destination`` (atomically), checksum verified,
+        from the first copy where it is intact; return that copy's location. NotFoundError
+        when it is not archived; IntegrityError when every copy is damaged."""
+        return self.repository.first_intact(lambda copy: self._fetch(copy, name, destination))
+
+    def _fetch(self, copy: Repository, name: str, destination: Path) -> str:
+        recorded = self._recorded(name, copy)
         if recorded is None:
             raise NotFoundError(f"WAL file {name} is not in the archive", segment=name)
-        decoder = Decoder(f"archived WAL file {name}", segment=name)
         import tempfile
 
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", dir=destination.parent)
         try:
-            with os.fdopen(fd, "wb") as out, closing(self.storage.get(_key(name))) as stored:
-                for chunk in decoder.decode(stored):
-                    out.write(chunk)
-            decoder.check(recorded.sha256)
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    reading = copy.read(_key(name), label=f"archived WAL file {name}", segment=name)
+                except NotFoundError as exc:
+                    raise IntegrityError(
+                        f"archived WAL file {name} is missing its data", segment=name
+                    ) from exc
+                with reading:
+                    for chunk in reading:
+                        out.write(chunk)
+            reading.check(recorded.sha256)
             os.replace(temp_name, destination)
-        except NotFoundError as exc:
-            raise IntegrityError(
-                f"archived WAL file {name} is missing its data", segment=name
-            ) from exc
         finally:
             Path(temp_name).unlink(missing_ok=True)
+        return copy.location
 
     def check(self) -> None:
         """Prove that pushes can work here, without archiving anything: store a probe object
         as a push stores a segment, read it back, and delete it."""
         key = f"wal/checks/{os.urandom(8).hex()}"
         probe = os.urandom(256)
-        self.storage.put(key, Encoder(level=self.level, threads=1).encode([probe]))
+        self.repository.write(key, [probe], level=self.level, threads=1)
         try:
-            with closing(self.storage.get(key)) as stored:
-                read = b"".join(Decoder("the WAL archive's probe").decode(stored))
+            with self.repository.read(key, label="the WAL archive's probe") as reading:
+                read = b"".join(reading)
         finally:
             self.storage.delete(key)
         if read != probe:
@@ -173,13 +184,13 @@ class WalArchive:
         try:
             self.storage.stat(key)
         except NotFoundError:
-            self.storage.put(key, [json.dumps(point).encode()])
+            self.repository.put_document(key, json.dumps(point).encode())
             return
         raise InputError(f"a restore point named {name!r} already exists; choose another name")
 
     def restore_point(self, name: str) -> dict[str, str]:
         try:
-            data = b"".join(self.storage.get(f"wal/restore-points/{name}.json"))
+            data = self.repository.get_document(f"wal/restore-points/{name}.json", MAX_RECORD)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"no restore point named {name!r}; create one with warroom "

@@ -24,7 +24,7 @@ from warroom.deployment.junit import junit_xml
 from warroom.deployment.runner import run_checks
 from warroom.deployment.service import DeploymentService
 from warroom.errors import ConflictError
-from warroom.locks import hold_lock
+from warroom.repository.locks import FileLocker
 from warroom.services import Services, build_services
 
 SECRET = "s3cr3t-value-never-shown"
@@ -52,7 +52,7 @@ def _service(
         settings,
         services.catalog,
         services.backups,
-        lock_dir=tmp_path / "locks",
+        locker=FileLocker(tmp_path / "locks"),
         workdir=tmp_path,
         environ={"PATH": os.environ["PATH"], **(environ or {})},
         **kwargs,
@@ -384,7 +384,7 @@ def test_failed_health_check_is_rolled_back_and_tag_made(
         on_demand = service.rollback(to_version="1.0")
         assert on_demand.status == "rolled_back"
         with (
-            hold_lock(tmp_path / "locks" / "deployment.lock", "test"),
+            FileLocker(tmp_path / "locks").hold("deployment", "test"),
             pytest.raises(ConflictError, match="a deploy or rollback is already running"),
         ):
             service.deploy("1.2", ["true"])

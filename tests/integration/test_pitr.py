@@ -232,10 +232,11 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
 
 def test_wal_push_is_idempotent_and_refuses_different_content(tmp_path: Path) -> None:
     from warroom.errors import IntegrityError
+    from warroom.repository import Repository
     from warroom.storage.local import LocalStorage
     from warroom.wal import WalArchive
 
-    archive = WalArchive(LocalStorage(tmp_path / "repo"))
+    archive = WalArchive(Repository(LocalStorage(tmp_path / "repo")))
     segment = tmp_path / "000000010000000000000007"
     segment.write_bytes(b"\x01" * 1000)
     assert archive.push(segment) == "archived"

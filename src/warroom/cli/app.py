@@ -19,6 +19,7 @@ from warroom import __version__
 from warroom.app.listing import checkpoint_listing
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.deployment import add_deployment_commands
+from warroom.cli.key import key_app
 from warroom.cli.render import (
     ProgressPrinter,
     checkpoint_table,
@@ -32,6 +33,7 @@ from warroom.cli.render import (
     set_quiet,
     warn,
 )
+from warroom.cli.repo import repo_app
 from warroom.cli.selftest import selftest
 from warroom.cli.service import add_service_commands
 from warroom.cli.workflow import workflow_app
@@ -62,6 +64,8 @@ app.add_typer(workflow_app, name="workflow")
 add_deployment_commands(app, create_app)
 app.command("selftest")(selftest)
 add_service_commands(app)
+app.add_typer(key_app, name="key")
+app.add_typer(repo_app, name="repo")
 
 JobsOption = Annotated[
     int,

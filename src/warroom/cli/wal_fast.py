@@ -3,7 +3,10 @@ restore_command (and ``warroom wal check``, which setup-pitr runs to prove a pus
 there: it stores, reads back and deletes a probe object), kept light (no CLI framework, no
 catalog, no pydantic) because PostgreSQL runs them once per WAL segment.
 
-The repository is BACKUP_DIR (default ./data/backups, or ``backup_dir`` in warroom.toml).
+The repository is BACKUP_DIR (default ./data/backups, or ``backup_dir`` in warroom.toml): an
+absolute directory or ``s3://bucket/prefix``, mirrored to WARROOM_REPLICAS and encrypted with
+WARROOM_ENCRYPTION_KEY(_FILE), read as BACKUP_DIR is (see :func:`_setting`). A
+fetch served by a replica says so on stderr.
 Exit codes: 0 done; 1 push failed (PostgreSQL keeps the segment and retries) or fetch found
 nothing (the normal end of the archive); 2 bad usage; 255 when a fetch fails for any other
 reason (a damaged segment, an unreachable repository). PostgreSQL reads any code up to 125 as
@@ -15,6 +18,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from warroom.wal import WalArchive
 
 USAGE = "usage: warroom wal push PATH | warroom wal fetch NAME DESTINATION | warroom wal check"
 
@@ -22,24 +29,40 @@ USAGE = "usage: warroom wal push PATH | warroom wal fetch NAME DESTINATION | war
 FETCH_FAILED = 255
 
 
-def _backup_dir() -> str:
-    if os.environ.get("BACKUP_DIR"):
-        return os.environ["BACKUP_DIR"]
+def _setting(variable: str, default: str = "") -> str:
+    """The setting ``variable`` from the environment; warroom.toml (lower case) is read only
+    when BACKUP_DIR is not in the environment (setup-pitr puts every setting the commands
+    need in the command itself)."""
+    if os.environ.get(variable) or os.environ.get("BACKUP_DIR"):
+        return os.environ.get(variable) or default
     config = Path(os.environ.get("WARROOM_CONFIG", "warroom.toml"))
     if config.is_file():
         import tomllib
 
         with open(config, "rb") as handle:
-            value = tomllib.load(handle).get("backup_dir")
+            value = tomllib.load(handle).get(variable.lower().removeprefix("warroom_"))
         if value:
             return str(value)
-    return "./data/backups"
+    return default
+
+
+def _open_archive() -> WalArchive:
+    """The WAL archive of the configured repository (its replicas and keys too)."""
+    from warroom.repository import open_repository
+    from warroom.wal import WalArchive
+
+    keys: list[bytes] = []
+    key, key_file = _setting("WARROOM_ENCRYPTION_KEY"), _setting("WARROOM_ENCRYPTION_KEY_FILE")
+    if key or key_file:
+        from warroom.repository.keyring import load_master_keys
+
+        keys = load_master_keys(key or None, Path(key_file) if key_file else None)
+    replicas = [url.strip() for url in _setting("WARROOM_REPLICAS").split(",") if url.strip()]
+    return WalArchive(open_repository(_setting("BACKUP_DIR", "./data/backups"), keys, replicas))
 
 
 def run_wal_command(args: list[str]) -> int:
     from warroom.errors import NotFoundError, WarroomError
-    from warroom.storage import open_storage
-    from warroom.wal import WalArchive
 
     if not (
         (args[:1] == ["push"] and len(args) == 2)
@@ -48,8 +71,8 @@ def run_wal_command(args: list[str]) -> int:
     ):
         sys.stderr.write(USAGE + "\n")
         return 2
-    repository = _backup_dir()
-    if not Path(repository).is_absolute():
+    repository = _setting("BACKUP_DIR", "./data/backups")
+    if "://" not in repository and not Path(repository).is_absolute():
         # PostgreSQL runs this in its data directory: a relative repository would land there.
         sys.stderr.write(
             f"warroom wal {args[0]}: BACKUP_DIR must be an absolute path, not "
@@ -57,13 +80,15 @@ def run_wal_command(args: list[str]) -> int:
         )
         return 2
     try:
-        archive = WalArchive(open_storage(repository))
+        archive = _open_archive()
         if args[0] == "push":
             archive.push(Path(args[1]))
         elif args[0] == "check":
             archive.check()
         else:
-            archive.fetch(args[1], Path(args[2]))
+            source = archive.fetch(args[1], Path(args[2]))
+            if source != archive.storage.copies()[0].location:
+                sys.stderr.write(f"warroom wal fetch: {args[1]} from {source}\n")
     except WarroomError as error:
         sys.stderr.write(f"warroom wal {args[0]}: {error.message}\n")
         if isinstance(error, NotFoundError):

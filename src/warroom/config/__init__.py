@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,8 +42,14 @@ DEFAULT_CONFIG_FILE = "warroom.toml"
 LOCAL_HOST, ALL_INTERFACES, DEFAULT_PORT = "127.0.0.1", "0.0.0.0", 8000
 
 
-def default_catalog_url(checkpoint_dir: Path) -> str:
-    """The catalog when WARROOM_CATALOG_URL is not set: ``catalog.db`` in CHECKPOINT_DIR."""
+def default_catalog_url(checkpoint_dir: Path | str) -> str:
+    """The catalog when WARROOM_CATALOG_URL is not set: ``catalog.db`` in CHECKPOINT_DIR. A
+    CHECKPOINT_DIR in an object store cannot hold a SQLite file: ValueError saying so."""
+    if isinstance(checkpoint_dir, str):
+        raise ValueError(
+            f"CHECKPOINT_DIR is {checkpoint_dir}, which cannot hold the SQLite catalog: set "
+            "WARROOM_CATALOG_URL (postgresql://... for several hosts, or sqlite:////path/catalog.db)"
+        )
     return f"sqlite:///{checkpoint_dir / 'catalog.db'}"
 
 
@@ -44,15 +57,28 @@ def _aliases(env_name: str, field_name: str) -> AliasChoices:
     return AliasChoices(env_name, field_name)
 
 
+def _location(value: Any) -> Any:
+    """A repository URL (``s3://bucket/prefix``) stays text; anything else is a local path."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("file://"):
+        return Path(value[len("file://") :])
+    return value if "://" in value else Path(value)
+
+
+# Where a repository lives: a local directory (a Path) or a URL such as s3://bucket/prefix.
+Location = Annotated[Path | str, BeforeValidator(_location)]
+
+
 class Settings(BaseSettings):
     """Every setting of the product, validated once."""
 
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False, populate_by_name=True)
 
-    checkpoint_dir: Path = Field(
+    checkpoint_dir: Location = Field(
         Path("./data/checkpoints"), validation_alias=_aliases("CHECKPOINT_DIR", "checkpoint_dir")
     )
-    backup_dir: Path = Field(
+    backup_dir: Location = Field(
         Path("./data/backups"), validation_alias=_aliases("BACKUP_DIR", "backup_dir")
     )
     checkpoint_retention_days: int = Field(
@@ -248,6 +274,12 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_ENCRYPTION_KEY_FILE", "encryption_key_file"),
         description="A file of master keys, one per line, the current one first.",
     )
+    replicas: str = Field(
+        "",
+        validation_alias=_aliases("WARROOM_REPLICAS", "replicas"),
+        description="Further repositories (directories or s3:// URLs, comma-separated) that "
+        "every backup and WAL file is also written to.",
+    )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )
@@ -267,6 +299,16 @@ class Settings(BaseSettings):
             host or self.listen_host or default_host,
             port or self.listen_port or self.platform_port or DEFAULT_PORT,
         )
+
+    def master_keys(self) -> list[bytes]:
+        """The configured encryption keys, current first (empty: objects are not encrypted)."""
+        from warroom.repository.keyring import load_master_keys
+
+        key = self.encryption_key.get_secret_value() if self.encryption_key else None
+        return load_master_keys(key, self.encryption_key_file)
+
+    def replica_urls(self) -> list[str]:
+        return [url.strip() for url in self.replicas.split(",") if url.strip()]
 
     def pickle_signing_key_bytes(self) -> bytes | None:
         if self.pickle_signing_key is None:

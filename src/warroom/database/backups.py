@@ -6,9 +6,11 @@ last, and ``database/<name>/checks/`` (one record per verification, see
 or is interrupted at any point is removed at once, and whatever a killed process leaves behind
 has no manifest and is swept by the next backup (:meth:`BackupService.sweep_leftovers`).
 
-Locks (``flock`` in ``BACKUP_DIR/.locks``): one per source database, so two backups of one
-database never interleave, and one per checkpoint name, so a sweep never removes a backup that
-is still being written.
+Locks (the repository's :class:`~warroom.repository.Locker`: ``flock`` in ``BACKUP_DIR/.locks``
+locally, leases in the bucket on S3): one per source database, so two backups of one database
+never interleave, and one per checkpoint name, so a sweep never removes a backup that is still
+being written. Bytes are the repository's: it encodes (and encrypts) parts, manifests and check
+records, and a read uses the first copy (primary, then replicas) whose every part is intact.
 """
 
 from __future__ import annotations
@@ -23,12 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from warroom import __version__
 from warroom.catalog import Catalog, CheckpointRecord
-from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
 from warroom.database import (
     DatabaseEngine,
@@ -67,8 +67,7 @@ from warroom.errors import (
     NotFoundError,
     WarroomError,
 )
-from warroom.locks import hold_lock, lock_file_name, try_lock
-from warroom.storage import ChunkStream, Storage
+from warroom.repository import Locker, Repository
 
 __all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
 
@@ -139,6 +138,7 @@ class VerifyReport:
     restore_tested: bool = False
     tables_checked: int = 0
     status: str = COMPLETED
+    repository: str = ""  # the copy that was read
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -198,16 +198,17 @@ class BackupService:
     def __init__(
         self,
         settings: Settings,
-        storage: Storage,
+        repository: Repository,
         catalog: Catalog,
-        lock_dir: Path,
+        locker: Locker,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.settings = settings
-        self.storage = storage
+        self.repository = repository
+        self.storage = repository.storage
         self.catalog = catalog
         self.clock = clock
-        self.lock_dir = lock_dir
+        self.locker = locker
         self._configured_source: tuple[str, Source] | None = None
 
     # -- helpers ----------------------------------------------------------------------------
@@ -246,16 +247,9 @@ class BackupService:
             )
         return url
 
-    def _name_lock(self, name: str) -> Path:
-        return self.lock_dir / lock_file_name(f"name:{name}")
-
     def exists(self, name: str) -> bool:
         """Whether backup ``name`` exists (has its manifest)."""
-        try:
-            self.storage.stat(manifest_key(name))
-        except NotFoundError:
-            return False
-        return True
+        return self.repository.exists(manifest_key(name))
 
     def _write_part(
         self, prefix: str, progress: Progress, threads: int, written: list[PartRecord]
@@ -269,9 +263,12 @@ class BackupService:
             chunks: Iterable[bytes],
             copy: tuple[dict[str, Any], ...] = (),
         ) -> PartRecord:
-            encoder = Encoder(level=self.settings.compression_level, threads=threads)
-            self.storage.put(prefix + name, encoder.encode(progress.counted(chunks)))
-            digest = encoder.digest
+            digest = self.repository.write(
+                prefix + name,
+                progress.counted(chunks),
+                level=self.settings.compression_level,
+                threads=threads,
+            )
             record = PartRecord(
                 name=name,
                 role=role,
@@ -287,34 +284,45 @@ class BackupService:
 
         return write_part
 
-    def _get_part(self, name: str, part: str) -> ChunkStream:
-        try:
-            return self.storage.get(backup_prefix(name) + part)
-        except NotFoundError as exc:
-            raise IntegrityError(
-                f"backup {name!r} is damaged: part {part!r} is missing", name=name, part=part
-            ) from exc
+    @staticmethod
+    def _missing(name: str, part: str) -> IntegrityError:
+        return IntegrityError(
+            f"backup {name!r} is damaged: part {part!r} is missing", name=name, part=part
+        )
 
-    def read_part(self, manifest: Manifest, part: str, progress: Progress) -> Iterator[bytes]:
-        """The decoded bytes of one part; IntegrityError (at the end) if they are damaged."""
-        return self._reader(manifest, progress)(part)
+    def read_part(
+        self, manifest: Manifest, part: str, progress: Progress, source: Repository | None = None
+    ) -> Iterator[bytes]:
+        """The decoded bytes of one part (from ``source``, the copy :meth:`check_stored`
+        chose); IntegrityError (at the end) if they are damaged."""
+        return self._reader(manifest, progress, source=source)(part)
 
     def _reader(
-        self, manifest: Manifest, progress: Progress, hash_plain: bool = True
+        self,
+        manifest: Manifest,
+        progress: Progress,
+        hash_plain: bool = True,
+        source: Repository | None = None,
     ) -> Callable[[str], Iterator[bytes]]:
+        """Reads parts from ``source`` (a copy :meth:`check_stored` chose), or any copy."""
         parts = {part.name: part for part in manifest.parts}
+        repository = source or self.repository
 
         def read_part(part_name: str) -> Iterator[bytes]:
             part = parts[part_name]
-            decoder = Decoder(
-                f"{manifest.name}/{part_name}",
-                hash_plain=hash_plain,
-                name=manifest.name,
-                part=part_name,
-            )
-            with closing(self._get_part(manifest.name, part_name)) as stored:
-                yield from progress.counted(decoder.decode(stored))
-            decoder.check(part.plain_sha256, part.stored_sha256)
+            try:
+                reading = repository.read(
+                    backup_prefix(manifest.name) + part_name,
+                    label=f"{manifest.name}/{part_name}",
+                    hash_plain=hash_plain,
+                    name=manifest.name,
+                    part=part_name,
+                )
+            except NotFoundError as exc:
+                raise self._missing(manifest.name, part_name) from exc
+            with reading:
+                yield from progress.counted(reading)
+            reading.check(part.plain_sha256, part.stored_sha256)
 
         return read_part
 
@@ -355,15 +363,12 @@ class BackupService:
         progress = progress or Progress()
         with ExitStack() as locks:
             locks.enter_context(
-                hold_lock(
-                    self.lock_dir / lock_file_name(f"source:{engine.identity}"),
-                    f"a backup of {engine.display}",
-                )
+                self.locker.hold(f"source:{engine.identity}", f"a backup of {engine.display}")
             )
             if name is None:
                 name = self._claim_free_name(locks, f"db-{started:%Y%m%dT%H%M%SZ}")
             else:
-                locks.enter_context(hold_lock(self._name_lock(name), f"a backup named {name!r}"))
+                locks.enter_context(self.locker.hold(f"name:{name}", f"a backup named {name!r}"))
                 if self.exists(name):
                     raise NameTakenError(
                         f"a backup named {name!r} already exists; choose another --name",
@@ -405,7 +410,7 @@ class BackupService:
                     source_address=source.address,
                     safety=safety,
                 )
-                self.storage.put(manifest_key(name), [manifest.to_json()])
+                self.repository.put_document(manifest_key(name), manifest.to_json())
             except BaseException:
                 with suppress(WarroomError):  # the original failure is the one to report
                     self.storage.delete_prefix(prefix)
@@ -417,7 +422,7 @@ class BackupService:
         """Lock the first of ``base``, ``base-2``, ... that no backup has or is writing
         (backups of several databases started in the same second get distinct names)."""
         for candidate in [base, *(f"{base}-{n}" for n in range(2, 100))]:
-            lock = hold_lock(self._name_lock(candidate), f"a backup named {candidate!r}")
+            lock = self.locker.hold(f"name:{candidate}", f"a backup named {candidate!r}")
             try:
                 lock.__enter__()
             except ConflictError:
@@ -438,7 +443,7 @@ class BackupService:
         """The manifest of backup ``name``, from storage (the truth, not the catalog)."""
         validate_name(name)
         try:
-            data = self._read_bounded(manifest_key(name), MAX_MANIFEST_BYTES)
+            data = self.repository.get_document(manifest_key(name), MAX_MANIFEST_BYTES)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"no database checkpoint named {name!r} in {self.storage.location}; "
@@ -447,24 +452,24 @@ class BackupService:
             ) from exc
         return Manifest.from_json(name, data)
 
-    def _read_bounded(self, key: str, limit: int) -> bytes:
-        """The whole object ``key``, read no further than ``limit`` + 1 bytes (a longer one is
-        refused by its parser, never held in memory whole)."""
-        chunks, size = [], 0
-        with closing(self.storage.get(key)) as stream:
-            for chunk in stream:
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > limit:
-                    break
-        return b"".join(chunks)
-
-    def check_stored(self, manifest: Manifest, progress: Progress | None = None) -> None:
+    def check_stored(self, manifest: Manifest, progress: Progress | None = None) -> Repository:
         """Compare every part's stored bytes with the manifest without decoding (fast: a
-        replaced part is refused before any of it is decompressed)."""
+        replaced part is refused before any of it is decompressed), on each copy in turn
+        until one is intact; return that copy (the first copy's damage when none is)."""
+        return self.repository.first_intact(
+            lambda copy: self._check_copy(copy, manifest, progress)
+        )
+
+    def _check_copy(
+        self, copy: Repository, manifest: Manifest, progress: Progress | None
+    ) -> Repository:
         for part in manifest.parts:
             digest, size = hashlib.sha256(), 0
-            with closing(self._get_part(manifest.name, part.name)) as stream:
+            try:
+                stored = copy.stored(backup_prefix(manifest.name) + part.name)
+            except NotFoundError as exc:
+                raise self._missing(manifest.name, part.name) from exc
+            with closing(stored) as stream:
                 for chunk in progress.counted(stream) if progress else stream:
                     digest.update(chunk)
                     size += len(chunk)
@@ -482,12 +487,15 @@ class BackupService:
                     name=manifest.name,
                     part=part.name,
                 )
+        return copy
 
-    def check_present(self, manifest: Manifest) -> None:
-        """Every part is there with its recorded size (no byte is read)."""
+    def check_present(self, manifest: Manifest, copy: Repository | None = None) -> None:
+        """Every part is there with its recorded size (no byte is read), in ``copy`` or any
+        copy."""
+        storage = (copy or self.repository).storage
         for part in manifest.parts:
             try:
-                size = self.storage.stat(backup_prefix(manifest.name) + part.name).size
+                size = storage.stat(backup_prefix(manifest.name) + part.name).size
             except NotFoundError:
                 raise IntegrityError(
                     f"backup {manifest.name!r} is damaged: part {part.name!r} is missing",
@@ -502,6 +510,25 @@ class BackupService:
                     part=part.name,
                 )
 
+    def copies_of(self, manifest: Manifest) -> dict[str, str]:
+        """Per repository (primary, then replicas): ``present`` when its manifest and every
+        part with its recorded size are there (no byte is read), ``damaged`` when some part
+        is not, ``missing`` without its manifest."""
+        states = {}
+        for copy in self.repository.copies():
+            state = "present"
+            try:
+                if not copy.exists(manifest_key(manifest.name)):
+                    state = "missing"
+                else:
+                    self.check_present(manifest, copy)
+            except IntegrityError:
+                state = "damaged"
+            except WarroomError:
+                state = "unreachable"
+            states[copy.location] = state
+        return states
+
     # -- check records ----------------------------------------------------------------------
 
     def checks(self, name: str) -> list[CheckRecord]:
@@ -509,7 +536,7 @@ class BackupService:
         (records that are not sane are left out)."""
         records = []
         for info in self.storage.list(checks_prefix(backup_prefix(name))):
-            record = CheckRecord.from_json(name, self._read_bounded(info.key, 1 << 16))
+            record = CheckRecord.from_json(name, self.repository.get_document(info.key, 1 << 16))
             if record is not None:
                 records.append(record)
         return sorted(records, key=lambda record: record.at)
@@ -522,8 +549,8 @@ class BackupService:
         check that ends after a cleanup deleted the backup records nothing (NotFoundError),
         rather than leave a record in a directory of its own and a catalog row for a backup
         that no longer exists."""
-        with hold_lock(
-            self._name_lock(name), f"a backup named {name!r}", wait_seconds=NAME_LOCK_WAIT
+        with self.locker.hold(
+            f"name:{name}", f"a backup named {name!r}", wait_seconds=NAME_LOCK_WAIT
         ):
             if not self.exists(name):
                 raise NotFoundError(
@@ -532,7 +559,7 @@ class BackupService:
                 )
             at = self.clock()
             record = CheckRecord(name, result, at, detail)
-            self.storage.put(check_key(backup_prefix(name), at), [record.to_json()])
+            self.repository.put_document(check_key(backup_prefix(name), at), record.to_json())
             status, verified_at = status_of(self.checks(name), at)
             if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name) is not None:
                 self.catalog.set_verified(CHECKPOINT_TYPE, name, status, verified_at or at)
@@ -570,13 +597,15 @@ class BackupService:
                     "(warroom restore database --target-time latest --data-dir DIR --start)"
                 )
             progress.start(f"checking the stored bytes of {name}", manifest.size_stored)
-            self.check_stored(manifest, progress)
+            source = self.check_stored(manifest, progress)
             progress.start(f"verifying {name}", manifest.size_original)
-            read_part = self._reader(manifest, progress)
+            read_part = self._reader(manifest, progress, source=source)
             for part in manifest.parts:
                 for _chunk in read_part(part.name):
                     pass
-            report = VerifyReport(name, len(manifest.parts), manifest.size_original)
+            report = VerifyReport(
+                name, len(manifest.parts), manifest.size_original, repository=source.location
+            )
             if restore_test:
                 server = self._engine(url or self.settings.database_url or manifest.source)
                 self._check_compatible(manifest, server)
@@ -584,7 +613,7 @@ class BackupService:
                 progress.start(f"restore test of {name}", manifest.size_original)
                 with server.scratch() as scratch:
                     report.tables_checked, _ = self._restore_into(
-                        scratch, manifest, manifest.database, progress, jobs
+                        scratch, manifest, manifest.database, progress, jobs, source
                     )
                 report.restore_tested = True
         except IntegrityError as exc:
@@ -606,11 +635,12 @@ class BackupService:
         database: dict[str, Any],
         progress: Progress,
         jobs: int,
+        source: Repository,
     ) -> tuple[int, LoadReport]:
         """What a restore and a restore test both do: create ``target`` with ``database``'s
-        properties, load the backup into it, compare every table's row count with the one
-        recorded at backup time (while the indexes build), then apply the database's other
-        properties. Return the tables checked and what the load did."""
+        properties, load the backup from ``source`` into it, compare every table's row count
+        with the one recorded at backup time (while the indexes build), then apply the
+        database's other properties. Return the tables checked and what the load did."""
         target.create_empty(database)
         checked: dict[str, int] = {}
 
@@ -619,7 +649,7 @@ class BackupService:
 
         load = target.load(
             manifest.parts,
-            self._reader(manifest, progress, hash_plain=False),
+            self._reader(manifest, progress, hash_plain=False, source=source),
             jobs,
             manifest.tool_version,
             alongside=count,
@@ -701,16 +731,17 @@ class BackupService:
         self._check_compatible(manifest, target)
         progress.start(f"checking {name}", manifest.size_stored)
         try:
-            self.check_stored(manifest, progress)
+            source = self.check_stored(manifest, progress)
         except IntegrityError as exc:
             self._damaged(name, exc)
             raise
-
-        with hold_lock(
-            self.lock_dir / lock_file_name(f"restore:{target.identity}"),
-            f"a restore into {target.display}",
-        ):
-            return self._restore_locked(manifest, target, new_db is not None, progress, jobs)
+        progress.start(f"restoring {name} from {source.location}")
+        with self.locker.hold(f"restore:{target.identity}", f"a restore into {target.display}"):
+            report = self._restore_locked(
+                manifest, target, new_db is not None, progress, jobs, source
+            )
+        report.details["repository"] = source.location
+        return report
 
     def _restore_locked(
         self,
@@ -719,6 +750,7 @@ class BackupService:
         must_be_new: bool,
         progress: Progress,
         jobs: int,
+        source: Repository,
     ) -> RestoreReport:
         started = time.monotonic()
         replace = target.exists()
@@ -741,7 +773,7 @@ class BackupService:
         staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
         progress.start(f"restoring {manifest.name} into {target.display}", manifest.size_original)
         try:
-            tables, load = self._restore_into(staging, manifest, database, progress, jobs)
+            tables, load = self._restore_into(staging, manifest, database, progress, jobs, source)
             target.replace_with(staging, overwrite=replace)
         except BaseException:
             with suppress(WarroomError):  # the original failure is the one to report
@@ -778,7 +810,7 @@ class BackupService:
     def delete(self, name: str) -> None:
         """Delete a backup: catalog row, then manifest (it no longer exists), then its parts.
         Interrupted anywhere, nothing is left that lists but cannot restore."""
-        with hold_lock(self._name_lock(validate_name(name)), f"a backup named {name!r}"):
+        with self.locker.hold(f"name:{validate_name(name)}", f"a backup named {name!r}"):
             self.catalog.delete_checkpoint(CHECKPOINT_TYPE, name)
             self.storage.delete(manifest_key(name))
             self.storage.delete_prefix(backup_prefix(name))
@@ -793,7 +825,7 @@ class BackupService:
                 continue
             if self.exists(name):
                 continue
-            with try_lock(self._name_lock(name)) as free:
+            with self.locker.try_hold(f"name:{name}") as free:
                 if free and not self.exists(name):
                     self.storage.delete_prefix(backup_prefix(name))
                     removed.append(name)

@@ -74,11 +74,20 @@ class PointInTimeRecovery:
         self.archive = archive
 
     def _wal_command(self) -> str:
-        """The shell command the server runs: BACKUP_DIR, then WARROOM_WAL_COMMAND (default:
-        this Python with -m warroom; the server's OS user must be able to run it)."""
-        repository = self.backups.storage.location
-        runner = self.backups.settings.wal_command or _default_runner()
-        return f"BACKUP_DIR={_shell_quote(repository)} {runner}"
+        """The shell command the server runs: the repository settings (BACKUP_DIR, replicas,
+        the key file's path: never a key or a credential, which the server's environment or
+        AWS profile must hold), then WARROOM_WAL_COMMAND (default: this Python with -m
+        warroom; the server's OS user must be able to run it)."""
+        settings = self.backups.settings
+        variables = {
+            "BACKUP_DIR": self.backups.storage.copies()[0].location,
+            "WARROOM_REPLICAS": settings.replicas,
+            "WARROOM_ENCRYPTION_KEY_FILE": str(settings.encryption_key_file or ""),
+            "AWS_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL", ""),
+        }
+        runner = settings.wal_command or _default_runner()
+        assignments = " ".join(f"{k}={_shell_quote(v)}" for k, v in variables.items() if v)
+        return f"{assignments} {runner}"
 
     def archiving_settings(self) -> dict[str, str]:
         """The server settings that make PostgreSQL archive its WAL into this repository."""
@@ -238,10 +247,10 @@ class PointInTimeRecovery:
             raise InputError(f"--data-dir {data_dir} is not empty; give a new directory")
         manifest, target = self._choose(target)
         progress = progress or Progress()
-        self.backups.check_stored(manifest)
+        source = self.backups.check_stored(manifest)
         progress.start(f"laying out {manifest.name} in {data_dir}", manifest.size_original)
         data_dir.mkdir(parents=True, exist_ok=True)
-        reader = ChunkReader(self.backups.read_part(manifest, "base.tar", progress))
+        reader = ChunkReader(self.backups.read_part(manifest, "base.tar", progress, source))
         with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
             extract_safely(archive, data_dir, manifest.name)
         self._write_recovery_settings(data_dir, target, port)

@@ -392,6 +392,8 @@ def _storage_check(config: DeploymentConfig) -> Check:
             ("CHECKPOINT_DIR", ctx.settings.checkpoint_dir),
             ("BACKUP_DIR", ctx.settings.backup_dir),
         ):
+            if isinstance(directory, str):
+                continue  # an object store (s3://): its backend reports its own failures
             path = Path(directory)
             if not path.is_dir():
                 problems.append(f"{label} {path} does not exist (create it)")

@@ -33,9 +33,9 @@ from warroom.database.backups import BackupService
 from warroom.deployment.checks import CheckContext, build_checks
 from warroom.deployment.runner import CHECKPOINT_TYPE, ValidationReport, git_commit, run_checks
 from warroom.errors import InputError, NotFoundError, WarroomError
-from warroom.locks import hold_lock
 from warroom.notify import Notifier
 from warroom.redact import redact_url
+from warroom.repository import Locker
 
 __all__ = ["DeploymentService"]
 
@@ -70,7 +70,7 @@ class DeploymentService:
         settings: Settings,
         catalog: Catalog,
         backups: BackupService,
-        lock_dir: Path,
+        locker: Locker,
         workdir: Path | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = _now,
@@ -81,7 +81,7 @@ class DeploymentService:
         self.config = settings.deployment
         self.catalog = catalog
         self.backups = backups
-        self.lock_dir = lock_dir
+        self.locker = locker
         self.workdir = workdir or Path.cwd()
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
@@ -138,7 +138,7 @@ class DeploymentService:
         check_version(version)
         if not command:
             raise InputError("no deploy command: warroom deploy --version V -- COMMAND [ARGS]")
-        with hold_lock(self.lock_dir / "deployment.lock", "a deploy or rollback"):
+        with self.locker.hold("deployment", "a deploy or rollback"):
             previous = self.current_version()
             report = self.validate(version, record=False)
             report.name = f"deploy-{version}-{report.started_at:%Y%m%dT%H%M%S%fZ}"
@@ -169,7 +169,7 @@ class DeploymentService:
     def rollback(self, to_version: str | None = None) -> ValidationReport:
         """Roll back on demand: to ``to_version``, or the version in service before the
         current one; restore the last deploy's pre-deploy database checkpoint if configured."""
-        with hold_lock(self.lock_dir / "deployment.lock", "a deploy or rollback"):
+        with self.locker.hold("deployment", "a deploy or rollback"):
             history = self._history()
             target = to_version or (history[-2] if len(history) > 1 else None)
             if target is None:

@@ -21,7 +21,8 @@ from warroom.repository.storage import (
 )
 
 if TYPE_CHECKING:
-    from warroom.repository.objects import Reading, Repository
+    from warroom.repository.locks import Locker, open_locker
+    from warroom.repository.objects import Reading, Repository, open_repository
     from warroom.repository.wrappers import MirrorStorage, ReadOnlyStorage, RetryStorage
 
 _LAZY = {
@@ -30,6 +31,9 @@ _LAZY = {
     "RetryStorage": "warroom.repository.wrappers",
     "Reading": "warroom.repository.objects",
     "Repository": "warroom.repository.objects",
+    "open_repository": "warroom.repository.objects",
+    "Locker": "warroom.repository.locks",
+    "open_locker": "warroom.repository.locks",
 }
 
 
@@ -43,6 +47,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ChunkStream",
+    "Locker",
     "MirrorStorage",
     "ObjectInfo",
     "Part",
@@ -52,6 +57,8 @@ __all__ = [
     "RetryStorage",
     "Storage",
     "Upload",
+    "open_locker",
+    "open_repository",
     "open_storage",
     "write_stream",
 ]

@@ -34,12 +34,10 @@ from typing import Any
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError
-from warroom.repository.storage import Storage
+from warroom.repository.storage import KEYS_PREFIX, REPOSITORY_KEY, Storage
 
 __all__ = ["Keyring", "generate_key", "key_id", "load_master_keys"]
 
-KEYS_PREFIX = "keys/"
-REPOSITORY_KEY = "keys/repository.json"
 MAX_KEY_FILE = 1 << 16
 
 

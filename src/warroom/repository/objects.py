@@ -14,18 +14,28 @@ which. Damage found after bytes were handed out is raised, not papered over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from warroom.codec import Decoder, Digest, Encoder
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError, StorageError
-from warroom.repository.storage import ChunkStream, Storage
+from warroom.repository.storage import (
+    LOCK_PREFIXES,
+    REPOSITORY_KEY,
+    ChunkStream,
+    Storage,
+    open_storage,
+)
 
 if TYPE_CHECKING:
     from warroom.repository.keyring import Keyring
 
-__all__ = ["Reading", "Repository"]
+__all__ = ["Reading", "Repository", "open_repository"]
+
+T = TypeVar("T")
 
 
 class Reading:
@@ -69,17 +79,33 @@ class Reading:
 
 
 class Repository:
-    """Objects in ``storage``, encrypted when ``keyring`` is given."""
+    """Objects in ``storage``, encrypted when ``keyring`` is given. With ``master_keys``
+    instead, whether it is encrypted is decided as :meth:`open` does, on first use (so a
+    repository out of reach fails the operation that needs it, not the program's start)."""
 
-    def __init__(self, storage: Storage, keyring: Keyring | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        keyring: Keyring | None = None,
+        *,
+        master_keys: Sequence[bytes] | None = None,
+    ) -> None:
         self.storage = storage
-        self.keyring = keyring
+        self._keyring = keyring
+        self._pending = master_keys
+        self._opening = threading.Lock()
+
+    @property
+    def keyring(self) -> Keyring | None:
+        with self._opening:
+            if self._pending is not None:
+                self._keyring = self.open(self.storage, self._pending).keyring
+                self._pending = None
+        return self._keyring
 
     @classmethod
     def open(cls, storage: Storage, master_keys: Sequence[bytes] = ()) -> Repository:
         """The repository in ``storage``, with encryption as it says (see the module doc)."""
-        from warroom.repository.keyring import REPOSITORY_KEY, Keyring  # loads cryptography
-
         if not master_keys:
             try:
                 storage.stat(REPOSITORY_KEY)
@@ -89,11 +115,13 @@ class Repository:
                 f"the repository {storage.location} is encrypted: set "
                 "WARROOM_ENCRYPTION_KEY_FILE (or WARROOM_ENCRYPTION_KEY) to its key"
             )
+        from warroom.repository.keyring import Keyring  # loads cryptography
+
         keyring = Keyring(storage, master_keys)
         marker = keyring.marker()
         if marker is not None:
             return cls(storage, keyring.open(marker))
-        if next(iter(storage.list()), None) is not None:
+        if any(not info.key.startswith(LOCK_PREFIXES) for info in storage.list()):
             raise ConfigurationError(
                 f"the repository {storage.location} holds unencrypted objects, and an "
                 "encryption key is set: encrypt a new, empty repository, or unset the key"
@@ -115,6 +143,59 @@ class Repository:
         encoder = Encoder(level, threads, keys=self.keyring, context=key.encode())
         self.storage.put(key, encoder.encode(chunks))
         return encoder.digest
+
+    def copies(self) -> list[Repository]:
+        """One repository per independent copy (primary, then replicas), with these keys."""
+        return [Repository(copy, self.keyring) for copy in self.storage.copies()]
+
+    def first_intact(self, action: Callable[[Repository], T]) -> T:
+        """``action(copy)`` of the first copy where it succeeds. A copy without the object
+        (NotFoundError), damaged (IntegrityError) or out of reach (StorageError) is passed
+        over; when every copy fails, the first failure is raised (NotFoundError only when no
+        copy has the object)."""
+        failure: Exception | None = None
+        missing: NotFoundError | None = None
+        for copy in self.copies():
+            try:
+                return action(copy)
+            except NotFoundError as exc:
+                missing = missing or exc
+            except (IntegrityError, StorageError) as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        raise missing or NotFoundError(f"no copy in {self.location}")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.storage.stat(key)
+        except NotFoundError:
+            return False
+        return True
+
+    def put_document(self, key: str, data: bytes) -> None:
+        """Store a small document (a manifest, a record) atomically: as it is, as every version
+        wrote it, in an unencrypted repository; encrypted like any object otherwise."""
+        if self.encrypted:
+            self.write(key, [data])
+        else:
+            self.storage.put(key, [data])
+
+    def get_document(self, key: str, limit: int) -> bytes:
+        """The document ``key``, read no further than ``limit`` + 1 plain bytes (a longer one
+        is refused by its parser, never held whole). NotFoundError when it is missing."""
+        chunks, size = [], 0
+        with closing(self.read(key) if self.encrypted else self.storage.get(key)) as stream:
+            for chunk in stream:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+        return b"".join(chunks)
+
+    def stored(self, key: str) -> ChunkStream:
+        """The stored (encoded) bytes of ``key``, from the first copy that has it."""
+        return self.storage.get(key)
 
     def _decoder(self, key: str, label: str, hash_plain: bool, details: dict[str, Any]) -> Decoder:
         return Decoder(
@@ -152,3 +233,19 @@ class Repository:
         if failure is not None:
             raise failure
         raise NotFoundError(f"no object {key!r} in {self.location}", key=key)
+
+
+def open_repository(
+    url: str | PathLike[str],
+    master_keys: Sequence[bytes] = (),
+    replicas: Sequence[str | PathLike[str]] = (),
+) -> Repository:
+    """The repository at ``url``, mirrored to ``replicas`` (every write goes to each, reads
+    come from the first intact copy), encrypted as it says (see :meth:`Repository.open`,
+    decided on first use)."""
+    storage = open_storage(url)
+    if replicas:
+        from warroom.repository.wrappers import MirrorStorage
+
+        storage = MirrorStorage(storage, [open_storage(replica) for replica in replicas])
+    return Repository(storage, master_keys=master_keys)

@@ -318,6 +318,33 @@ class S3Storage(PartWiseWrites):
                 names.add(item["Key"][len(base) :].split("/", 1)[0])
         return sorted(name for name in names if name)
 
+    def swap(self, key: str, data: bytes, expected: str | None) -> str | None:
+        """Store ``data`` as ``key`` only if the object's ETag is still ``expected`` (None: only
+        if there is no such object), atomically (S3 conditional writes); return the new ETag,
+        or None when the condition failed."""
+        put, name = self.client.put_object, self.object_key(key)
+        try:
+            if expected:
+                answer = put(Bucket=self.bucket, Key=name, Body=data, IfMatch=expected)
+            else:
+                answer = put(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                return None
+            raise translate("write", self._where(key), exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise translate("write", self._where(key), exc) from exc
+        return str(answer["ETag"])
+
+    def read_tagged(self, key: str) -> tuple[bytes, str, datetime]:
+        """A small object's bytes, ETag and modification time (NotFoundError if missing)."""
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+            return answer["Body"].read(), str(answer["ETag"]), answer["LastModified"]
+        except _BOTO_ERRORS as exc:
+            raise translate("read", self._where(key), exc) from exc
+
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))

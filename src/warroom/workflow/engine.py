@@ -65,7 +65,7 @@ from warroom.errors import (
     UnstorableValueError,
     WarroomError,
 )
-from warroom.storage import Storage, open_storage
+from warroom.repository import Repository, Storage, open_repository
 from warroom.workflow.failures import error_text, failure_record, replayed_failure
 from warroom.workflow.store import (
     CANCELLED,
@@ -325,7 +325,9 @@ class AutomationEngine:
         settings = settings or Settings.load()
         key = signing_key if signing_key is not None else settings.pickle_signing_key_bytes()
         self._values = ValueCodec(
-            storage or open_storage(settings.checkpoint_dir),
+            Repository(storage, master_keys=settings.master_keys())
+            if storage is not None
+            else open_repository(settings.checkpoint_dir, settings.master_keys()),
             serializer or settings.workflow_serializer,
             key.encode() if isinstance(key, str) else key,
             settings.workflow_blob_threshold,

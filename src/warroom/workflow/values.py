@@ -10,7 +10,8 @@ Every stored value starts with a one-byte tag:
 - ``p``: pickle, only when the engine opts in with a signing key: ``p`` + HMAC-SHA256 of the
   pickle + the pickle. A value whose signature does not match is refused before unpickling;
 - ``b``: a reference (``b`` + SHA-256 hex) to a content-addressed blob in the checkpoint
-  repository (``workflow/blobs/<sha256>``, zstd-compressed with the codec header), used for
+  repository (``workflow/blobs/<sha256>``, an object of the repository: compressed, and
+  encrypted when the repository is), used for
   values above the blob threshold, so identical large states are stored once.
 """
 
@@ -21,17 +22,15 @@ import hmac
 import json
 import pickle
 from collections.abc import Iterable
-from contextlib import closing
 from typing import Any
 
-from warroom.codec import Decoder, Encoder
 from warroom.errors import (
     ConfigurationError,
     IntegrityError,
     NotFoundError,
     UnstorableValueError,
 )
-from warroom.storage import Storage
+from warroom.repository import Repository
 from warroom.workflow.typed import TypedCodec
 
 __all__ = ["BLOB_PREFIX", "ValueCodec"]
@@ -46,7 +45,7 @@ class ValueCodec:
 
     def __init__(
         self,
-        storage: Storage,
+        repository: Repository,
         serializer: str = "msgpack",
         signing_key: bytes | None = None,
         blob_threshold: int = 256 * 1024,
@@ -62,7 +61,8 @@ class ValueCodec:
                 "the pickle serializer needs a signing key: set WARROOM_PICKLE_SIGNING_KEY "
                 "(or pass signing_key=...), so that tampered checkpoints are refused"
             )
-        self.storage = storage
+        self.repository = repository
+        self.storage = repository.storage
         self.serializer = serializer
         self._key = signing_key
         self.blob_threshold = blob_threshold
@@ -78,10 +78,8 @@ class ValueCodec:
             return data
         digest = hashlib.sha256(data).hexdigest()
         key = BLOB_PREFIX + digest
-        try:
-            self.storage.stat(key)
-        except NotFoundError:
-            self.storage.put(key, Encoder().encode([data]))
+        if not self.repository.exists(key):
+            self.repository.write(key, [data])
         return BLOB_TAG + digest.encode()
 
     def dump_record(self, record: dict[str, Any]) -> bytes:
@@ -133,13 +131,14 @@ class ValueCodec:
         raise IntegrityError(f"a stored workflow value has an unknown format tag {tag!r}")
 
     def _read_blob(self, digest: str) -> bytes:
-        decoder = Decoder(f"blob {digest[:16]}", blob=digest)
         try:
-            stream = self.storage.get(BLOB_PREFIX + digest)
+            reading = self.repository.read(
+                BLOB_PREFIX + digest, label=f"blob {digest[:16]}", blob=digest
+            )
         except NotFoundError as exc:
             raise IntegrityError(f"workflow blob {digest} is missing", blob=digest) from exc
-        with closing(stream):
-            data = b"".join(decoder.decode(stream))
+        with reading:
+            data = b"".join(reading)
         if hashlib.sha256(data).hexdigest() != digest:
             raise IntegrityError(f"workflow blob {digest} is damaged", blob=digest)
         return data
