@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -241,7 +242,9 @@ def test_a_local_repository_written_before_the_wiring_still_restores(
         assert services.backups.rebuild_catalog(check=True) == (1, [])
         assert services.backups.verify("before").status == "checked"
         services.backups.restore("before", new_db=restored.rsplit("/", 1)[1], url=pg_db)
-    assert pg_snapshot(restored) == pg_snapshot(pg_db)
+    # Backups of that version did not record which materialized views were populated (it
+    # restored them unpopulated): everything else must be equal.
+    assert replace(pg_snapshot(restored), matviews={}) == replace(pg_snapshot(pg_db), matviews={})
 
 
 def test_s3_leases_exclude_other_hosts_and_a_stale_one_is_taken_over(aws: S3Server) -> None:
