@@ -115,7 +115,7 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
 
 
 def archiving_status(services: Services) -> dict[str, Any] | None:
-    """The server's archiving facts (PostgresEngine.archiving_status), with ``failing`` and,
+    """The server's archiving facts (DatabaseEngine.archiving_status), with ``failing`` and,
     when failing, the ``problem`` in words. Failing is judged by what cannot lie, not only by
     the archiver's failure count (an archive_command that cannot run leaves that at 0): the
     last attempt failed, or a finished segment has waited more than ARCHIVE_LAG_LIMIT seconds
@@ -127,7 +127,7 @@ def archiving_status(services: Services) -> dict[str, Any] | None:
         return None
     try:
         engine = services.backups.engine_for(url)
-        stats = engine.archiving_status()  # type: ignore[attr-defined]
+        stats = engine.archiving_status()
     except WarroomError as exc:
         return {"failing": None, "error": exc.message}
     if stats is None:

@@ -24,6 +24,7 @@ __all__ = [
     "PartRecord",
     "ReadPart",
     "Source",
+    "WalServer",
     "WritePart",
     "open_database",
 ]
@@ -124,11 +125,39 @@ class LoadReport:
     matviews_refreshed: int = 0
 
 
+class WalServer(Protocol):
+    """A database server's WAL administration, what point-in-time recovery needs of it
+    (PostgreSQL's): :meth:`DatabaseEngine.wal_server`."""
+
+    display: str
+
+    def setting(self, name: str) -> str:
+        """The server's current value of a setting."""
+        ...
+
+    def apply_settings(self, settings: dict[str, str]) -> None:
+        """Set each server setting (for the whole server), then reload the configuration."""
+        ...
+
+    def run_server_program(self, command: str) -> tuple[int, str]:
+        """Run shell ``command`` where and as the server runs it; its exit code and output."""
+        ...
+
+    def create_restore_point(self, name: str) -> dict[str, Any]:
+        """A named restore point in the WAL (``{"lsn", "time", "timeline"}``), archived."""
+        ...
+
+
 class DatabaseEngine(Protocol):
-    """One database, addressed by URL. ``display`` is the URL without its password."""
+    """One database, addressed by URL. ``display`` is the URL without its password.
+
+    Callers ask an engine what it can do, never which class it is:
+    ``supports_physical_backups`` (then :meth:`base_backup` works), :meth:`wal_server`,
+    :meth:`archiving_status`."""
 
     scheme: str
     display: str
+    supports_physical_backups: bool
 
     @property
     def identity(self) -> str:
@@ -144,6 +173,24 @@ class DatabaseEngine(Protocol):
         ...
 
     def dump(self, write_part: WritePart, jobs: int) -> DumpInfo: ...
+
+    def base_backup(self, write_part: WritePart) -> DumpInfo:
+        """A physical base backup of the whole server, where ``supports_physical_backups``;
+        InputError otherwise."""
+        ...
+
+    def archiving_status(self) -> dict[str, Any] | None:
+        """The server's WAL archiving facts, or None when it archives none (or cannot)."""
+        ...
+
+    def wal_server(self) -> WalServer | None:
+        """This server's WAL administration, where the engine has one; None otherwise."""
+        ...
+
+    def sweep_abandoned(self) -> list[str]:
+        """Remove the work databases (staging, scratch, retired) beside this one that killed
+        restores and restore tests left behind; return their names."""
+        ...
 
     def exists(self) -> bool: ...
 

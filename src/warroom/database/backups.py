@@ -46,7 +46,6 @@ from warroom.database.manifest import (
     manifest_key,
     validate_name,
 )
-from warroom.database.postgres import PostgresEngine
 from warroom.database.verification import (
     CHECKED,
     COMPLETED,
@@ -342,7 +341,7 @@ class BackupService:
         recovery."""
         jobs = parallel_jobs(jobs)
         engine = self._engine(self._source_url(url))
-        if physical and engine.scheme != "postgresql":
+        if physical and not engine.supports_physical_backups:
             raise InputError(
                 "--physical backups are for PostgreSQL; SQLite backups are always complete copies"
             )
@@ -385,7 +384,6 @@ class BackupService:
             try:
                 write_part = self._write_part(prefix, progress, threads, written)
                 if physical:
-                    assert isinstance(engine, PostgresEngine)
                     info = engine.base_backup(write_part)
                 else:
                     info = engine.dump(write_part, jobs)
@@ -793,9 +791,8 @@ class BackupService:
     @staticmethod
     def _sweep_abandoned(server: DatabaseEngine, progress: Progress) -> None:
         """Drop the staging and scratch databases that killed restores left on the server."""
-        if isinstance(server, PostgresEngine):
-            for name in server.sweep_abandoned():
-                progress.start(f"dropped {name}, left by an interrupted restore")
+        for name in server.sweep_abandoned():
+            progress.start(f"dropped {name}, left by an interrupted restore")
 
     def _reindex_after_restore(self, restored: Manifest, safety: Manifest | None) -> None:
         """The catalog may live in the database just replaced: reconnect, and make sure the

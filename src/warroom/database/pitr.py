@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from warroom.codec import ChunkReader
+from warroom.database import WalServer
 from warroom.database.backups import BackupService, Progress
 from warroom.database.manifest import Manifest
 from warroom.database.pgtools import find_tools, run_tool
-from warroom.database.postgres import PostgresEngine
 from warroom.errors import (
     ConfigurationError,
     DatabaseError,
@@ -106,14 +106,14 @@ class PointInTimeRecovery:
         """Check the WAL commands on the server (:meth:`check_wal_commands`), then ALTER SYSTEM
         the archiving settings; a server at wal_level logical keeps it (replica would break its
         logical replication)."""
-        engine = self._postgres(url)
+        engine = self._wal_server(url)
         self.check_wal_commands(engine)
         settings = self.archiving_settings()
         if engine.setting("wal_level") == "logical":
             del settings["wal_level"]
         engine.apply_settings(settings)
 
-    def check_wal_commands(self, engine: PostgresEngine) -> None:
+    def check_wal_commands(self, engine: WalServer) -> None:
         """Run the WAL commands where the server runs them, as its OS user, or raise
         ConfigurationError. They run through the server itself (COPY FROM PROGRAM), not
         through runuser here: warroom may run on another host than PostgreSQL, and only the
@@ -149,15 +149,15 @@ class PointInTimeRecovery:
             )
 
     def create_restore_point(self, name: str, url: str | None) -> dict[str, Any]:
-        point = self._postgres(url).create_restore_point(name)
+        point = self._wal_server(url).create_restore_point(name)
         self.archive.record_restore_point(name, point)
         return {"name": name, **point}
 
-    def _postgres(self, url: str | None) -> PostgresEngine:
-        engine = self.backups.engine_for(url)
-        if not isinstance(engine, PostgresEngine):
+    def _wal_server(self, url: str | None) -> WalServer:
+        server = self.backups.engine_for(url).wal_server()
+        if server is None:
             raise InputError("WAL archiving and restore points are for PostgreSQL databases")
-        return engine
+        return server
 
     def physical_backups(self) -> list[Manifest]:
         """Physical base backups, oldest first (read from their manifests)."""

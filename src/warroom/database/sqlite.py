@@ -33,7 +33,15 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from warroom.critical import fault_point
-from warroom.database import DumpInfo, LoadReport, PartRecord, ReadPart, Source, WritePart
+from warroom.database import (
+    DumpInfo,
+    LoadReport,
+    PartRecord,
+    ReadPart,
+    Source,
+    WalServer,
+    WritePart,
+)
 from warroom.errors import (
     ConfigurationError,
     ConflictError,
@@ -74,6 +82,7 @@ class SqliteEngine:
     """One SQLite database file."""
 
     scheme = "sqlite"
+    supports_physical_backups = False
 
     def __init__(self, path: Path) -> None:
         self.path = path.expanduser().absolute()
@@ -157,6 +166,19 @@ class SqliteEngine:
                     f"{self.path} is not a SQLite database: {exc}"
                 ) from exc
 
+    def base_backup(self, write_part: WritePart) -> DumpInfo:
+        """SQLite has no physical backups: every backup is a complete copy."""
+        raise InputError(
+            "--physical backups are for PostgreSQL; SQLite backups are always complete copies"
+        )
+
+    def archiving_status(self) -> dict[str, Any] | None:
+        """A SQLite file archives no WAL."""
+        return None
+
+    def wal_server(self) -> WalServer | None:
+        return None
+
     def exists(self) -> bool:
         return self.path.exists()
 
@@ -169,15 +191,14 @@ class SqliteEngine:
             yield SqliteEngine(Path(tmp) / "scratch.db")
 
     def create_empty(self, database: dict[str, Any]) -> None:
-        """Make sure the directory exists; for a staging file, claim it and sweep the
-        directory's abandoned ones first."""
+        """Make sure the directory exists; for a staging file, claim it (a restore sweeps the
+        directory's abandoned ones first: :meth:`sweep_abandoned`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if WORK_FILE.match(self.path.name) and self._claim is None:
             claim = ExitStack()
             if not claim.enter_context(try_claim(self._claim_path(self.path.name))):
                 raise ConflictError(f"{self.path} is in use by another restore")
             self._claim = claim
-            self._sweep_abandoned()
 
     def _claim_path(self, work_name: str) -> Path:
         return self.path.parent / (work_name + CLAIM_SUFFIX)
@@ -192,14 +213,20 @@ class SqliteEngine:
             and entry.name != work_name + CLAIM_SUFFIX
         ]
 
-    def _sweep_abandoned(self) -> None:
-        """Remove the staging files beside this one whose restore was killed."""
+    def sweep_abandoned(self) -> list[str]:
+        """Remove the staging files beside this one whose restore was killed; return their
+        names. A missing directory holds none."""
+        if not self.path.parent.is_dir():
+            return []
         names = {m.group(1) for e in self.path.parent.iterdir() if (m := WORK_ENTRY.match(e.name))}
+        removed = []
         for name in sorted(names - {self.path.name}):
             with try_claim(self._claim_path(name)) as free:
                 if free:
                     for path in self._work_files(name):
                         path.unlink(missing_ok=True)
+                    removed.append(name)
+        return removed
 
     def apply_properties(self, database: dict[str, Any]) -> None:
         """A SQLite file has no database-level properties beyond its contents."""

@@ -318,10 +318,9 @@ def _pg_dump_check(severity: str) -> Check:
             return None, "no PostgreSQL DATABASE_URL: pg_dump is not needed", {}
         from warroom.database.postgres import PostgresEngine
 
-        engine = open_database(
+        engine = PostgresEngine(
             url, pg_bin_dir=ctx.settings.pg_bin_dir, connect_timeout=ctx.settings.connect_timeout
         )
-        assert isinstance(engine, PostgresEngine)
         tool = engine.client_tool("pg_dump")
         return True, f"{tool.path} {tool.version} can back up the server", {"version": tool.version}
 
