@@ -30,6 +30,7 @@ from warroom.cli.render import (
 )
 from warroom.cli.selftest import selftest
 from warroom.cli.service import add_service_commands
+from warroom.cli.worker import add_worker_commands
 from warroom.cli.workflow import workflow_app
 from warroom.database.backups import Progress
 from warroom.database.manifest import validate_name
@@ -57,6 +58,7 @@ app.add_typer(workflow_app, name="workflow")
 add_deployment_commands(app, create_app)
 app.command("selftest")(selftest)
 add_service_commands(app)
+add_worker_commands(app)
 
 JobsOption = Annotated[
     int,
