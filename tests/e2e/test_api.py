@@ -425,6 +425,7 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     assert samples[("warroom_checkpoint_stored_bytes", (("type", "database"),))] > 0
     assert "warroom_database_backup_last_success_timestamp_seconds" in families
     assert "warroom_workflow_executions" in families
+    assert {"warroom_workflow_workers", "warroom_workflow_queue_executions"} <= set(families)
     assert any(name == "warroom_api_requests_total" for name, _ in samples)
     (source,) = status["sources"]
     assert status["healthy"] and source["newest_completed"]["age_hours"] < 1

@@ -177,6 +177,48 @@ def test_sleep_records_its_wake_time(tmp_path: Path, catalog_url: str) -> None:
         assert engine.checkpoints("nap-1")[0][1] == start + timedelta(hours=1)
 
 
+def test_messages_and_events_are_once_across_a_resume(engine: AutomationEngine) -> None:
+    flaky = {"fail": True}
+
+    @engine.step()
+    def check() -> None:
+        if flaky["fail"]:
+            raise ConnectionError("down")
+
+    @engine.workflow("listener")
+    def listener() -> list[Any]:
+        got = [engine.recv("orders", timeout=0), engine.recv("orders", timeout=0)]
+        engine.set_event("seen", len(got))
+        check()
+        return got
+
+    @engine.workflow("sender")
+    def sender(target: str) -> str:
+        engine.send(target, "orders", {"n": 1})
+        check()
+        return "sent"
+
+    inbox = engine.queue("inbox").enqueue("listener", execution_id="inbox")
+    engine.execute_workflow("sender", "inbox", execution_id="out")  # sends, then fails
+    flaky["fail"] = False
+    engine.resume("out")  # replays its send: nothing more is delivered
+    flaky["fail"] = True
+    for _ in range(2):  # a retried send with one key delivers once
+        engine.send("inbox", "orders", {"n": 2}, idempotency_key="retried")
+    assert [m["topic"] for m in engine._messages.pending("inbox")] == ["orders", "orders"]
+    Worker(engine, concurrency=1).run_until_idle()  # receives both, then fails
+    assert inbox.status == "failed" and engine._messages.pending("inbox") == []
+    engine.send("inbox", "orders", {"n": 3})
+    flaky["fail"] = False
+    engine.resume("inbox")  # its receipts replay; the third message is not taken
+    assert inbox.get_result(timeout=0) == [{"n": 1}, {"n": 2}]
+    assert len(engine._messages.pending("inbox")) == 1
+    assert engine.get_event("inbox", "seen", timeout=0) == 2
+    assert engine.events("inbox") == {"seen": 2}
+    with pytest.raises(InputError, match="inside a workflow"):
+        engine.recv("orders")
+
+
 # -- several worker processes on one PostgreSQL catalog --------------------------------------
 
 

@@ -811,7 +811,8 @@ class AutomationEngine:
         """Inside a workflow: the oldest message sent to this execution under ``topic``,
         waiting up to ``timeout`` seconds for one; None when none came. The message is
         consumed in the transaction that records this step, so it is received exactly once;
-        a resumed execution gets it back from the record."""
+        a resumed execution gets it back from the record. A wait cut short by a crash starts
+        again, for the whole ``timeout``, when the execution resumes."""
         run = self._calling_run("engine.recv()")
         if run is None:
             raise InputError("engine.recv() waits for a message: call it inside a workflow")
@@ -1249,6 +1250,7 @@ class AutomationEngine:
                 value = yield None
                 break
             except Exception as exc:
+                run.raise_if_stopped()  # a run that is stopping records nothing more
                 if attempts > options.retries:
                     self._fail(run, number, options, started, attempts, exc, rerun=True)
                     raise

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from warroom.catalog import Catalog
 from warroom.catalog.schema import workflow_workers as workers
 from warroom.errors import InputError, WarroomError
-from warroom.workflow.engine import AutomationEngine
+from warroom.workflow.engine import AutomationEngine, _Plan
 from warroom.workflow.queues import Queue
 from warroom.workflow.scheduled import workflow_scheduler
 from warroom.workflow.store import SqlClock
@@ -146,8 +146,10 @@ class Worker:
         self._wake.set()
 
     def step(self) -> bool:
-        """One round: schedules and its record (at most every HOUSEKEEPING_SECONDS),
-        takeovers, claims. True when it started something and has room for more."""
+        """One round: schedules, takeovers and its record (at most every
+        HOUSEKEEPING_SECONDS), then claims. True when it started something and has room for
+        more."""
+        started = False
         if time.monotonic() >= self._housekeeping_due:
             self._housekeeping_due = time.monotonic() + HOUSEKEEPING_SECONDS
             if self._scheduler is not None:
@@ -155,11 +157,10 @@ class Worker:
                     self._scheduler.tick()
                 except WarroomError as exc:
                     log.warning("scheduled workflows: tick failed: %s", exc.message)
+            for plan in itertools.islice(self.engine._abandoned_plans(), self._room(None)):
+                self._submit(plan, None)
+                started = True
             self._record()
-        started = False
-        for plan in itertools.islice(self.engine._abandoned_plans(), self._room(None)):
-            self._submit(plan, None)
-            started = True
         for queue in self.queues:
             room = self._room(queue)
             if room > 0:
@@ -177,7 +178,7 @@ class Worker:
                 room = min(room, queue.worker_concurrency - mine)
         return room
 
-    def _submit(self, plan: Any, queue: str | None) -> None:
+    def _submit(self, plan: _Plan, queue: str | None) -> None:
         with self._lock:
             self._active[plan.execution_id] = queue
         future = self._pool.submit(self.engine._run_plan, plan)

@@ -15,8 +15,9 @@ from pydantic import Field
 
 from warroom.api.deps import Operator, ServicesDep
 from warroom.api.models import ERRORS, EXECUTION_ID, Body, Storable
-from warroom.errors import ConfigurationError, NotFoundError
+from warroom.errors import NotFoundError
 from warroom.workflow import AutomationEngine
+from warroom.workflow.engine import LABEL
 from warroom.workflow.loading import load_engine
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=ERRORS)
@@ -35,12 +36,11 @@ class StartIn(Body):
 
 
 class MessageIn(Body):
-    topic: str = Field(min_length=1, max_length=200)
+    topic: str = Field(pattern=LABEL.pattern)
     value: Annotated[Any, Storable] = None
     idempotency_key: str | None = Field(
         None,
-        min_length=1,
-        max_length=200,
+        pattern=LABEL.pattern,
         description="A retried request with the same key "
         "delivers nothing more (default: a new key).",
     )
@@ -57,8 +57,9 @@ def app_engine(request: Request, services: ServicesDep) -> AutomationEngine:
         if engine is None:
             path = services.settings.app
             if not path:
-                raise ConfigurationError(
-                    "the service has no workflow app: set WARROOM_APP=module:engine"
+                raise NotFoundError(
+                    "the service has no workflow app, so no workflow to start: set "
+                    "WARROOM_APP=module:engine"
                 )
             engine = request.app.state.workflow_app = load_engine(path)
         return engine
