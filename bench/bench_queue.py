@@ -13,6 +13,7 @@ What it measures (issue 17), in one run, on the local PostgreSQL server:
   process: this script runs itself there with ``--dbos-only``) enqueueing the identical
   workflow on a ``Queue`` without limits and with ``worker_concurrency=C``, waiting for every
   handle; its system database on the same server.
+  ``worker_cpu_seconds`` is the CPU the worker processes used in their whole lives.
 - ``write-limit``: the catalog's write limit on this machine: K threads (1, 2, 4, 8), each with
   its own connection, inserting small rows in autocommit for ``--write-seconds`` seconds;
   rows per second. A step costs one such write, an execution about three more (enqueue,
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -60,6 +62,8 @@ def load() -> list[float]:
 def bench_warroom(server: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
+    from warroom.catalog import open_catalog
+
     name = f"warroom_bench_queue_{uuid.uuid4().hex[:8]}"
     with scratch_database(server, name) as url, tempfile.TemporaryDirectory() as work:
         trace = Path(work) / "trace"
@@ -72,8 +76,10 @@ def bench_warroom(server: str, workers: int, args: argparse.Namespace) -> dict[s
             BENCH_TRACE=str(trace),
             PYTHONPATH=os.pathsep.join([str(BENCH), str(ROOT / "src")]),
         )
+        open_catalog(url).close()  # migrated before the workers look at it
         command = [sys.executable, "-m", "warroom", "worker", "--app", "queue_bench_app:engine"]
         command += ["--concurrency", str(args.concurrency)]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         procs = [
             subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _ in range(workers)
@@ -109,6 +115,8 @@ def bench_warroom(server: str, workers: int, args: argparse.Namespace) -> dict[s
                 proc.send_signal(signal.SIGTERM)
             for proc in procs:
                 proc.wait(timeout=120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         ran = Counter(line for file in trace.iterdir() for line in file.read_text().splitlines())
     seconds = float(span[0])
     expected = {f"e{n} {i}" for n in range(args.executions) for i in range(args.steps)}
@@ -122,6 +130,8 @@ def bench_warroom(server: str, workers: int, args: argparse.Namespace) -> dict[s
         "double_runs": sum(1 for count in ran.values() if count > 1),
         "missing": len(expected - set(ran)),
         "claims": int(span[1]),
+        # the workers' whole lives: start-up (imports, about 0.5 s each) and idle polls too
+        "worker_cpu_seconds": round(cpu, 2),
         "load_before": before,
         "load_after": load(),
     }
@@ -146,7 +156,7 @@ def bench_dbos(url: str, executions: int, steps: int, worker_concurrency: int | 
     """Runs inside the DBOS virtualenv (``--dbos-only``)."""
     import logging
 
-    from dbos import DBOS, DBOSConfig, Queue
+    from dbos import DBOS, DBOSConfig
 
     config: DBOSConfig = {
         "name": "warroom-bench-queue",
@@ -154,7 +164,6 @@ def bench_dbos(url: str, executions: int, steps: int, worker_concurrency: int | 
         "log_level": "WARNING",
     }
     DBOS(config=config)
-    queue = Queue("bench", worker_concurrency=worker_concurrency)
 
     @DBOS.step()
     def step(i: int) -> dict:
@@ -168,6 +177,7 @@ def bench_dbos(url: str, executions: int, steps: int, worker_concurrency: int | 
 
     DBOS.launch()
     logging.getLogger("dbos").setLevel(logging.WARNING)
+    queue = DBOS.register_queue("bench", worker_concurrency=worker_concurrency)  # defaults else
     try:
         before = load()
         started = time.perf_counter()
