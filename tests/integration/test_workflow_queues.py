@@ -66,8 +66,8 @@ def test_priority_and_deduplication(engine: AutomationEngine) -> None:
         return name
 
     queue = engine.queue("ordered", concurrency=1, priority=True)
-    for name, priority in (("low", 5), ("first", 1), ("mid", 3), ("second", 1)):
-        queue.enqueue("task", name, priority=priority)
+    for n, (name, priority) in enumerate((("low", 5), ("first", 1), ("mid", 3), ("second", 1))):
+        queue.enqueue("task", name, priority=priority, execution_id=f"t{n}")  # ids break ties
     held = queue.enqueue("task", "dedup", deduplication_id="change-7", priority=9)
     with pytest.raises(ConflictError, match=f"{held.execution_id}.*change-7"):
         queue.enqueue("task", "again", deduplication_id="change-7")

@@ -93,13 +93,13 @@ class Worker:
         concurrency: int = 8,
         grace: float = 30.0,
     ) -> None:
+        if concurrency < 1:
+            raise InputError("worker: concurrency must be 1 or more")
         unknown = sorted(set(queues or ()) - set(engine.queues))
-        if unknown or concurrency < 1:
+        if unknown:
             raise InputError(
                 f"worker: unknown queue(s) {', '.join(unknown)} (declared: "
                 f"{', '.join(sorted(engine.queues)) or 'none'})"
-                if unknown
-                else "worker: concurrency must be 1 or more"
             )
         self.engine, self.concurrency, self.grace = engine, concurrency, grace
         self.queues: list[Queue] = [
