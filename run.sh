@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Sets up warroom (./.venv) and runs the service on embedded defaults, with no server to
-# install: SQLite catalog (./data/catalog.db), local storage (./data/backups, ./data/checkpoints)
-# and, when DATABASE_URL is not set, an example SQLite database (./data/example/app.db) to back up.
-# On first start it creates an admin API token and prints it with the URL.
-# WARROOM_HOST / WARROOM_PORT change where it listens (default 127.0.0.1:8000).
+# install: local storage (./data/backups, ./data/checkpoints), the SQLite catalog in the
+# checkpoint directory (./data/checkpoints/catalog.db; one left at ./data/catalog.db by an
+# earlier version is moved there) and, when DATABASE_URL is not set, an example SQLite database
+# (./data/example/app.db) to back up. On first start it creates an admin API token and prints
+# it with the URL. WARROOM_HOST / WARROOM_PORT (or PORT, on every interface) change where it
+# listens (default 127.0.0.1:8000), as for `warroom serve`.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p data/backups data/checkpoints data/example
-host="${WARROOM_HOST:-127.0.0.1}"
-port="${WARROOM_PORT:-8000}"
+host="${WARROOM_HOST:-${PORT:+0.0.0.0}}"
+host="${host:-127.0.0.1}"
+port="${WARROOM_PORT:-${PORT:-8000}}"
 
 if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL="sqlite:///data/example/app.db"

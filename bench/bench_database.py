@@ -47,6 +47,12 @@ Run (about 1.5 minutes per round on 2 cores)::
     .venv/bin/python bench/bench_database.py [--db warroom_bench] [--server URL] [--repeat N]
         [--commit REV] [--keep]
 
+With ``--tables N`` it measures the same steps on a database of N tables of 20 rows each
+(``warroom_bench_tables_N``, created if it is missing), where the catalog is the work: there the
+backup target is 1.0x ``pg_dump -Fc`` (restore: 0.8x ``pg_restore``, as for the big database)::
+
+    .venv/bin/python bench/bench_database.py --tables 3000 [--repeat N]
+
 It prints a table and the ratios against the issue's targets, and writes every figure to
 ``bench/out/results-<timestamp>.json``. Dumps and repositories are deleted at the end unless
 ``--keep`` is given.
@@ -82,6 +88,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # The issue's targets: ratios to pg_dump -Fc / pg_restore, and peak memory in MB.
 BACKUP_TIME_TARGET = 0.5
+MANY_TABLES_BACKUP_TARGET = 1.0  # --tables: the catalog, not the rows, is the work
+ROWS_PER_TABLE = 20
 SIZE_TARGET = 1.0
 MEMORY_TARGET_MB = 200
 RESTORE_TIME_TARGET = 0.8
@@ -330,6 +338,22 @@ def ensure_database(server: Server, db: str) -> None:
     subprocess.run(["bash", str(MAKE_DB), db, server.url], check=True)
 
 
+def ensure_many_tables(server: Server, db: str, tables: int) -> None:
+    """A database of ``tables`` tables (a serial key, a text and an int column) of
+    ROWS_PER_TABLE rows each, one transaction per table (the lock table would overflow)."""
+    if server.exists(db):
+        return
+    print(f"creating {db}: {tables} tables of {ROWS_PER_TABLE} rows")
+    server.psql(f'CREATE DATABASE "{db}"')
+    server.psql(
+        f"DO $$ BEGIN FOR i IN 1..{tables} LOOP "
+        "EXECUTE format('CREATE TABLE t%s (id serial PRIMARY KEY, v text, n int)', i); "
+        "EXECUTE format('INSERT INTO t%s (v, n) SELECT md5(g::text), g "
+        f"FROM generate_series(1, {ROWS_PER_TABLE}) g', i); COMMIT; END LOOP; END $$",
+        db,
+    )
+
+
 def tree_size(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
@@ -351,10 +375,11 @@ class Bench:
         self.results: dict[str, Measurement] = {}
         self.runs: dict[str, list[Measurement]] = {}
         self.warroom_env, self.warroom_file = warroom_env(self.repo, work, source)
+        self.quiet_wait = QUIET_WAIT
 
     def wait_until_quiet(self) -> None:
-        """Wait (at most QUIET_WAIT seconds) until the machine is nearly idle for a second."""
-        deadline = time.monotonic() + QUIET_WAIT
+        """Wait (at most ``quiet_wait`` seconds) until the machine is nearly idle for a second."""
+        deadline = time.monotonic() + self.quiet_wait
         while True:
             before = _machine_busy()
             time.sleep(1.0)
@@ -414,7 +439,10 @@ class Bench:
     def pg_restore(self, jobs: int) -> Measurement:
         target = self.restore_target()
         dump = self.work / "pg_dump-Fc.dump"
-        script = '"$0/createdb" -T template0 "$2" && "$0/pg_restore" "$3" -d "$1/$2" "$4"'
+        script = (  # createdb on the server under test (--server), not the default one
+            '"$0/createdb" --maintenance-db="$1/postgres" -T template0 "$2" '
+            '&& "$0/pg_restore" "$3" -d "$1/$2" "$4"'
+        )
         jobs_arg = f"--jobs={jobs}"  # --jobs=1 is pg_restore's default: one job
         argv = ["bash", "-c", script, str(self.server.bin), self.server.url, target, jobs_arg]
         try:
@@ -494,7 +522,9 @@ def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / MB:.0f}"
 
 
-def verdicts(results: Mapping[str, Measurement]) -> list[tuple[str, float, float, bool]]:
+def verdicts(
+    results: Mapping[str, Measurement], backup_target: float = BACKUP_TIME_TARGET
+) -> list[tuple[str, float, float, bool]]:
     """(what, measured, limit, met) for every target and configuration."""
     base_dump, base_restore = results["pg_dump"], results["pg_restore_j1"]
     rows = []
@@ -503,7 +533,7 @@ def verdicts(results: Mapping[str, Measurement]) -> list[tuple[str, float, float
         restore = results[f"warroom_restore_j{jobs}"]
         assert backup.size is not None and base_dump.size is not None
         checks = [
-            ("backup wall / pg_dump -Fc", backup.wall / base_dump.wall, BACKUP_TIME_TARGET),
+            ("backup wall / pg_dump -Fc", backup.wall / base_dump.wall, backup_target),
             ("stored size / pg_dump -Fc", backup.size / base_dump.size, SIZE_TARGET),
             ("backup peak memory, MB", backup.own_peak / MB, MEMORY_TARGET_MB),
             ("restore peak memory, MB", restore.own_peak / MB, MEMORY_TARGET_MB),
@@ -515,7 +545,7 @@ def verdicts(results: Mapping[str, Measurement]) -> list[tuple[str, float, float
     return rows
 
 
-def report(results: Mapping[str, Measurement]) -> None:
+def report(results: Mapping[str, Measurement], backup_target: float = BACKUP_TIME_TARGET) -> None:
     header = (
         f"{'step':<28}{'wall s':>7}{'MB':>5}{'own MB':>7}{'tree MB':>8}{'maxrss':>7}"
         f"{'CPU s: tree':>12}{'server':>7}{'other':>6}"
@@ -557,7 +587,7 @@ def report(results: Mapping[str, Measurement]) -> None:
             f"{ours.wall / results['pg_restore_j2'].wall:.2f}x pg_restore -j2"
         )
     print("\ntargets (memory: the Python process's own peak, VmHWM, highest of the runs):")
-    for what, value, limit, met in verdicts(results):
+    for what, value, limit, met in verdicts(results, backup_target):
         comparison = "<" if "memory" in what else "<="
         print(f"  {what:<42} {value:7.2f} {comparison} {limit:<5g} {'met' if met else 'NOT met'}")
 
@@ -581,11 +611,21 @@ def machine() -> dict[str, object]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--db", default="warroom_bench", help="database to back up")
+    parser.add_argument("--db", help="database to back up (default: warroom_bench)")
+    parser.add_argument(
+        "--tables", type=int, metavar="N", help=f"a database of N tables of {ROWS_PER_TABLE} rows"
+    )
     parser.add_argument("--server", default=DEFAULT_SERVER, help="server URL, no database")
     parser.add_argument("--pg-bin", help="PostgreSQL client programs (default: newest found)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; median time, highest memory")
     parser.add_argument("--keep", action="store_true", help="keep dumps and repository")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=QUIET_WAIT,
+        metavar="S",
+        help=f"wait at most S seconds for an idle machine before each step ({QUIET_WAIT})",
+    )
     parser.add_argument(
         "--commit", metavar="REV", help="measure src/ of this git revision, not the work tree"
     )
@@ -605,7 +645,12 @@ def reprint(results_file: Path) -> None:
         f"{info['server_version']}; {info['machine']}; {info['date']}; code: {info['code']}"
     )
     report_runs(runs)
-    report({key: aggregate(measured) for key, measured in runs.items()})
+    results = {key: aggregate(measured) for key, measured in runs.items()}
+    report(results, _backup_target(info.get("tables")))
+
+
+def _backup_target(tables: object) -> float:
+    return MANY_TABLES_BACKUP_TARGET if tables else BACKUP_TIME_TARGET
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -614,7 +659,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         reprint(Path(args.report))
         return
     server = Server(args.server, find_bin_dir(args.pg_bin))
-    ensure_database(server, args.db)
+    if args.tables:
+        args.db = args.db or f"warroom_bench_tables_{args.tables}"
+        ensure_many_tables(server, args.db, args.tables)
+    else:
+        args.db = args.db or "warroom_bench"
+        ensure_database(server, args.db)
+    backup_target = _backup_target(args.tables)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = BENCH_DIR / "out"
     work = out / f"run-{stamp}"
@@ -629,12 +680,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "database_bytes": server.size(args.db),
         "server_version": server.psql("SHOW server_version"),
         "repeat": args.repeat,
+        "tables": args.tables,
     }
     print(
         f"{args.db}: {server.size(args.db) / MB:.0f} MB on PostgreSQL {info['server_version']}; "
         f"{host['nproc']} cores, {host['memory_gib']} GiB; warroom code: {code}"
     )
     bench = Bench(server, args.db, work, args.repeat, source)
+    bench.quiet_wait = args.quiet_wait
     try:
         bench.run()
     finally:
@@ -642,13 +695,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     info["warroom_imported_from"] = bench.warroom_file
     report_runs(bench.runs)
-    report(bench.results)
+    report(bench.results, backup_target)
     results_file = out / f"results-{stamp}.json"
     info["results"] = {key: asdict(m) for key, m in bench.results.items()}
     info["all_runs"] = {key: [asdict(m) for m in runs] for key, runs in bench.runs.items()}
     info["targets"] = [
         {"what": what, "value": round(value, 3), "limit": limit, "met": met}
-        for what, value, limit, met in verdicts(bench.results)
+        for what, value, limit, met in verdicts(bench.results, backup_target)
     ]
     results_file.write_text(json.dumps(info, indent=2) + "\n")
     print(f"\nfigures written to {results_file.relative_to(PROJECT_DIR)}")

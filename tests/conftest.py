@@ -34,7 +34,22 @@ def create_pg_database(prefix: str = "wrt") -> str:
 
 
 def drop_pg_database(name: str) -> None:
+    """Drop ``name`` if it exists, its subscriptions (which DROP DATABASE refuses) first."""
     with psycopg.connect(PG_URL, autocommit=True) as conn:
+        subscribed = conn.execute(
+            "SELECT s.subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid"
+            " WHERE d.datname = %s",
+            (name,),
+        ).fetchall()
+        if subscribed:
+            with psycopg.connect(pg_url(name), autocommit=True) as inside:
+                for (subscription,) in subscribed:
+                    for statement in (
+                        "ALTER SUBSCRIPTION {} DISABLE",
+                        "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
+                        "DROP SUBSCRIPTION {}",
+                    ):
+                        inside.execute(sql.SQL(statement).format(sql.Identifier(subscription)))
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
@@ -112,6 +127,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         "CHECKPOINT_RETENTION_DAYS",
         "ENABLE_AUTO_CHECKPOINTS",
         "DATABASE_CHECKPOINT_SCHEDULE",
+        "PORT",
     ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -9,45 +9,92 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
 @dataclass
 class PgSnapshot:
-    schema: str
+    """A database as its users see it. ``schema`` is pg_dump's schema, one entry per item
+    (``-- Name: ...`` header and statements), in pg_dump's order."""
+
+    schema: list[str]
     tables: dict[str, tuple[int, str]]
     sequences: dict[str, tuple[int, bool]]
-    large_objects: list[tuple[int, str]]
+    large_objects: list[tuple[Any, ...]]
+    matviews: dict[str, tuple[bool, int, str] | tuple[bool]]
+    database: dict[str, Any]
+    # Partitions under a hash partitioning of a key of user-defined type (an enum's hash is
+    # its OID): a restore routes their rows again, so only their tree's root compares.
+    rerouted: set[str]
+
+    def routed_tables(self) -> dict[str, tuple[int, str]]:
+        """``tables`` but the rerouted partitions."""
+        return {name: rows for name, rows in self.tables.items() if name not in self.rerouted}
+
+    def populated(self) -> dict[str, bool]:
+        """Each materialized view's populated state."""
+        return {name: state[0] for name, state in self.matviews.items()}
 
 
-def _schema(url: str) -> str:
+def _schema(url: str) -> list[str]:
     out = subprocess.run(
-        [f"{PG_BIN}/pg_dump", "--schema-only", "--no-owner", "--encoding=UTF8", f"--dbname={url}"],
+        [f"{PG_BIN}/pg_dump", "--schema-only", "--encoding=UTF8", f"--dbname={url}"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     # pg_dump >= 15.14 writes a random \restrict key; everything else must be equal.
-    return "\n".join(line for line in out.splitlines() if not re.match(r"\\(un)?restrict", line))
+    text = "\n".join(line for line in out.splitlines() if not re.match(r"\\(un)?restrict", line))
+    return [entry.strip() for entry in re.split(r"^--\n(?=-- Name: )", text, flags=re.M)]
+
+
+_REROUTED = """
+SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relispartition AND EXISTS (
+    SELECT 1 FROM pg_partition_ancestors(c.oid) a
+    JOIN pg_partitioned_table p ON p.partrelid = a.relid AND p.partstrat = 'h'
+    JOIN pg_attribute att ON att.attrelid = p.partrelid AND att.attnum = ANY (p.partattrs)
+    JOIN pg_type t ON t.oid = att.atttypid
+    WHERE t.typnamespace <> 'pg_catalog'::regnamespace)
+"""
+_ROWS = "SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') FROM {} t"
+_DATABASE = """
+SELECT pg_encoding_to_char(d.encoding) AS encoding, d.datcollate, d.datctype, d.datconnlimit,
+       shobj_description(d.oid, 'pg_database') AS comment, pg_get_userbyid(d.datdba) AS owner,
+       ARRAY(SELECT a::text FROM unnest(d.datacl) a ORDER BY 1) AS acl,
+       ARRAY(SELECT coalesce(pg_get_userbyid(s.setrole), '') || ' ' || s.setconfig::text
+             FROM pg_db_role_setting s WHERE s.setdatabase = d.oid ORDER BY 1) AS settings
+FROM pg_database d WHERE d.datname = current_database()
+"""
+
+
+def _rows(conn: Any, schema: str, name: str) -> tuple[int, str]:
+    query = sql.SQL(_ROWS).format(sql.Identifier(schema, name))  # type: ignore[arg-type]
+    count, digest = conn.execute(query).fetchone()
+    return count, digest
 
 
 def pg_snapshot(url: str) -> PgSnapshot:
-    """Schema (pg_dump --schema-only), and an ordered hash and count of every table's rows."""
+    """Schema (pg_dump --schema-only), an ordered hash and count of every table's rows, and
+    of every populated materialized view's; sequences, large objects, database properties."""
     with psycopg.connect(url, autocommit=True) as conn:
+        if conn.info.parameter_status("client_encoding") == "SQL_ASCII":
+            conn.execute("SET client_encoding = 'UTF8'")
         tables = conn.execute(
             "SELECT schemaname, tablename FROM pg_tables "
             "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
         ).fetchall()
-        hashes: dict[str, tuple[int, str]] = {}
-        for schema, table in tables:
-            ident = sql.Identifier(schema, table)
-            query = sql.SQL(
-                "SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '')"
-                " FROM {} t"
-            ).format(ident)
-            count, digest = conn.execute(query).fetchone()  # type: ignore[misc]
-            hashes[f"{schema}.{table}"] = (count, digest)
+        hashes = {f"{schema}.{table}": _rows(conn, schema, table) for schema, table in tables}
+        matviews: dict[str, tuple[bool, int, str] | tuple[bool]] = {
+            f"{schema}.{name}": (True, *_rows(conn, schema, name)) if populated else (False,)
+            for schema, name, populated in conn.execute(
+                "SELECT schemaname, matviewname, ispopulated FROM pg_matviews ORDER BY 1, 2"
+            ).fetchall()
+        }
+        database = conn.cursor(row_factory=dict_row).execute(_DATABASE).fetchone()
+        rerouted = {name for (name,) in conn.execute(_REROUTED)}
         sequences: dict[str, tuple[int, bool]] = {}
         for schema, name in conn.execute(
             "SELECT schemaname, sequencename FROM pg_sequences ORDER BY 1, 2"
@@ -57,10 +104,20 @@ def pg_snapshot(url: str) -> PgSnapshot:
             ).fetchone()
             sequences[f"{schema}.{name}"] = (row[0], row[1])
         large_objects = conn.execute(
-            "SELECT loid, md5(string_agg(data, '' ORDER BY pageno)) "
-            "FROM pg_largeobject GROUP BY loid ORDER BY loid"
+            "SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl::text,"
+            " obj_description(m.oid, 'pg_largeobject'),"
+            " (SELECT md5(string_agg(data, '' ORDER BY pageno)) FROM pg_largeobject"
+            "  WHERE loid = m.oid) FROM pg_largeobject_metadata m ORDER BY 1"
         ).fetchall()
-    return PgSnapshot(_schema(url), hashes, sequences, [tuple(r) for r in large_objects])
+    return PgSnapshot(
+        _schema(url),
+        hashes,
+        sequences,
+        [tuple(r) for r in large_objects],
+        matviews,
+        dict(database or {}),
+        rerouted,
+    )
 
 
 RICH_SCHEMA = r"""

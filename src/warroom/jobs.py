@@ -112,7 +112,9 @@ class JobRunner:
         with self.catalog.single() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
-            raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
+            raise NotFoundError(
+                f"no job {job_id!r} in catalog {self.catalog.location}", job_id=job_id
+            )
         return _job(row._mapping)
 
     def active(self, kind: str) -> list[Job]:
@@ -169,7 +171,7 @@ class JobRunner:
         last = {"at": 0.0}
         current: dict[str, Any] = {"stage": None, "since": None}
 
-        def report(total: int, stage: str) -> None:
+        def report(total: int, stage: str, expected: int | None) -> None:
             now = _now()
             if stage != current["stage"]:
                 current.update(stage=stage, since=now.isoformat())
@@ -178,6 +180,7 @@ class JobRunner:
                 progress = {
                     "stage": stage,
                     "bytes": total,
+                    "expected_bytes": expected,
                     "stage_started_at": current["since"],
                     "at": now.isoformat(),
                 }

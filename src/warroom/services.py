@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from warroom.catalog import Catalog, open_catalog
+from warroom.catalog.legacy import adopt_old_catalog
 from warroom.cleanup import CleanupService
-from warroom.config import Settings
+from warroom.config import Settings, default_catalog_url
 from warroom.database.backups import BackupService
 from warroom.database.pitr import PointInTimeRecovery
 from warroom.deployment.service import DeploymentService
@@ -18,6 +20,8 @@ from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
 __all__ = ["Services", "build_services"]
+
+log = logging.getLogger("warroom")
 
 
 @dataclass
@@ -51,9 +55,20 @@ class Services:
         self.close()
 
 
+def _catalog_url(settings: Settings) -> str:
+    """The configured catalog; at the default location, one left at the old default (see
+    :mod:`warroom.catalog.legacy`) is moved there or used, with a notice on the log."""
+    if settings.catalog_url != default_catalog_url(settings.checkpoint_dir):
+        return settings.catalog_url
+    path, notice = adopt_old_catalog(settings.checkpoint_dir / "catalog.db")
+    if notice:
+        log.warning("warroom: %s", notice)
+    return f"sqlite:///{path}"
+
+
 def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings.load()
-    catalog = open_catalog(settings.catalog_url)
+    catalog = open_catalog(_catalog_url(settings))
     backup_storage = open_storage(settings.backup_dir)
     lock_dir = Path(backup_storage.location) / ".locks"
     backups = BackupService(settings, backup_storage, catalog, lock_dir=lock_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ class Result:
 
 def cli_env(workdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
-    for name in ("DATABASE_URL", "BACKUP_DIR", "CHECKPOINT_DIR"):
+    for name in ("DATABASE_URL", "BACKUP_DIR", "CHECKPOINT_DIR", "PORT"):
         env.pop(name, None)
     env.update(
         BACKUP_DIR=str(workdir / "backups"),
@@ -38,7 +39,16 @@ def warroom_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "warroom", *args]
 
 
-def run_warroom(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> Result:
+def _default_hang_up() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def run_warroom(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120, hang_up: bool = False
+) -> Result:
+    """Run the CLI. ``hang_up``: with SIGHUP's default action, as in a terminal, whatever this
+    test run inherited (under nohup or some CI runners it is ignored, and so it would be in
+    warroom too)."""
     done = subprocess.run(
         warroom_command(*args),
         env=env,
@@ -46,5 +56,6 @@ def run_warroom(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=_default_hang_up if hang_up else None,
     )
     return Result(done.returncode, done.stdout, done.stderr)

@@ -160,12 +160,11 @@ def test_backup_and_restore_jobs_end_to_end(api: Api) -> None:
 
         new_db = f"wrt_api_restored_{uuid.uuid4().hex[:6]}"
         try:
-            refused = admin.post(f"/api/v1/checkpoints/restore/database/{name}", json={})
-            assert refused.status_code == 422 and "new_db" in refused.text
-            unconfirmed = admin.post(
-                f"/api/v1/checkpoints/restore/database/{name}", json={"target": "configured"}
+            both = admin.post(
+                f"/api/v1/checkpoints/restore/database/{name}",
+                json={"new_db": new_db, "target": "configured"},
             )
-            assert unconfirmed.status_code == 422 and "confirm" in unconfirmed.text
+            assert both.status_code == 400 and "not both" in both.text
             restored = admin.post(
                 f"/api/v1/checkpoints/restore/database/{name}?wait=true", json={"new_db": new_db}
             )

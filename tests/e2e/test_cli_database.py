@@ -50,7 +50,7 @@ def test_create_list_verify_restore(
 
     verified = run_warroom("verify", "nightly", "--restore-test", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.stderr
-    assert "restore test passed" in verified.stderr
+    assert "restore test passed" in verified.stdout  # the result, on stdout
 
     pg_names.append("wrt_cli_restored")
     restored = run_warroom(
@@ -269,7 +269,7 @@ def test_seed_script_creates_a_database_checkpoint(env: dict[str, str], tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "backups" / "database" / "my-backup" / "manifest.json").is_file()
-    assert "created database checkpoint my-backup" in done.stderr
+    assert "created database checkpoint my-backup" in done.stdout
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_create_deployment_reports_and_records(tmp_path: Path) -> None:
     assert suite is not None and suite.get("failures") == "2"
 
     made = run_warroom("create", "all", "--version", "1.4.0", env=env, cwd=tmp_path)
-    assert made.code == 1 and "created database checkpoint" in made.stderr  # lint still fails
+    assert made.code == 1 and "created database checkpoint" in made.stdout  # lint still fails
     listed = run_warroom("list", "--type", "deployment", "--json", env=env, cwd=tmp_path)
     assert [c["status"] for c in listed.json()["checkpoints"]] == ["failed", "failed"]
     assert listed.json()["checkpoints"][0]["details"]["version"] == "1.4.0"
@@ -107,7 +107,7 @@ def test_seed_scripts(tmp_path: Path) -> None:
 
     selftest = script("test-checkpoints.sh")
     assert selftest.returncode == 0, selftest.stderr
-    lines = [line for line in selftest.stderr.splitlines() if line.startswith(("PASS", "FAIL"))]
+    lines = [line for line in selftest.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert len(lines) == 5 and all(line.startswith("PASS") for line in lines)
     deployment = script("create-checkpoint.sh", "deployment")
     assert deployment.returncode == 1 and "backups" in deployment.stdout  # no backup yet

@@ -69,7 +69,7 @@ def test_list_show_resume_cancel(tmp_path: Path) -> None:
     assert (tmp_path / "extract.log").read_text() == "ran\n"  # not run again
 
     cancelled = run_warroom("workflow", "cancel", "etl-1", env=env, cwd=tmp_path)
-    assert cancelled.code == 0 and "succeeded" in cancelled.stderr
+    assert cancelled.code == 0 and "succeeded" in cancelled.stdout
     missing = run_warroom("workflow", "show", "nope", env=env, cwd=tmp_path)
     assert missing.code == 2 and "no workflow execution 'nope'" in missing.stderr
 

@@ -48,7 +48,7 @@ def env(tmp_path: Path, cluster: Cluster) -> dict[str, str]:
 def _restore(env: dict[str, str], cwd: Path, **fault: str) -> Result:
     return run_warroom(
         "restore", "database", "fresh", "--target-url", env["DATABASE_URL"], "--yes",
-        env={**env, **fault}, cwd=cwd,
+        env={**env, **fault}, cwd=cwd, hang_up=True,
     )  # fmt: skip
 
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from warroom.config import Settings
+from warroom.config.deployment import DeploymentConfig
 from warroom.deployment.checks import Check, CheckContext
-from warroom.deployment.config import DeploymentConfig
 from warroom.deployment.junit import junit_xml
 from warroom.deployment.runner import run_checks
 from warroom.deployment.service import DeploymentService

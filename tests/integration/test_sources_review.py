@@ -69,7 +69,7 @@ def test_a_verify_that_ends_after_cleanup_deleted_the_backup_does_not_bring_it_b
         assert len(backups.manifest("b1").parts) == 1
         deleted: list[str] = []
 
-        def report(total: int, stage: str) -> None:
+        def report(total: int, stage: str, expected: int | None) -> None:
             if stage.startswith("verifying") and total and not deleted:
                 backups.delete("b1")  # what a concurrent cleanup does
                 deleted.append("b1")

@@ -15,7 +15,41 @@ def test_defaults() -> None:
     assert settings.backup_dir == Path("./data/backups")
     assert settings.checkpoint_retention_days == 7
     assert settings.database_checkpoint_schedule == "0 3 * * *"
-    assert settings.catalog_url == "sqlite:///./data/catalog.db"
+    assert settings.catalog_url == "sqlite:///data/checkpoints/catalog.db"
+
+
+def test_the_default_catalog_is_on_the_checkpoint_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECKPOINT_DIR", "/app/checkpoints")
+    assert Settings.load().catalog_url == "sqlite:////app/checkpoints/catalog.db"
+
+
+@pytest.mark.parametrize(
+    ("env", "options", "address"),
+    [
+        ({}, (None, None), ("127.0.0.1", 8000)),
+        ({"HOST": "10.9.9.9"}, (None, None), ("127.0.0.1", 8000)),  # not ours
+        ({"PORT": "7000"}, (None, None), ("0.0.0.0", 7000)),
+        ({"PORT": "7000", "WARROOM_PORT": "7100"}, (None, None), ("0.0.0.0", 7100)),
+        ({"WARROOM_HOST": "10.0.0.5", "WARROOM_PORT": "7100"}, (None, None), ("10.0.0.5", 7100)),
+        ({"PORT": "7000", "WARROOM_HOST": "127.0.0.1"}, (None, None), ("127.0.0.1", 7000)),
+        ({"PORT": "7000"}, ("127.0.0.2", 9000), ("127.0.0.2", 9000)),
+    ],
+)
+def test_listen_address(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    options: tuple[str | None, int | None],
+    address: tuple[str, int],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings.load().listen_address(*options) == address
+
+
+def test_a_port_that_is_not_a_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    with pytest.raises(ConfigurationError, match="PORT"):
+        Settings.load()
 
 
 def test_seed_variables(monkeypatch: pytest.MonkeyPatch) -> None:

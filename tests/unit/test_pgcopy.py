@@ -7,6 +7,7 @@ import pytest
 
 from warroom.database import pgcopy
 from warroom.database.pgcopy import CopyTable, TableFrames, copy_in_statement, plan_parts
+from warroom.database.postgres import _dependencies, split_list_setting
 from warroom.errors import IntegrityError
 
 # Three tables: two rows (one with an escaped newline and values that start with a backslash or
@@ -80,3 +81,40 @@ def test_copy_statements_quote_every_name() -> None:
     assert statement == 'COPY "we""ird"."Tab le" ("a b", "c") FROM STDIN (FREEZE)'
     no_columns = CopyTable("s", "t", ())
     assert copy_in_statement(no_columns, freeze=False).as_string(None) == 'COPY "s"."t" FROM STDIN'
+
+
+@pytest.mark.parametrize(
+    ("stored", "items"),
+    [
+        ('"it\'s", "a,b", public, "$user"', ["it's", "a,b", "public", "$user"]),
+        ('""', [""]),
+        ('"say ""hi""",x', ['say "hi"', "x"]),
+        ("  a ,  b  ", ["a", "b"]),
+        ("", []),
+    ],
+)
+def test_list_settings_split_as_postgresql_stores_them(stored: str, items: list[str]) -> None:
+    assert split_list_setting(stored) == items
+
+
+def test_a_via_root_table_loads_through_its_root_without_freezing() -> None:
+    leaf = CopyTable("s", "leaf", ("a", "b"), via=("r", "root"))
+    assert CopyTable.from_dict(leaf.to_dict()) == leaf
+    assert copy_in_statement(leaf, freeze=True).as_string(None) == (
+        'COPY "r"."root" ("a", "b") FROM STDIN'
+    )
+    plain = CopyTable("s", "t", ())
+    assert "via" not in plain.to_dict()
+    assert (
+        copy_in_statement(plain, freeze=True).as_string(None) == 'COPY "s"."t" FROM STDIN (FREEZE)'
+    )
+
+
+def test_dependencies_are_read_from_a_verbose_listing() -> None:
+    listing = (
+        ";\n; Archive created at 2026-12-01\n"
+        "214; 1259 21549 TABLE public p postgres\n"
+        "3214; 2620 21558 TRIGGER public p tr postgres\n;\tdepends on: 214 219\n"
+        "3215; 2620 21559 TRIGGER public p1 tr postgres\n;\tdepends on: 215 215 219 3214\n"
+    )
+    assert _dependencies(listing) == {3214: [214, 219], 3215: [215, 215, 219, 3214]}

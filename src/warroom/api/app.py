@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warroom import __version__
 from warroom.api.auditing import Audit
+from warroom.api.docs import install_docs
 from warroom.api.errors import error_response, install_error_handlers
 from warroom.api.metrics import RequestMetrics, build_registry
 from warroom.api.routes import checkpoints, manage, operations, workflows
@@ -77,7 +78,10 @@ def create_app(
         version=__version__,
         description="Workflow, database and deployment checkpoints. Authenticate with "
         "`Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.services = services
     app.state.jobs = jobs
     app.state.throttle = LoginThrottle(clock=clock)

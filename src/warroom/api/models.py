@@ -78,29 +78,28 @@ class DatabaseBackupIn(Body):
     checkpoint_name: str | None = Field(None, pattern=NAME)
 
 
-class RestoreToNewDatabase(Body):
-    new_db: str = Field(
+class RestoreIn(Body):
+    """Where a restore goes. No body (or ``{}``) restores over the configured DATABASE_URL,
+    as the seed's route does; ``new_db`` restores into a new database instead."""
+
+    new_db: str | None = Field(
+        None,
         min_length=1,
         max_length=63,
         pattern=r"^[^\x00/]+$",
-        description="Restore into this new database on the configured server.",
+        description="Restore into this new database on the configured server instead.",
+    )
+    target: Literal["configured"] | None = Field(
+        None,
+        description="The default: over the configured DATABASE_URL (a safety backup of it is "
+        "taken first).",
+    )
+    confirm: Literal[True] | None = Field(
+        None, description="Accepted from earlier clients, which had to send it; not needed."
     )
     jobs: int | None = Field(
         None, ge=1, le=16, description="Stored parts loaded at once; default: one per CPU."
     )
-
-
-class RestoreOverConfigured(Body):
-    target: Literal["configured"] = Field(
-        description="Restore over the configured DATABASE_URL (a safety backup is taken first)."
-    )
-    confirm: Literal[True] = Field(description="Must be true: the target's data is replaced.")
-    jobs: int | None = Field(
-        None, ge=1, le=16, description="Stored parts loaded at once; default: one per CPU."
-    )
-
-
-RestoreIn = RestoreToNewDatabase | RestoreOverConfigured
 
 
 class VerifyIn(Body):

@@ -138,7 +138,9 @@ def open_catalog(url: str) -> Catalog:
             )
         sa_url = sa_url.difference_update_query(["synchronous"])
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
-        _create_sqlite_file(Path(sa_url.database))
+        path = Path(sa_url.database).absolute()
+        _create_sqlite_file(path)
+        shown = str(path)  # what people look for: the file
     # No pre-ping: it would add a round trip to every step checkpoint. A connection that the
     # server dropped fails one transaction and the pool is invalidated and reconnects.
     engine = create_engine(sa_url)
@@ -179,7 +181,8 @@ def _directory_trouble(path: Path) -> str | None:
 
 
 class Catalog:
-    """Reads and writes of the catalog. Every method is one transaction."""
+    """Reads and writes of the catalog. Every method is one transaction. ``location`` names it
+    in messages: a SQLite catalog's absolute path, else its URL without a password."""
 
     def __init__(self, engine: Engine, location: str) -> None:
         self.engine = engine

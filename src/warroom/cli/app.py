@@ -23,10 +23,14 @@ from warroom.cli.render import (
     ProgressPrinter,
     checkpoint_table,
     emit_json,
+    escape,
     human_bytes,
     human_time,
     reporting_errors,
+    result,
     say,
+    set_quiet,
+    warn,
 )
 from warroom.cli.selftest import selftest
 from warroom.cli.service import add_service_commands
@@ -40,11 +44,12 @@ from warroom.wal import parse_lsn
 
 app = typer.Typer(
     name="warroom",
-    help="War Room Checkpoints: verified database backups, resumable workflows and "
-    "safe deployments.",
     no_args_is_help=True,
+    context_settings={"max_content_width": 100},
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as click renders it: rich markup would swallow "[deployment]" and the like.
+    rich_markup_mode=None,
 )
 create_app = typer.Typer(help="Create a checkpoint.", no_args_is_help=True)
 restore_app = typer.Typer(help="Restore from a checkpoint.", no_args_is_help=True)
@@ -109,9 +114,21 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress or informational lines on stderr (errors stay)."
+        ),
+    ] = False,
 ) -> None:
-    """Settings come from the environment (CHECKPOINT_DIR, BACKUP_DIR, DATABASE_URL,
+    """War Room Checkpoints: verified database backups, resumable workflows and safe
+    deployments.
+
+    Results and --json go to stdout; progress and diagnostics to stderr. Exit codes: 0 done,
+    1 the operation or a check failed, 2 bad input or configuration, 3 integrity failure.
+    Settings come from the environment (CHECKPOINT_DIR, BACKUP_DIR, DATABASE_URL,
     WARROOM_CATALOG_URL, ...) and an optional ./warroom.toml (or WARROOM_CONFIG)."""
+    set_quiet(quiet)
 
 
 def _check_names(as_json: bool, *names: str | None) -> None:
@@ -164,7 +181,7 @@ def create_database(
             if as_json:
                 emit_json(point)
             else:
-                say(
+                result(
                     f"restore point [bold]{restore_point}[/] at LSN {point['lsn']} "
                     f"({point['time']})"
                 )
@@ -178,8 +195,8 @@ def create_database(
         if as_json:
             emit_json(manifest.summary())
             return
-        say(
-            f"created database checkpoint [bold]{manifest.name}[/] of {manifest.source}: "
+        result(
+            f"created database checkpoint [bold]{manifest.name}[/] of {escape(manifest.source)}: "
             f"{human_bytes(manifest.size_original)} → {human_bytes(manifest.size_stored)} "
             f"stored in {manifest.duration_seconds:.1f} s, {len(manifest.tables)} tables, "
             f"{len(manifest.parts)} parts, sha256 {manifest.checksum[:16]}"
@@ -305,7 +322,7 @@ def verify(
         )
         if report.restore_tested:
             message += f"; restore test passed ({report.tables_checked} tables, row counts match)"
-        say(message)
+        result(message)
 
 
 @restore_app.command("database")
@@ -401,7 +418,7 @@ def restore_database(
             if as_json:
                 emit_json(recovered)
                 return
-            say(
+            result(
                 f"recovered {recovered['base_backup']} to {recovered['target']} in "
                 f"{recovered['data_dir']}"
                 + (
@@ -433,9 +450,9 @@ def restore_database(
             emit_json(report.to_dict())
             return
         if report.safety_backup:
-            say(f"safety backup of the previous contents: [bold]{report.safety_backup}[/]")
-        say(
-            f"restored {name} into {report.target} in {report.duration_seconds:.1f} s: "
+            result(f"safety backup of the previous contents: [bold]{report.safety_backup}[/]")
+        result(
+            f"restored {name} into {escape(report.target)} in {report.duration_seconds:.1f} s: "
             f"{report.tables_checked} tables, {report.rows} rows, row counts match the backup"
         )
 
@@ -481,7 +498,7 @@ def setup_pitr(
             typer.echo(f"{key} = '{value}'")
         if apply:
             services.pitr.apply_archiving_settings(url)
-            say(
+            result(
                 "applied with ALTER SYSTEM; restart PostgreSQL if wal_level or archive_mode changed"
             )
         else:
@@ -512,6 +529,6 @@ def catalog_rebuild(
                 f"indexed {indexed} database checkpoints from {services.backup_storage.location}"
             )
             for problem in problems:
-                say(f"[yellow]problem[/] {problem}")
+                warn(f"[yellow]problem[/] {escape(problem)}")
         if problems:
             raise typer.Exit(3)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from warroom.cli.common import JsonOption, services_for
-from warroom.cli.render import checkpoint_table, emit_json, say
+from warroom.cli.render import checkpoint_table, emit_json, escape, result, say, warn
 from warroom.deployment.junit import junit_xml
 from warroom.deployment.runner import ValidationReport
 from warroom.errors import WarroomError
@@ -24,8 +25,15 @@ VersionOption = Annotated[
 MARKS = {"passed": "[green]ok[/]", "skipped": "[dim]skip[/]"}
 
 
+def stage_line(stage: str, values: dict[str, Any]) -> str:
+    """``rollback: skipped (no rollback_command configured)``: a stage, its status, and why."""
+    why = values.get("reason") or values.get("error")
+    return f"{stage}: {values.get('status')}" + (f" ({why})" if why else "")
+
+
 def show_report(report: ValidationReport) -> None:
-    """The checks as a table on stdout, then one summary line on stderr."""
+    """The checks as a table, then one summary line, on stdout (a deploy's stages were
+    printed as they ran)."""
     checkpoint_table(
         [result.to_dict() for result in report.results],
         [
@@ -41,16 +49,22 @@ def show_report(report: ValidationReport) -> None:
             ("MESSAGE", lambda r: r["message"]),
         ],
     )
-    for stage, values in report.stages.items():
-        say(
-            f"stage {stage}: {values.get('status')}"
-            + (f" ({values['error']})" if values.get("error") else "")
-        )
     blocking = len(report.blocking)
-    say(
+    error = report.extra.get("error")
+    result(
         f"{report.name}: [bold]{report.status}[/]"
         + (f", {blocking} check(s) failed" if blocking else "")
+        + (f": {escape(error)}" if error else "")
     )
+
+
+def _stage_printer(as_json: bool) -> Callable[[str, dict[str, Any]], None]:
+    """Each stage once, as it ends: a result on stdout, or progress on stderr with --json."""
+
+    def show(stage: str, values: dict[str, Any]) -> None:
+        (say if as_json else result)(escape(stage_line(stage, values)))
+
+    return show
 
 
 def _finish(report: ValidationReport, as_json: bool, junit: Path | None) -> None:
@@ -101,11 +115,12 @@ def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
                 manifest = services.backups.create(name=name)
             except WarroomError as error:
                 document["database"] = {"error": error.to_dict()}
-                say(f"[bold red]database checkpoint failed:[/] {error.message}")
+                warn(f"[bold red]database checkpoint failed:[/] {escape(error.message)}")
                 code = error.exit_code
             else:
                 document["database"] = manifest.summary()
-                say(f"created database checkpoint [bold]{manifest.name}[/]")
+                if not as_json:
+                    result(f"created database checkpoint [bold]{manifest.name}[/]")
                 code = 0 if report.passed else 1
             if as_json:
                 emit_json(document)
@@ -119,13 +134,24 @@ def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
     def deploy(
         ctx: typer.Context,
         version: Annotated[str, typer.Option("--version", "-v", help="The version to deploy.")],
+        rollback_command: Annotated[
+            str | None,
+            typer.Option(
+                "--rollback-command",
+                help="Run this to roll back ({previous_version} is replaced); default: "
+                "rollback_command in [deployment.deploy].",
+                show_default=False,
+            ),
+        ] = None,
         as_json: JsonOption = False,
     ) -> None:
         """Validate, back up, tag, run the deploy command, health-check; roll back on failure.
 
         Usage: warroom deploy --version V -- COMMAND [ARGS...]"""
         with services_for(as_json) as services:
-            services.deployments.echo = say
+            if rollback_command is not None:
+                services.deployments.config.deploy.rollback_command = rollback_command
+            services.deployments.echo = _stage_printer(as_json)
             report = services.deployments.deploy(version, list(ctx.args))
             _finish(report, as_json, None)
 
@@ -143,6 +169,6 @@ def add_deployment_commands(app: typer.Typer, create_app: typer.Typer) -> None:
     ) -> None:
         """Run the configured rollback now (and restore the database if configured)."""
         with services_for(as_json) as services:
-            services.deployments.echo = say
+            services.deployments.echo = _stage_printer(as_json)
             report = services.deployments.rollback(to)
             _finish(report, as_json, None)

@@ -1,4 +1,9 @@
-"""Rendering for the CLI: JSON documents on stdout, people's text and progress on stderr."""
+"""Rendering for the CLI, as pgBackRest, kubectl and gh do it: results (text, tables, the one
+``--json`` document) on stdout; progress and diagnostics on stderr. ``--quiet`` silences the
+progress and the informational lines (:func:`say`), never results, warnings or errors.
+
+Messages are rich markup; anything interpolated into them that comes from data or from an
+error goes through :func:`escape`, so a ``[deployment]`` in it is printed, not swallowed."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from warroom.errors import WarroomError
@@ -19,16 +25,28 @@ __all__ = [
     "ProgressPrinter",
     "checkpoint_table",
     "emit_json",
+    "escape",
     "fail",
     "human_bytes",
+    "human_duration",
     "human_time",
     "reporting_errors",
+    "result",
     "say",
+    "set_quiet",
+    "warn",
 ]
 
 # Piped output is not cut to 80 columns: scripts and pagers get whole values.
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 250)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet``: no progress and no :func:`say` lines from now on."""
+    global _quiet
+    _quiet = quiet
 
 
 def human_bytes(value: int | None) -> str:
@@ -48,21 +66,42 @@ def human_time(value: str | None, minutes: bool = False) -> str:
     return (value or "-")[: 16 if minutes else 19].replace("T", " ")
 
 
+def human_duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def emit_json(document: Any) -> None:
     """The one JSON document a ``--json`` command prints on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 
+def result(message: str) -> None:
+    """A result for people (what was created, verified, restored), on stdout."""
+    stdout.print(message, soft_wrap=True)
+
+
 def say(message: str) -> None:
-    """A line for people, on stderr (so stdout stays clean for ``--json``)."""
+    """An informational line, on stderr (so stdout holds only results); not with --quiet."""
+    if not _quiet:
+        stderr.print(message)
+
+
+def warn(message: str) -> None:
+    """A diagnostic that must be seen (a problem found, a notice), on stderr, even --quiet."""
     stderr.print(message)
 
 
 def fail(error: WarroomError, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"error": error.to_dict()})
-    stderr.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+    stderr.print(f"[bold red]error:[/] {escape(error.message)}")
     raise typer.Exit(error.exit_code)
 
 
@@ -79,8 +118,9 @@ def reporting_errors(as_json: bool = False) -> Iterator[None]:
 
 
 class ProgressPrinter:
-    """Bytes so far and the rate, on stderr: one updating line on a terminal, else a line
-    every ``quiet_interval`` seconds."""
+    """Bytes so far and the rate, on stderr; with the stage's expected total, also the
+    percentage and the time left. One updating line on a terminal, else a line every
+    ``quiet_interval`` seconds; nothing with --quiet."""
 
     def __init__(self, quiet_interval: float = 5.0) -> None:
         self.interactive = sys.stderr.isatty()
@@ -89,17 +129,14 @@ class ProgressPrinter:
         self._stage_started = time.monotonic()
         self._last_line = 0.0
 
-    def __call__(self, total: int, stage: str) -> None:
+    def __call__(self, total: int, stage: str, expected: int | None) -> None:
+        if _quiet:
+            return
         now = time.monotonic()
         if stage != self._stage:
             self._finish_line()
             self._stage, self._stage_started, self._last_line = stage, now, 0.0
-        elapsed = max(now - self._stage_started, 1e-6)
-        line = (
-            f"{stage}: {human_bytes(total)} ({human_bytes(int(total / elapsed))}/s)"
-            if total
-            else f"{stage} ..."
-        )
+        line = progress_line(stage, total, expected, now - self._stage_started)
         if self.interactive:
             sys.stderr.write("\r\x1b[K" + line)
             sys.stderr.flush()
@@ -114,6 +151,22 @@ class ProgressPrinter:
     def done(self) -> None:
         self._finish_line()
         self._stage = ""
+
+
+def progress_line(stage: str, total: int, expected: int | None, elapsed: float) -> str:
+    """``stage: 1.2 GiB of 4.0 GiB (30%), 80.0 MiB/s, 36s left``; without a known total,
+    ``stage: 1.2 GiB (80.0 MiB/s)``; before the first byte, ``stage ...``."""
+    if not total:
+        return f"{stage} ..."
+    rate = total / max(elapsed, 1e-6)
+    if not expected:
+        return f"{stage}: {human_bytes(total)} ({human_bytes(int(rate))}/s)"
+    done = min(total, expected)
+    return (
+        f"{stage}: {human_bytes(done)} of {human_bytes(expected)} "
+        f"({100 * done // expected}%), {human_bytes(int(rate))}/s, "
+        f"{human_duration((expected - done) / rate)} left"
+    )
 
 
 def checkpoint_table(

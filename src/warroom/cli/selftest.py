@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from warroom.cli.render import reporting_errors, say
+from warroom.cli.render import escape, reporting_errors, result
 from warroom.config import Settings
 from warroom.errors import WarroomError
 from warroom.services import Services, build_services
@@ -87,9 +87,10 @@ def selftest() -> None:
                     detail = run()
                 except (WarroomError, AssertionError) as exc:
                     failures += 1
-                    say(f"[bold red]FAIL[/] {label}: {getattr(exc, 'message', exc)}")
+                    message = escape(str(getattr(exc, "message", exc)))
+                    result(f"[bold red]FAIL[/] {label}: {message}")
                 else:
-                    say(f"[bold green]PASS[/] {label}: {detail}")
+                    result(f"[bold green]PASS[/] {label}: {escape(detail)}")
 
             part("workflow checkpoint", lambda: _workflow(services))
             part(
@@ -108,7 +109,7 @@ def selftest() -> None:
                 ),
             )
             part("deployment validation", lambda: _validation(services))
-        say(
+        result(
             f"{'all parts passed' if not failures else f'{failures} part(s) failed'} "
             f"(database: {services.backups._engine(database_url).display})"
         )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
@@ -17,13 +18,16 @@ from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     checkpoint_table,
     emit_json,
+    escape,
     human_bytes,
     human_time,
     reporting_errors,
+    result,
     say,
 )
-from warroom.errors import InputError
+from warroom.errors import ConfigurationError, InputError
 from warroom.jobs import Job, JobRunner
+from warroom.storage.files import os_reason
 
 schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
@@ -35,8 +39,23 @@ def add_service_commands(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve(
-        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+        host: Annotated[
+            str | None,
+            typer.Option(
+                help="Address to listen on; default WARROOM_HOST, else 0.0.0.0 when PORT is "
+                "set, else 127.0.0.1.",
+                show_default=False,
+            ),
+        ] = None,
+        port: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                max=65535,
+                help="Port to listen on; default WARROOM_PORT, else PORT, else 8000.",
+                show_default=False,
+            ),
+        ] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
         """Run the service: the REST API (with bearer-token authentication) and its jobs."""
@@ -46,6 +65,9 @@ def add_service_commands(app: typer.Typer) -> None:
         from warroom.scheduler.jobs import build_scheduler
 
         with services_for(False) as services:
+            address = services.settings.listen_address(host, port)
+            sock = _listen(*address)
+            say(f"War Room Checkpoints listening on http://{address[0]}:{address[1]}")
             owner = _owner()
 
             def job_failed(job: Job) -> None:
@@ -67,11 +89,18 @@ def add_service_commands(app: typer.Typer) -> None:
             scheduler = build_scheduler(services, owner)
             if services.settings.scheduler_enabled:
                 scheduler.start()
+            config = uvicorn.Config(
+                create_app(services, jobs),
+                host=address[0],
+                port=address[1],
+                log_level=log_level,
+            )
             try:
-                uvicorn.run(create_app(services, jobs), host=host, port=port, log_level=log_level)
+                uvicorn.Server(config).run(sockets=[sock])
             finally:
                 scheduler.stop()
                 jobs.close()
+                sock.close()
 
     @app.command("scheduler")
     def run_scheduler(
@@ -84,7 +113,7 @@ def add_service_commands(app: typer.Typer) -> None:
             scheduler = build_scheduler(services, _owner())
             if once:
                 for name in scheduler.tick(wait=True):
-                    say(f"ran {name}")
+                    result(f"ran {name}")
                 services.notifier.flush()
                 return
             say("scheduler running; Ctrl-C stops it")
@@ -202,7 +231,7 @@ def revoke_token(
         if as_json:
             emit_json(info.to_dict())
         else:
-            say(f"revoked token {info.name!r} ({info.id})")
+            result(f"revoked token {escape(repr(info.name))} ({info.id})")
 
 
 def _show_status(report: dict[str, Any]) -> None:
@@ -245,6 +274,33 @@ def _show_status(report: dict[str, Any]) -> None:
     for job, run in report["scheduled"].items():
         typer.echo(f"scheduled {job}: last run {run['status']} (slot {run['slot']})")
     typer.echo(f"failed jobs: {report['failed_jobs']}")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (connections wait in its backlog until uvicorn
+    serves them); a port in use or an address that is not this host's is bad configuration
+    (exit 2), said in words."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        fix = (
+            "the port is in use by another process: stop it, or choose another port with "
+            "--port (or WARROOM_PORT)"
+            if exc.errno == errno.EADDRINUSE
+            else f"{os_reason(exc)}: choose another address with --host/--port (or "
+            "WARROOM_HOST/WARROOM_PORT)"
+        )
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {fix}",
+            host=host,
+            port=port,
+        ) from exc
+    return sock
 
 
 def _owner() -> str:

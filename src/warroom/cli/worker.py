@@ -10,8 +10,17 @@ from typing import Annotated
 import typer
 
 from warroom.cli.common import JsonOption, services_for
-from warroom.cli.render import checkpoint_table, emit_json, human_time, reporting_errors, say
-from warroom.cli.workflow import workflow_app
+from warroom.cli.render import (
+    checkpoint_table,
+    emit_json,
+    escape,
+    human_time,
+    reporting_errors,
+    result,
+    say,
+    warn,
+)
+from warroom.cli.workflow import ExecutionIdArgument, workflow_app
 from warroom.workflow.loading import load_engine
 from warroom.workflow.worker import Worker, list_workers
 
@@ -54,15 +63,15 @@ def add_worker_commands(app: typer.Typer) -> None:
 
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, stop)
+            queues = ", ".join(q.name for q in running.queues) or "none"
             say(
-                f"worker {engine.worker_id}: queues "
-                f"{', '.join(q.name for q in running.queues) or 'none'}, concurrency "
+                f"worker {escape(engine.worker_id)}: queues {escape(queues)}, concurrency "
                 f"{concurrency}; SIGTERM or Ctrl-C stops it"
             )
             running.run()
-            say(f"worker {engine.worker_id}: stopped after {running.completed} execution(s)")
+            say(f"worker {escape(engine.worker_id)}: stopped after {running.completed} run(s)")
             if not running.drained:
-                say("some steps were still running: their leases expire, another worker resumes")
+                warn("some steps were still running: their leases expire, another worker resumes")
                 os._exit(1)  # the abandoned step threads must not keep the process alive
             engine.close()
 
@@ -94,7 +103,7 @@ def workers(as_json: JsonOption = False) -> None:
 
 @workflow_app.command("fork")
 def fork(
-    execution_id: Annotated[str, typer.Argument(help="The execution to fork.")],
+    execution_id: ExecutionIdArgument,
     from_step: Annotated[
         int, typer.Option("--from-step", min=0, help="The first step to run anew.")
     ],
@@ -103,8 +112,11 @@ def fork(
     """A new execution replaying the steps before --from-step and running from it; a worker
     runs it (or `warroom workflow resume NEW --app ...`)."""
     with services_for(as_json) as services:
+        execution_id = services.workflows.resolve_id(execution_id)
         new_id = services.workflows.fork(execution_id, from_step)
         if as_json:
             emit_json({"execution_id": new_id, "forked_from": execution_id})
         else:
-            say(f"{new_id}: forked from {execution_id} at step {from_step}; pending for a worker")
+            result(
+                f"{new_id}: forked from {execution_id} at step {from_step}; pending for a worker"
+            )

@@ -7,9 +7,24 @@ from typing import Annotated
 import typer
 
 from warroom.cli.common import JsonOption, services_for
-from warroom.cli.render import checkpoint_table, emit_json, human_time, say
+from warroom.cli.render import (
+    checkpoint_table,
+    emit_json,
+    escape,
+    human_time,
+    reporting_errors,
+    result,
+    say,
+)
 from warroom.workflow.loading import load_engine
 
+ExecutionIdArgument = Annotated[
+    str,
+    typer.Argument(
+        help="The execution id, or a unique prefix of it (as git and docker take).",
+        metavar="ID",
+    ),
+]
 workflow_app = typer.Typer(
     help="Workflow executions: list, show, resume, cancel.", no_args_is_help=True
 )
@@ -49,21 +64,21 @@ def list_executions(
 
 @workflow_app.command("show")
 def show(
-    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    execution_id: ExecutionIdArgument,
     as_json: JsonOption = False,
 ) -> None:
     """An execution with its status, result or error, and every step checkpoint."""
     with services_for(as_json) as services:
-        execution = services.workflows.get_execution(execution_id)
+        execution = services.workflows.get_execution(services.workflows.resolve_id(execution_id))
         if as_json:
             emit_json(execution.to_dict())
             return
-        say(
-            f"[bold]{execution.id}[/] ({execution.workflow}): {execution.status}, "
+        result(
+            f"[bold]{execution.id}[/] ({escape(execution.workflow)}): {execution.status}, "
             f"{execution.runs} run(s)"
         )
         if execution.error:
-            say(f"error: {execution.error}")
+            result(f"error: {escape(execution.error)}")
         checkpoint_table(
             [step.to_dict() for step in execution.steps],
             [
@@ -84,23 +99,24 @@ def show(
 
 @workflow_app.command("cancel")
 def cancel(
-    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    execution_id: ExecutionIdArgument,
     as_json: JsonOption = False,
 ) -> None:
     """Cancel an execution; a running one stops before its next step."""
     with services_for(as_json) as services:
+        execution_id = services.workflows.resolve_id(execution_id)
         status = services.workflows.cancel(execution_id)
         if as_json:
             emit_json({"execution_id": execution_id, "status": status})
         elif status == "running":
-            say(f"{execution_id}: cancellation requested; it stops before its next step")
+            result(f"{execution_id}: cancellation requested; it stops before its next step")
         else:
-            say(f"{execution_id}: {status}")
+            result(f"{execution_id}: {status}")
 
 
 @workflow_app.command("resume")
 def resume(
-    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    execution_id: ExecutionIdArgument,
     app_path: Annotated[
         str,
         typer.Option(
@@ -112,18 +128,17 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Run a failed or cancelled execution again from its first unfinished step."""
-    from warroom.cli.render import reporting_errors
-
     with reporting_errors(as_json):
         engine = load_engine(app_path)
+        execution_id = engine.resolve_id(execution_id)
         engine.resume(execution_id)
         execution = engine.get_execution(execution_id)
         if as_json:
             emit_json(execution.to_dict())
         else:
-            say(
+            result(
                 f"{execution_id}: {execution.status}"
-                + (f" ({execution.error})" if execution.error else "")
+                + (f" ({escape(execution.error)})" if execution.error else "")
             )
         if execution.status != "succeeded":
             raise typer.Exit(1)

@@ -20,6 +20,7 @@ from warroom.redact import redact_url
 __all__ = [
     "DatabaseEngine",
     "DumpInfo",
+    "LoadReport",
     "PartRecord",
     "ReadPart",
     "Source",
@@ -116,6 +117,13 @@ class DumpInfo:
     database: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load did beyond the rows: the materialized views it refreshed."""
+
+    matviews_refreshed: int = 0
+
+
 class DatabaseEngine(Protocol):
     """One database, addressed by URL. ``display`` is the URL without its password."""
 
@@ -162,7 +170,7 @@ class DatabaseEngine(Protocol):
         jobs: int,
         dumped_with: str,
         alongside: Callable[[dict[str, int]], None] | None = None,
-    ) -> None:
+    ) -> LoadReport:
         """Restore the parts into this (new, empty) database; ``dumped_with`` is the version of
         the tool that made them (an older restore tool is refused before anything runs).
         ``alongside`` runs once every row is loaded, while indexes and constraints build, with

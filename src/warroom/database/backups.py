@@ -30,7 +30,14 @@ from warroom import __version__
 from warroom.catalog import Catalog, CheckpointRecord
 from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
-from warroom.database import DatabaseEngine, PartRecord, Source, WritePart, open_database
+from warroom.database import (
+    DatabaseEngine,
+    LoadReport,
+    PartRecord,
+    Source,
+    WritePart,
+    open_database,
+)
 from warroom.database.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -71,28 +78,31 @@ CATALOG_LABEL_WIDTH = 500  # the catalog's ``source`` column: the label, for peo
 NAME_LOCK_WAIT = 60.0
 
 
+ProgressReport = Callable[[int, str, int | None], None]
+
+
 class Progress:
-    """Counts bytes as they flow and calls ``report(total_bytes, message)`` now and then.
+    """Counts bytes as they flow and calls ``report(total_bytes, stage, expected_bytes)`` now
+    and then; ``expected_bytes`` is the stage's total when it is known, else None.
 
     Thread-safe: parallel parts report into one counter. ``report`` is called at most every
     ``interval`` seconds, plus once when a stage starts.
     """
 
-    def __init__(
-        self, report: Callable[[int, str], None] | None = None, interval: float = 0.5
-    ) -> None:
+    def __init__(self, report: ProgressReport | None = None, interval: float = 0.5) -> None:
         self._report = report
         self._interval = interval
         self._lock = threading.Lock()
         self._last = 0.0
         self.total = 0
         self.stage = ""
+        self.expected: int | None = None
 
-    def start(self, stage: str) -> None:
+    def start(self, stage: str, expected: int | None = None) -> None:
         with self._lock:
-            self.stage, self.total = stage, 0
+            self.stage, self.total, self.expected = stage, 0, expected
         if self._report:
-            self._report(0, stage)
+            self._report(0, stage, expected)
 
     def advance(self, nbytes: int) -> None:
         with self._lock:
@@ -101,9 +111,9 @@ class Progress:
             due = now - self._last >= self._interval
             if due:
                 self._last = now
-            total, stage = self.total, self.stage
+            total, stage, expected = self.total, self.stage, self.expected
         if due and self._report:
-            self._report(total, stage)
+            self._report(total, stage, expected)
 
     def counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -142,6 +152,7 @@ class RestoreReport:
     rows: int
     safety_backup: str | None = None
     duration_seconds: float = 0.0
+    matviews_refreshed: int = 0
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -558,9 +569,9 @@ class BackupService:
                     f"{name} is a physical base backup: test it with a point-in-time restore "
                     "(warroom restore database --target-time latest --data-dir DIR --start)"
                 )
-            progress.start(f"checking the stored bytes of {name}")
+            progress.start(f"checking the stored bytes of {name}", manifest.size_stored)
             self.check_stored(manifest, progress)
-            progress.start(f"verifying {name}")
+            progress.start(f"verifying {name}", manifest.size_original)
             read_part = self._reader(manifest, progress)
             for part in manifest.parts:
                 for _chunk in read_part(part.name):
@@ -569,11 +580,12 @@ class BackupService:
             if restore_test:
                 server = self._engine(url or self.settings.database_url or manifest.source)
                 self._check_compatible(manifest, server)
-                progress.start(f"restore test of {name}")
                 self._sweep_abandoned(server, progress)
+                progress.start(f"restore test of {name}", manifest.size_original)
                 with server.scratch() as scratch:
-                    scratch.create_empty(manifest.database)
-                    report.tables_checked = self._load_and_check(scratch, manifest, progress, jobs)
+                    report.tables_checked, _ = self._restore_into(
+                        scratch, manifest, manifest.database, progress, jobs
+                    )
                 report.restore_tested = True
         except IntegrityError as exc:
             self._damaged(name, exc)
@@ -587,24 +599,33 @@ class BackupService:
         )
         return report
 
-    def _load_and_check(
-        self, target: DatabaseEngine, manifest: Manifest, progress: Progress, jobs: int
-    ) -> int:
-        """Load the backup into ``target`` and compare every table's row count with the one
-        recorded at backup time (while the indexes build); return the tables checked."""
+    def _restore_into(
+        self,
+        target: DatabaseEngine,
+        manifest: Manifest,
+        database: dict[str, Any],
+        progress: Progress,
+        jobs: int,
+    ) -> tuple[int, LoadReport]:
+        """What a restore and a restore test both do: create ``target`` with ``database``'s
+        properties, load the backup into it, compare every table's row count with the one
+        recorded at backup time (while the indexes build), then apply the database's other
+        properties. Return the tables checked and what the load did."""
+        target.create_empty(database)
         checked: dict[str, int] = {}
 
         def count(loaded: dict[str, int]) -> None:
             checked["tables"] = self._check_rows(manifest, target, loaded)
 
-        target.load(
+        load = target.load(
             manifest.parts,
             self._reader(manifest, progress, hash_plain=False),
             jobs,
             manifest.tool_version,
             alongside=count,
         )
-        return checked["tables"]
+        target.apply_properties(database)
+        return checked["tables"], load
 
     @staticmethod
     def _check_rows(manifest: Manifest, restored: DatabaseEngine, loaded: dict[str, int]) -> int:
@@ -678,7 +699,7 @@ class BackupService:
             assert target_url is not None
             target = self._engine(target_url)
         self._check_compatible(manifest, target)
-        progress.start(f"checking {name}")
+        progress.start(f"checking {name}", manifest.size_stored)
         try:
             self.check_stored(manifest, progress)
         except IntegrityError as exc:
@@ -702,7 +723,7 @@ class BackupService:
         started = time.monotonic()
         replace = target.exists()
         if replace and must_be_new:
-            raise ConflictError(
+            raise NameTakenError(
                 f"database {target.display} already exists; choose another --new-db name, "
                 "or restore over it with --target-url URL --yes",
                 target=target.display,
@@ -718,11 +739,9 @@ class BackupService:
         # never leaves a half-loaded database under the name the user asked for.
         self._sweep_abandoned(target, progress)
         staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
-        progress.start(f"restoring {manifest.name} into {target.display}")
+        progress.start(f"restoring {manifest.name} into {target.display}", manifest.size_original)
         try:
-            staging.create_empty(database)
-            tables = self._load_and_check(staging, manifest, progress, jobs)
-            staging.apply_properties(database)
+            tables, load = self._restore_into(staging, manifest, database, progress, jobs)
             target.replace_with(staging, overwrite=replace)
         except BaseException:
             with suppress(WarroomError):  # the original failure is the one to report
@@ -736,6 +755,7 @@ class BackupService:
             rows=sum(manifest.tables.values()),
             safety_backup=safety.name if safety else None,
             duration_seconds=round(time.monotonic() - started, 3),
+            matviews_refreshed=load.matviews_refreshed,
         )
 
     @staticmethod
@@ -800,7 +820,7 @@ class BackupService:
             except (IntegrityError, InputError) as exc:
                 problems.append(f"{name}: {exc.message}")
                 continue
-            progress.start(f"re-indexing {name}")
+            progress.start(f"re-indexing {name}", manifest.size_stored if check else None)
             try:
                 self.check_present(manifest)
                 if check:

@@ -42,9 +42,11 @@ __all__ = [
     "validate_name",
 ]
 
-# 2: PostgreSQL table data in copy parts (``PartRecord.copy``); 1: in pg_dump archives only.
-MANIFEST_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+# 3: PostgreSQL sequence values and populated materialized views in parts of their own, and
+# partitions loaded through their root (``via``); 2: table data in copy parts
+# (``PartRecord.copy``); 1: in pg_dump archives only.
+MANIFEST_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # checkpoints and parts
 
 # Bounds on what a manifest may say, far above any real backup and far below what would
@@ -302,9 +304,10 @@ class _CopyTable(_Bounded):
     schema_: Text = Field(alias="schema")
     name: Text
     columns: Annotated[list[Text], Field(max_length=1600)]  # PostgreSQL's column limit
+    via: Annotated[list[Text], Field(min_length=2, max_length=2)] | None = None  # (schema, root)
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:
-        return super().model_dump(by_alias=True, **kwargs)
+        return super().model_dump(by_alias=True, exclude_none=True, **kwargs)
 
 
 class _Part(_Bounded):

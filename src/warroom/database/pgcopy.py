@@ -55,11 +55,17 @@ PART_MAX_TABLES = 200
 
 @dataclass(frozen=True)
 class CopyTable:
-    """A table whose rows are stored as COPY text, and the columns copied (in that order)."""
+    """A table whose rows are stored as COPY text, and the columns copied (in that order).
+
+    ``via``: for a partition whose rows must be routed again on restore (its partition tree
+    hashes a key whose hash depends on OIDs, such as an enum), the ``(schema, name)`` of the
+    tree's root, which a restore loads its rows through, as ``pg_dump
+    --load-via-partition-root`` does."""
 
     schema: str
     name: str
     columns: tuple[str, ...]
+    via: tuple[str, str] | None = None
 
     @property
     def qualified(self) -> str:
@@ -67,24 +73,43 @@ class CopyTable:
         return f"{self.schema}.{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "name": self.name, "columns": list(self.columns)}
+        data: dict[str, Any] = {
+            "schema": self.schema,
+            "name": self.name,
+            "columns": list(self.columns),
+        }
+        if self.via is not None:
+            data["via"] = list(self.via)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CopyTable:
-        return cls(str(data["schema"]), str(data["name"]), tuple(map(str, data["columns"])))
+        via = data.get("via")
+        return cls(
+            str(data["schema"]),
+            str(data["name"]),
+            tuple(map(str, data["columns"])),
+            (str(via[0]), str(via[1])) if via else None,
+        )
 
     @property
     def identifier(self) -> sql.Composed:
         """The quoted ``"schema"."name"``."""
-        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
+        return _qualified(self.schema, self.name)
 
-    def _target(self) -> sql.Composed:
-        """``schema.name (columns)``; without columns (a table of generated columns only, or
-        of none) COPY's default, every non-generated column, is that same empty list."""
+    def _target(self, table: sql.Composed | None = None) -> sql.Composed:
+        """``schema.name (columns)`` (``table`` instead of this one's name); without columns
+        (a table of generated columns only, or of none) COPY's default, every non-generated
+        column, is that same empty list."""
+        table = table or self.identifier
         if not self.columns:
-            return self.identifier
+            return table
         columns = sql.SQL(", ").join(map(sql.Identifier, self.columns))
-        return self.identifier + sql.SQL(" ({})").format(columns)
+        return table + sql.SQL(" ({})").format(columns)
+
+
+def _qualified(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
 def plan_parts(
@@ -116,30 +141,32 @@ def copy_out_script(snapshot: str, encoding: str, tables: tuple[CopyTable, ...])
     """The ``psql`` script that writes one copy part to its stdout: every table's rows in
     ``snapshot``, each followed by the end-of-table line. ``psql`` must run with ``-X -q``.
 
-    Each table is locked NOWAIT first: the backup already holds it, so the lock can only be
-    refused because another session (an ALTER TABLE) waits for it, queued behind the backup.
-    Waiting there would stall that session and every query queued behind it until the backup
-    gave up; failing at once lets them through."""
+    The tables are locked NOWAIT first, in one statement: the backup already holds them, so a
+    lock can only be refused because another session (an ALTER TABLE) waits for it, queued
+    behind the backup. Waiting there would stall that session and every query queued behind
+    it until the backup gave up; failing at once lets them through."""
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT;").format(
+        sql.SQL(", ").join(table.identifier for table in tables)
+    )
     lines = [
         "\\set ON_ERROR_STOP on",
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
         f"SET TRANSACTION SNAPSHOT '{snapshot}';",
         *(statement.as_string(None) + ";" for statement in session_settings(encoding)),
+        lock.as_string(None),
     ]
     for table in tables:
-        lock = sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT;").format(table.identifier)
-        lines += [
-            lock.as_string(None),
-            f"COPY {table._target().as_string(None)} TO STDOUT;",
-            "\\echo '\\\\.'",
-        ]
+        lines += [f"COPY {table._target().as_string(None)} TO STDOUT;", "\\echo '\\\\.'"]
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 
 
 def copy_in_statement(table: CopyTable, freeze: bool) -> sql.Composed:
-    """``COPY table (columns) FROM STDIN``; ``freeze`` writes the rows already frozen, which
-    needs the table created or truncated in the same transaction."""
+    """``COPY table (columns) FROM STDIN``, or through the root the table's rows are loaded
+    :attr:`~CopyTable.via`; ``freeze`` writes the rows already frozen, which needs the table
+    created or truncated in the same transaction (never through a root)."""
+    if table.via is not None:
+        return sql.SQL("COPY {} FROM STDIN").format(table._target(_qualified(*table.via)))
     option = sql.SQL(" (FREEZE)") if freeze else sql.SQL("")
     return sql.SQL("COPY {} FROM STDIN{}").format(table._target(), option)
 

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
@@ -267,11 +267,13 @@ def run_parallel(
     alongside: Callable[[], A] | None = None,
 ) -> tuple[list[R], A | None]:
     """Run ``work`` over ``items``, ``jobs`` at a time, while the calling thread runs
-    ``alongside``. The first failure (or Ctrl-C) stops every program of ``group`` and is
-    raised; results come back in the order of ``items``."""
+    ``alongside``. ``items`` may be a generator: each item starts as soon as it is produced.
+    The first failure (or Ctrl-C, or an error producing the items) stops every program of
+    ``group`` and is raised; results come back in the order of ``items``."""
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="warroom") as pool:
-        futures = [pool.submit(work, item) for item in items]
+        futures: list[Future[R]] = []
         try:
+            futures.extend(pool.submit(work, item) for item in items)
             extra = alongside() if alongside is not None else None
             for future in as_completed(futures):
                 future.result()

@@ -239,7 +239,7 @@ class PointInTimeRecovery:
         manifest, target = self._choose(target)
         progress = progress or Progress()
         self.backups.check_stored(manifest)
-        progress.start(f"laying out {manifest.name} in {data_dir}")
+        progress.start(f"laying out {manifest.name} in {data_dir}", manifest.size_original)
         data_dir.mkdir(parents=True, exist_ok=True)
         reader = ChunkReader(self.backups.read_part(manifest, "base.tar", progress))
         with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]

@@ -27,6 +27,8 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -37,7 +39,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from warroom.critical import fault_point, signals_deferred
-from warroom.database import DumpInfo, PartRecord, ReadPart, Source, WritePart
+from warroom.database import DumpInfo, LoadReport, PartRecord, ReadPart, Source, WritePart
 from warroom.database.pgcopy import (
     CopyTable,
     TableFrames,
@@ -96,12 +98,31 @@ REAP_INTERVAL = 0.1
 _BUSY = (psycopg.errors.ObjectInUse, psycopg.errors.LockNotAvailable)
 # Every table a backup locks: the tables whose rows it copies ('r'), with the columns COPY
 # reads and writes (not dropped, not generated) in order, and partitioned tables ('p'). From
-# the catalog alone: sizes need locks (_SIZES_QUERY).
+# the catalog alone: sizes need locks (_SIZES_QUERY). A partition of a tree that hashes a key
+# whose hash is not proven independent of OIDs (only built-in base types other than reg*, with
+# built-in operator classes, are: an enum's hash is its value's OID) has its tree's root: its
+# rows are loaded through that root, which routes them again.
 _TABLES_QUERY = """
+WITH unsafe AS (
+    SELECT pt.partrelid FROM pg_partitioned_table pt
+    WHERE pt.partstrat = 'h' AND EXISTS (
+        SELECT 1 FROM unnest(pt.partattrs::int2[], pt.partclass::oid[]) AS k(attnum, opclass)
+        JOIN pg_opclass o ON o.oid = k.opclass
+        LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = k.attnum
+        LEFT JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_type b ON b.oid = CASE t.typtype WHEN 'd' THEN t.typbasetype ELSE t.oid END
+        WHERE k.attnum = 0 OR o.opcnamespace <> 'pg_catalog'::regnamespace
+           OR b.typtype <> 'b' OR b.typnamespace <> 'pg_catalog'::regnamespace
+           OR b.typcategory = 'A' OR b.typname LIKE 'reg%'))
 SELECT n.nspname, c.relname, c.oid, c.relkind = 'p',
        ARRAY(SELECT a.attname FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-               AND a.attgenerated = '' ORDER BY a.attnum)
+               AND a.attgenerated = '' ORDER BY a.attnum),
+       CASE WHEN c.relispartition AND EXISTS (
+           SELECT 1 FROM pg_partition_ancestors(c.oid) p JOIN unsafe u ON u.partrelid = p.relid)
+       THEN (SELECT ARRAY[rn.nspname, r.relname] FROM pg_class r
+             JOIN pg_namespace rn ON rn.oid = r.relnamespace
+             WHERE r.oid = pg_partition_root(c.oid)) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -110,6 +131,54 @@ WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2
 """
+# The sequences whose values a backup stores itself (pg_dump's SEQUENCE SET), and the
+# relations of extensions' configuration, whose data pg_dump dumps (the rows that the
+# extension marked as the user's).
+_SEQUENCES = """
+SELECT n.nspname, c.relname, pg_sequence_last_value(c.oid) AS last_value
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+"""
+_CALLED_SEQUENCES_QUERY = f"""
+SELECT nspname, relname, last_value, true FROM ({_SEQUENCES}) s WHERE last_value IS NOT NULL
+"""
+_UNCALLED_SEQUENCES_QUERY = (
+    f"SELECT nspname, relname FROM ({_SEQUENCES}) s WHERE last_value IS NULL"
+)
+_EXTENSION_CONFIG_QUERY = """
+SELECT n.nspname, c.relname FROM pg_extension e CROSS JOIN unnest(e.extconfig) AS x(oid)
+JOIN pg_class c ON c.oid = x.oid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2
+"""
+SEQUENCES_BATCH = 100  # a UNION ALL of many more plans slowly
+# The populated materialized views a restore refreshes, as pg_dump's REFRESH entries do: each
+# with the materialized views it reads (through views too), so none reads an unpopulated one.
+_MATVIEWS_QUERY = """
+WITH RECURSIVE reads(matview, relation) AS (
+    SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+    JOIN pg_class m ON m.oid = r.ev_class AND m.relkind = 'm'
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+  UNION
+    SELECT reads.matview, d.refobjid FROM reads
+    JOIN pg_class v ON v.oid = reads.relation AND v.relkind IN ('v', 'm')
+    JOIN pg_rewrite r ON r.ev_class = v.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+)
+SELECT c.oid, n.nspname, c.relname, c.relispopulated,
+       ARRAY(SELECT x.oid FROM reads JOIN pg_class x ON x.oid = reads.relation
+             WHERE reads.matview = c.oid AND x.relkind = 'm')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 2, 3
+"""
+SEQUENCES_PART = "sequences"
+MATVIEWS_PART = "matviews"
 
 # The snapshot's transaction holds every table before the parts are dumped, so a pg_dump or
 # psql of the backup waits for a lock only when another session's request (an ALTER TABLE)
@@ -117,8 +186,11 @@ ORDER BY 1, 2
 # until the backup gave up. They give up at once (psql) or after this many seconds (pg_dump).
 CHILD_LOCK_WAIT = 5
 _LOCK_REFUSED = re.compile(r"could not obtain lock on relation|canceling statement due to lock")
+# A table's size for planning parts: its rows' main fork and TOAST table's (the other forks
+# cost a stat() each, many times the whole query on thousands of tables).
 _SIZES_QUERY = """
-SELECT pg_table_size(t.oid) FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, position)
+SELECT pg_relation_size(c.oid) + coalesce(pg_relation_size(nullif(c.reltoastrelid, 0)), 0)
+FROM unnest(%s::oid[]) WITH ORDINALITY AS t(oid, position) JOIN pg_class c ON c.oid = t.oid
 ORDER BY t.position
 """
 
@@ -145,21 +217,51 @@ FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase,
      unnest(s.setconfig) WITH ORDINALITY AS c(setting, position)
 WHERE d.datname = current_database() ORDER BY 1 NULLS FIRST, c.position
 """
+_SUBSCRIBED_QUERY = """
+SELECT d.datallowconn, EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subdbid = d.oid)
+FROM pg_database d WHERE d.datname = %s
+"""
 SESSION_OPTIONS = "-c idle_in_transaction_session_timeout=0 -c statement_timeout=0"
+# A restore's load commits many small transactions (a statement of pre-data each): none waits
+# for its WAL to reach the disk. A crash may lose the last of them, in a staging or scratch
+# database that no one uses yet; the swap that puts it in place commits synchronously, which
+# flushes all the WAL before it.
+LOAD_OPTIONS = "-c synchronous_commit=off"
 DATABASE_PRIVILEGES = {"CONNECT", "CREATE", "TEMPORARY"}
-# Settings whose value is a list: written unquoted, as pg_dump does (search_path = a, b).
+# Settings whose value is a list, stored with each item double-quoted where it needs it
+# (PostgreSQL's GUC_LIST_QUOTE): restored item by item, as pg_dumpall does.
 LIST_SETTINGS = {
     "search_path",
     "temp_tablespaces",
     "local_preload_libraries",
     "session_preload_libraries",
+    "shared_preload_libraries",
+    "unix_socket_directories",
 }
-_LIST_VALUE = re.compile(r'^[\w$", .-]*$')
+_LIST_ITEM = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^\s,"]+))\s*(,|$)')
+
+
+def split_list_setting(value: str) -> list[str]:
+    """The items of a stored list setting (PostgreSQL's SplitGUCList): ``"it's", "a,b", x``
+    is ``["it's", "a,b", "x"]``; ``""`` is one empty item. ValueError if it is malformed."""
+    items: list[str] = []
+    position = 0
+    while value[position:].strip():
+        match = _LIST_ITEM.match(value, position)
+        if match is None:
+            raise ValueError(f"not a list setting: {value!r}")
+        quoted, bare, separator = match.groups()
+        items.append(bare if quoted is None else quoted.replace('""', '"'))
+        position = match.end()
+        if not separator:
+            break
+    return items
 
 
 # "1234; 1259 16400 INDEX public orders_pkey postgres": dump id, catalog ids, type, schema,
 # the name (for a constraint or trigger: "table name"), owner.
 _LIST_ENTRY = re.compile(r"^\d+; \d+ \d+ (INDEX|CONSTRAINT|TRIGGER) (\S+) (.+) \S+$")
+_TRIGGER_ENTRY = re.compile(r"^\d+; \d+ \d+ TRIGGER ")
 _CREATE_INDEX = re.compile(
     r"^CREATE (?:UNIQUE )?INDEX (\S+) ON (?:ONLY )?([^\s.]+)\.(\S+) ", re.MULTILINE
 )
@@ -189,6 +291,35 @@ _DATABASE_TEXT: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescap
 def _write_listing(path: Path, entries: list[str]) -> None:
     """A ``pg_restore --use-list`` file of ``entries`` (lines of ``pg_restore --list``)."""
     path.write_text("\n".join(entries) + "\n", **_DATABASE_TEXT)
+
+
+def _dependencies(verbose_listing: str) -> dict[int, list[int]]:
+    """Each entry's dependencies (dump ids) from ``pg_restore --list --verbose``, which follows
+    an entry's line with ``;\tdepends on: 12 34``."""
+    dependencies: dict[int, list[int]] = {}
+    current = None
+    for line in verbose_listing.splitlines():
+        if line[:1].isdigit():
+            current = int(line.split(";", 1)[0])
+        elif current is not None and line.startswith(";\tdepends on:"):
+            dependencies[current] = [int(dep) for dep in line.split(":", 1)[1].split()]
+    return dependencies
+
+
+def _copy_out(conn: Any, query: sql.Composable) -> Iterator[bytes]:
+    """The rows of ``query`` as COPY text, in chunks."""
+    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
+        yield from (bytes(chunk) for chunk in copy)
+
+
+@dataclass(frozen=True)
+class _PostDataEntry:
+    """A post-data entry (its ``pg_restore --list`` line) and when it restores: with its
+    ``owner`` table's rows, at the end, or ``last`` (after the end, one at a time)."""
+
+    line: str
+    owner: tuple[str, str] | None
+    last: bool
 
 
 class _QueryCanceller:
@@ -334,9 +465,10 @@ class PostgresEngine:
 
     # -- connections and tools --------------------------------------------------------------
 
-    def _conninfo(self, dbname: str | None = None) -> str:
+    def _conninfo(self, dbname: str | None = None, loading: bool = False) -> str:
         """Connection parameters without the password. Server-side timeouts that the database
-        or role may set (idle in transaction, statement) would kill a long backup: off."""
+        or role may set (idle in transaction, statement) would kill a long backup: off.
+        ``loading``: a session of a restore's load (LOAD_OPTIONS)."""
         params = {**self._params, "dbname": dbname or self.database_name}
         params.setdefault("connect_timeout", self._connect_timeout)
         params.setdefault("application_name", "warroom")
@@ -347,6 +479,7 @@ class PostgresEngine:
                     str(params.get("options") or ""),
                     SESSION_OPTIONS,
                     f"-c lock_timeout={self._lock_wait_timeout}s",
+                    LOAD_OPTIONS if loading else "",
                 ],
             )
         )
@@ -359,11 +492,13 @@ class PostgresEngine:
         return env
 
     @contextmanager
-    def _connect(self, dbname: str | None = None, autocommit: bool = True) -> Iterator[Any]:
+    def _connect(
+        self, dbname: str | None = None, autocommit: bool = True, loading: bool = False
+    ) -> Iterator[Any]:
         where = self.display if dbname is None else self.sibling(dbname).display
         try:
             conn = psycopg.connect(
-                self._conninfo(dbname), autocommit=autocommit, password=self._password
+                self._conninfo(dbname, loading), autocommit=autocommit, password=self._password
             )
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(
@@ -377,6 +512,11 @@ class PostgresEngine:
             ) from exc
         try:
             with conn:
+                if conn.info.parameter_status("client_encoding") == "SQL_ASCII":
+                    # psycopg returns SQL_ASCII text as bytes: read names as UTF-8 (the server
+                    # checks them), and statements go out in it.
+                    conn.execute("SET client_encoding = 'UTF8'")
+                    conn.commit()
                 yield conn
         except psycopg.Error as exc:
             reason = redact_text(str(exc).strip(), self._password)
@@ -397,13 +537,6 @@ class PostgresEngine:
             tools = self._tools(conn, "pg_dump", "psql")
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            relations = self._relations(conn)
-            self._lock_tables(conn, [table for table, *_ in relations])
-            copied = [(table, oid) for table, oid, partitioned in relations if not partitioned]
-            tables = [table for table, _ in copied]
-            oids = [oid for _, oid in copied]
-            sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [oids])]
-            database = self._database_properties(conn)
             archive = [
                 "--format=custom",
                 "--compress=0",
@@ -411,18 +544,24 @@ class PostgresEngine:
                 f"--lock-wait-timeout={CHILD_LOCK_WAIT}s",
                 f"--dbname={self._conninfo()}",
             ]
-            excluded = [f"--exclude-table-data={_pattern(t.schema, t.name)}" for t in tables]
-            tasks: list[tuple[str, tuple[CopyTable, ...] | list[str]]] = [
-                ("schema", ["--schema-only"]),
-                *(
-                    (f"copy-{i:05d}", part)
-                    for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True))))
-                ),
-                # UTF8: the patterns arrive from argv in UTF-8, whatever the database's encoding.
-                ("data-rest", ["--data-only", "--encoding=UTF8", *excluded]),
-            ]
+            database = self._database_properties(conn)
             counts: dict[str, int] = {}
             group = ProcessGroup()
+
+            def tasks() -> Iterator[tuple[str, tuple[CopyTable, ...] | list[str]]]:
+                """The parts, the schema's first: its pg_dump starts (it reads the catalog as
+                long as the rest of the backup takes) while the tables are listed and locked."""
+                yield ("schema", ["--schema-only"])
+                relations = self._relations(conn)
+                self._lock_tables(conn, [table for table, *_ in relations])
+                copied = [(table, oid) for table, oid, partitioned in relations if not partitioned]
+                sizes = [size for (size,) in conn.execute(_SIZES_QUERY, [[o for _, o in copied]])]
+                data_rest = self._data_rest_args(conn)
+                if data_rest:
+                    yield ("data-rest", data_rest)
+                tables = [table for table, _ in copied]
+                for i, part in enumerate(plan_parts(list(zip(tables, sizes, strict=True)))):
+                    yield (f"copy-{i:05d}", part)
 
             # The psql script names tables and columns in the database's encoding, as psql
             # will send them (the connection decoded them from it).
@@ -454,7 +593,12 @@ class PostgresEngine:
                         database=self.display,
                     ) from exc
 
-            run_parallel(tasks, run, jobs, group)
+            def own_parts() -> None:
+                """The parts the snapshot's own connection reads, while the children run."""
+                write_part(SEQUENCES_PART, "data", None, self._sequence_values(conn))
+                write_part(MATVIEWS_PART, "data", None, self._populated_matviews(conn))
+
+            run_parallel(tasks(), run, jobs, group, alongside=own_parts)
             conn.rollback()
         return DumpInfo(
             server_version=database.pop("server_version"),
@@ -490,6 +634,61 @@ class PostgresEngine:
                 )
         rows = zip(tables, frames.rows, strict=True)
         return record, {table.qualified: count for table, count in rows}
+
+    @staticmethod
+    def _data_rest_args(conn: Any) -> list[str] | None:
+        """pg_dump's arguments for data-rest: the large objects and the rows of extensions'
+        configuration tables, which the copy parts leave out (sequence values are a part of
+        their own); a few, however many tables there are. None when there are neither."""
+        configuration = conn.execute(_EXTENSION_CONFIG_QUERY).fetchall()
+        # UTF8: the patterns arrive from argv in UTF-8, whatever the database's encoding.
+        args = ["--data-only", "--encoding=UTF8"]
+        if configuration:
+            return [*args, "--blobs", *(f"--table={_pattern(*name)}" for name in configuration)]
+        if conn.execute("SELECT EXISTS (SELECT FROM pg_largeobject_metadata)").fetchone()[0]:
+            # --table, which would have matched nothing, would have failed pg_dump
+            return [*args, "--exclude-table-data=*.*"]
+        return None
+
+    @staticmethod
+    def _sequence_values(conn: Any) -> Iterator[bytes]:
+        """The sequences part: every sequence's ``schema, name, last_value, is_called`` as COPY
+        text (what pg_dump's SEQUENCE SET entries restore). The sequences that were called
+        come from one query; the others (whose last_value pg_sequence_last_value does not
+        tell) are read in batches."""
+        yield from _copy_out(conn, sql.SQL(_CALLED_SEQUENCES_QUERY))
+        names = conn.execute(_UNCALLED_SEQUENCES_QUERY).fetchall()
+        for start in range(0, len(names), SEQUENCES_BATCH):
+            selects = [
+                sql.SQL("SELECT {}, {}, last_value, is_called FROM {}").format(
+                    sql.Literal(schema), sql.Literal(name), sql.Identifier(schema, name)
+                )
+                for schema, name in names[start : start + SEQUENCES_BATCH]
+            ]
+            yield from _copy_out(conn, sql.SQL(" UNION ALL ").join(selects))
+
+    @staticmethod
+    def _populated_matviews(conn: Any) -> Iterator[bytes]:
+        """The matviews part: as COPY text (``schema, name``), in an order a restore can
+        refresh them in, the materialized views that were populated and read none that was
+        not (pg_dump does not refresh those either)."""
+        found = {row[0]: row[1:] for row in conn.execute(_MATVIEWS_QUERY)}
+        order = TopologicalSorter({oid: row[3] for oid, row in found.items()}).static_order()
+        names = [
+            found[oid][:2]
+            for oid in order
+            if oid in found  # not an extension's
+            and found[oid][2]
+            and all(found[other][2] for other in found[oid][3] if other in found)
+        ]
+        if names:
+            yield from _copy_out(
+                conn,
+                sql.SQL("SELECT * FROM unnest({}::text[], {}::text[]) WITH ORDINALITY").format(
+                    sql.Literal([schema for schema, _ in names]),
+                    sql.Literal([name for _, name in names]),
+                ),
+            )
 
     def _lock_tables(self, conn: Any, tables: list[CopyTable]) -> None:
         """Hold ACCESS SHARE locks on every table for the whole backup, as pg_dump does: a
@@ -654,8 +853,8 @@ class PostgresEngine:
     def _relations(conn: Any) -> list[tuple[CopyTable, int, bool]]:
         """Every table a backup locks (_TABLES_QUERY): (table, oid, partitioned)."""
         return [
-            (CopyTable(schema, name, tuple(columns)), oid, partitioned)
-            for schema, name, oid, partitioned, columns in conn.execute(_TABLES_QUERY)
+            (CopyTable(schema, name, tuple(columns), tuple(via) if via else None), oid, partitioned)
+            for schema, name, oid, partitioned, columns, via in conn.execute(_TABLES_QUERY)
         ]
 
     def count_rows(self, exclude: Collection[str] = ()) -> dict[str, int]:
@@ -745,11 +944,9 @@ class PostgresEngine:
                 )
         for role, setting in database.get("settings") or []:
             key, _, value = setting.partition("=")
-            rendered: sql.Composable = (
-                sql.SQL(value)
-                if key in LIST_SETTINGS and _LIST_VALUE.fullmatch(value)
-                else sql.Literal(value)
-            )
+            rendered: sql.Composable = sql.Literal(value)
+            if key in LIST_SETTINGS:
+                rendered = sql.SQL(", ").join(map(sql.Literal, split_list_setting(value) or [""]))
             target = (
                 sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.Identifier(role), name)
                 if role
@@ -770,7 +967,7 @@ class PostgresEngine:
         jobs: int,
         dumped_with: str,
         alongside: Callable[[dict[str, int]], None] | None = None,
-    ) -> None:
+    ) -> LoadReport:
         with self._connect() as conn:
             tool = self._tools(conn, "pg_restore")["pg_restore"]
         major = re.match(r"[0-9]{1,4}(?![0-9])", dumped_with)
@@ -787,7 +984,7 @@ class PostgresEngine:
                 "client tools or set WARROOM_PG_BIN_DIR",
                 tool="pg_restore",
             )
-        common = ["--exit-on-error", f"--dbname={self._conninfo()}"]
+        common = ["--exit-on-error", f"--dbname={self._conninfo(loading=True)}"]
         with tempfile.TemporaryDirectory(prefix="warroom-restore-") as tmp:
             schema_file = Path(tmp) / "schema.pgdump"
             with open(schema_file, "wb") as out:
@@ -796,20 +993,25 @@ class PostgresEngine:
             with self._run(tool, [*common, "--section=pre-data", str(schema_file)]) as proc:
                 proc.check()
 
-            entries = self._post_data_entries(tool, schema_file)
+            entries = self._post_data_entries(tool, schema_file, self._partitions())
             early: dict[tuple[str, str], list[str]] = {}
-            for line, owner in entries:
-                if owner is not None:
-                    early.setdefault(owner, []).append(line)
+            for entry in entries:
+                if entry.owner is not None:
+                    early.setdefault(entry.owner, []).append(entry.line)
             done: set[tuple[str, str]] = set()
             loaded: dict[str, int] = {}
             group = ProcessGroup()
 
             def load_data(part: PartRecord) -> None:
+                keys: list[tuple[str, str]] = []
                 if part.copy:
                     tables = [CopyTable.from_dict(table) for table in part.copy]
                     loaded.update(self._copy_in(part.name, tables, read_part(part.name), group))
-                    keys = [(table.schema, table.name) for table in tables]
+                    # Rows loaded through a root may land in any partition: no table of
+                    # such a tree is complete before the end.
+                    keys = [(table.schema, table.name) for table in tables if table.via is None]
+                elif part.name == SEQUENCES_PART:
+                    self._set_sequences(read_part(part.name))
                 else:  # a pg_dump archive: data-rest, or a data part of a format-1 backup
                     self._restore_archive(tool, common, read_part(part.name), group)
                     keys = [_table_key(part.table)] if part.table else []
@@ -825,24 +1027,33 @@ class PostgresEngine:
 
             # pg_dump archives first (data-rest; all the data of a format-1 backup): a copy part
             # then truncates its tables, so their rows are its own and COPY's count is final.
-            data_parts = [part for part in parts if part.role == "data"]
+            data_parts = [
+                part for part in parts if part.role == "data" and part.name != MATVIEWS_PART
+            ]
             for batch in ([p for p in data_parts if not p.copy], [p for p in data_parts if p.copy]):
                 run_parallel(batch, load_data, jobs, group)
             # The rest, in the archive's order (foreign keys after the keys they reference).
-            remaining = [line for line, owner in entries if owner not in done]
-            listing = Path(tmp) / "remaining.list"
-            _write_listing(listing, remaining)
-            post_data = [
-                *common,
-                "--section=post-data",
-                f"--jobs={max(1, jobs)}",
-                f"--use-list={listing}",
-                str(schema_file),
-            ]
-            with self._run(tool, post_data) as proc:
-                if alongside is not None:
-                    alongside(loaded)  # every row is in: check them while the indexes build
-                proc.check()
+            remaining = [e.line for e in entries if e.owner not in done and not e.last]
+            last = [e.line for e in entries if e.last]
+            for name, lines, parallel in (("remaining", remaining, True), ("last", last, False)):
+                listing = Path(tmp) / f"{name}.list"
+                _write_listing(listing, lines)
+                post_data = [
+                    *common,
+                    "--section=post-data",
+                    f"--jobs={max(1, jobs) if parallel else 1}",
+                    f"--use-list={listing}",
+                    str(schema_file),
+                ]
+                with self._run(tool, post_data) as proc:
+                    if alongside is not None and parallel:
+                        alongside(loaded)  # every row is in: check them while indexes build
+                    proc.check()
+        # Last, as pg_restore does: after the indexes they use and the data they read.
+        refreshed = 0
+        if any(part.name == MATVIEWS_PART for part in parts):
+            refreshed = self._refresh_matviews(read_part(MATVIEWS_PART))
+        return LoadReport(matviews_refreshed=refreshed)
 
     def _restore_archive(
         self, tool: PgTool, common: list[str], chunks: Iterator[bytes], group: ProcessGroup
@@ -858,34 +1069,48 @@ class PostgresEngine:
                 raise
             proc.check()
 
+    @staticmethod
+    def _set_session(conn: Any) -> None:
+        """Give a loading session the settings the copy parts were written under, its client
+        encoding the database's own (in SQL_ASCII: bytes passed on unchecked)."""
+        encoding = conn.execute("SELECT current_setting('server_encoding')").fetchone()[0]
+        for statement in session_settings(encoding):
+            conn.execute(statement)
+
     def _copy_in(
         self, label: str, tables: list[CopyTable], chunks: Iterator[bytes], group: ProcessGroup
     ) -> dict[str, int]:
         """Load one copy part in one transaction and return each table's count of rows loaded.
         The tables are truncated first, so COPY can write their rows already frozen: no
-        later pass (the first read, VACUUM) rewrites every page to set hint bits."""
+        later pass (the first read, VACUUM) rewrites every page to set hint bits. Tables
+        loaded through their root (:attr:`CopyTable.via`) are neither: other parts' rows may
+        land in them."""
         frames = TableFrames(label, len(tables))
         pieces = (piece for chunk in chunks for piece in frames.feed(chunk))
         counts: dict[str, int] = {}
+        direct = [table.identifier for table in tables if table.via is None]
         with (
-            self._connect() as conn,
+            self._connect(loading=True) as conn,
             _cancelled_with(conn, group) as canceller,
             conn.transaction(),
         ):
-            encoding = conn.execute("SELECT current_setting('server_encoding')").fetchone()[0]
-            for statement in session_settings(encoding):
-                conn.execute(statement)
-            conn.execute(
-                sql.SQL("TRUNCATE ONLY {}").format(
-                    sql.SQL(", ").join(table.identifier for table in tables)
-                )
-            )
+            # Names in the connection's encoding, before the session takes the database's
+            # (SQL_ASCII: the connection's UTF-8, which the server takes as it is).
+            truncate = sql.SQL("TRUNCATE ONLY {}").format(sql.SQL(", ").join(direct))
+            statements = [
+                copy_in_statement(table, freeze=table.via is None).as_bytes(conn)
+                for table in tables
+            ]
+            truncation = truncate.as_bytes(conn)
+            self._set_session(conn)
+            if direct:
+                conn.execute(truncation)
             cursor = conn.cursor()
             pending = next(pieces, None)
-            for index, table in enumerate(tables):
+            for index, (table, statement) in enumerate(zip(tables, statements, strict=True)):
                 if canceller.stopped:
                     raise DatabaseError(f"loading {label} was stopped", part=label)
-                with cursor.copy(copy_in_statement(table, freeze=True)) as copy:
+                with cursor.copy(statement) as copy:
                     while pending is not None and pending[0] == index:
                         copy.write(pending[1])
                         pending = next(pieces, None)
@@ -893,21 +1118,76 @@ class PostgresEngine:
             frames.finish()
         return counts
 
+    @staticmethod
+    def _load_rows(conn: Any, table: str, columns: sql.SQL, chunks: Iterator[bytes]) -> None:
+        """COPY ``chunks`` into a new temporary ``table (columns)``, dropped at commit."""
+        name = sql.Identifier(table)
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(name, columns))
+        with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(name)) as copy:
+            for chunk in chunks:
+                copy.write(chunk)
+
+    def _set_sequences(self, chunks: Iterator[bytes]) -> None:
+        """Set every sequence of the sequences part to its stored value, in one statement."""
+        with self._connect(loading=True) as conn, conn.transaction():
+            self._set_session(conn)
+            columns = sql.SQL("schema text, name text, last_value bigint, is_called boolean")
+            self._load_rows(conn, "warroom_sequences", columns, chunks)
+            conn.execute(
+                "SELECT count(pg_catalog.setval(pg_catalog.format('%I.%I', schema, name)::regclass,"
+                " last_value, is_called)) FROM warroom_sequences"
+            )
+
+    def _refresh_matviews(self, chunks: Iterator[bytes]) -> int:
+        """Refresh the materialized views of the matviews part, in its order; return how many."""
+        with self._connect(loading=True) as conn, conn.transaction():
+            self._set_session(conn)
+            columns = sql.SQL("schema text, name text, position bigint")
+            self._load_rows(conn, "warroom_matviews", columns, chunks)
+            conn.execute(
+                "DO $$ DECLARE m record; BEGIN"
+                " FOR m IN SELECT schema, name FROM warroom_matviews ORDER BY position LOOP"
+                " EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %I.%I', m.schema, m.name);"
+                " END LOOP; END $$"
+            )
+            return int(conn.execute("SELECT count(*) FROM warroom_matviews").fetchone()[0])
+
+    def _partitions(self) -> set[tuple[str, str]]:
+        """This database's partitions, ``(schema, name)``."""
+        with self._connect() as conn:
+            return {
+                (schema, name)
+                for schema, name in conn.execute(
+                    "SELECT n.nspname, c.relname FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relispartition"
+                )
+            }
+
     def _post_data_entries(
-        self, tool: PgTool, schema_file: Path
-    ) -> list[tuple[str, tuple[str, str] | None]]:
-        """The schema's post-data entries (``pg_restore -l`` lines) in order, each with the one
-        table it belongs to (indexes, constraints other than foreign keys, triggers) or None.
-        Anything not recognised is None: it is restored at the end, where it always was."""
+        self, tool: PgTool, schema_file: Path, partitions: set[tuple[str, str]]
+    ) -> list[_PostDataEntry]:
+        """The schema's post-data entries (``pg_restore -l`` lines) in the archive's order.
+
+        An entry's owner is the one table whose rows are all it waits for: an index, a
+        constraint other than a foreign key, a trigger, that depends on no other post-data
+        entry but that table's. The others restore at the end, in pg_restore's dependency
+        order, but for the triggers of partitions (and any trigger whose table the listing
+        does not tell): a partition's trigger state must follow its parent's trigger, which
+        pg_dump does not always record as a dependency; those restore last, in the archive's
+        order, one at a time."""
         try:
-            listing, script = (
+            listing, verbose, script = (
                 subprocess.run(
                     [tool.path, *args, str(schema_file)],
                     capture_output=True,
                     check=True,
                     **_DATABASE_TEXT,
                 ).stdout
-                for args in (["--list"], ["--section=post-data", "--file=-"])
+                for args in (
+                    ["--list", "--section=post-data"],
+                    ["--list", "--verbose"],
+                    ["--section=post-data", "--file=-"],
+                )
             )
         except subprocess.CalledProcessError as exc:
             raise DatabaseError(f"pg_restore cannot read the schema part: {exc.stderr}") from exc
@@ -915,7 +1195,9 @@ class PostgresEngine:
             (_unquote(m.group(2)), _unquote(m.group(1))): _unquote(m.group(3))
             for m in _CREATE_INDEX.finditer(script)
         }
-        entries: list[tuple[str, tuple[str, str] | None]] = []
+        dependencies = _dependencies(verbose)
+        owners: dict[int, tuple[str, str] | None] = {}
+        entries: list[_PostDataEntry] = []
         for line in listing.splitlines():
             if not line.strip() or line.startswith(";"):
                 continue
@@ -927,17 +1209,47 @@ class PostgresEngine:
                     key = (schema, index_table[(schema, middle)])
                 elif kind in ("CONSTRAINT", "TRIGGER") and middle.count(" ") == 1:
                     key = (schema, middle.split(" ")[0])
-            entries.append((line, key))
+            dump_id = int(line.split(";", 1)[0])
+            # The post-data entries before it are in ``owners``: one of another table's waits.
+            if any(owners.get(dep, key) != key for dep in dependencies.get(dump_id, ())):
+                key = None
+            last = bool(_TRIGGER_ENTRY.match(line)) and (key is None or key in partitions)
+            owners[dump_id] = key = None if last else key
+            entries.append(_PostDataEntry(line, key, last))
         return entries
 
     def drop(self) -> None:
+        """DROP DATABASE, whatever it holds: its subscriptions, which DROP DATABASE refuses,
+        are dropped first without touching their publishers' slots."""
+        name = sql.Identifier(self.database_name)
         with self._connect(MAINTENANCE_DB) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.database_name)
-                )
-            )
+            row = conn.execute(_SUBSCRIBED_QUERY, (self.database_name,)).fetchone()
+            if row is not None and row[1]:
+                if not row[0]:  # a retired database no longer takes connections
+                    conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
+                self._drop_subscriptions()
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         self._release()
+
+    def _drop_subscriptions(self) -> None:
+        """Drop this database's subscriptions, each disabled and detached from its slot first
+        (a drop would otherwise connect to the publisher to drop the slot)."""
+        with self._connect() as conn:
+            names = [
+                name
+                for (name,) in conn.execute(
+                    "SELECT subname FROM pg_subscription WHERE subdbid ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ]
+            for name in names:
+                subscription = sql.Identifier(name)
+                for statement in (
+                    "ALTER SUBSCRIPTION {} DISABLE",
+                    "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
+                    "DROP SUBSCRIPTION {}",
+                ):
+                    conn.execute(sql.SQL(statement).format(subscription))
 
     def owner(self) -> str:
         with self._connect(MAINTENANCE_DB) as conn:

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from warroom.critical import fault_point
-from warroom.database import DumpInfo, PartRecord, ReadPart, Source, WritePart
+from warroom.database import DumpInfo, LoadReport, PartRecord, ReadPart, Source, WritePart
 from warroom.errors import (
     ConfigurationError,
     ConflictError,
@@ -211,7 +211,7 @@ class SqliteEngine:
         jobs: int,
         dumped_with: str,
         alongside: Callable[[dict[str, int]], None] | None = None,
-    ) -> None:
+    ) -> LoadReport:
         fd, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         temp = Path(temp_name)
         try:
@@ -234,6 +234,7 @@ class SqliteEngine:
             raise DatabaseError(f"cannot restore into {self.path}: {exc}") from exc
         finally:
             temp.unlink(missing_ok=True)
+        return LoadReport()
 
     def drop(self) -> None:
         """Remove the database and SQLite's companion files (a staging file: all of its files,

@@ -1,4 +1,5 @@
 """Deployment checkpoints: readiness checks, their reports, and the deploy/rollback pipeline.
 
-Kept free of imports: :mod:`warroom.config` imports :mod:`warroom.deployment.config`.
+The ``[deployment]`` settings they read belong to the foundation, in
+:mod:`warroom.config.deployment`.
 """

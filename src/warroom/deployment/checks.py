@@ -32,8 +32,8 @@ from packaging.version import InvalidVersion, Version
 from warroom.catalog import Catalog
 from warroom.catalog.store import sqlalchemy_url
 from warroom.config import Settings
+from warroom.config.deployment import CommandConfig, DeploymentConfig, FileConfig
 from warroom.database import Source, open_database
-from warroom.deployment.config import CommandConfig, DeploymentConfig, FileConfig
 from warroom.redact import redact_url
 from warroom.sources import group_by_source
 

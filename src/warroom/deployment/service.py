@@ -74,7 +74,7 @@ class DeploymentService:
         workdir: Path | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = _now,
-        echo: Callable[[str], None] = lambda line: None,
+        echo: Callable[[str, dict[str, Any]], None] = lambda stage, values: None,
         notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
@@ -142,10 +142,15 @@ class DeploymentService:
             previous = self.current_version()
             report = self.validate(version, record=False)
             report.name = f"deploy-{version}-{report.started_at:%Y%m%dT%H%M%S%fZ}"
-            report.stages = {"validate": {"status": "passed" if report.passed else "failed"}}
             report.status = RUNNING
             report.extra["previous_version"] = previous
-            self._save(report)
+            failed = len(report.blocking)
+            self._stage(
+                report,
+                "validate",
+                status="passed" if report.passed else "failed",
+                **({"error": f"{failed} check(s) failed"} if failed else {}),
+            )
             if not report.passed:
                 return self._finish(report, FAILED, previous)
             try:
@@ -158,6 +163,7 @@ class DeploymentService:
             )
             if deployed:
                 return self._finish(report, SUCCEEDED, version)
+            self._untag(report)
             return self._rollback_into(report, previous)
 
     def rollback(self, to_version: str | None = None) -> ValidationReport:
@@ -168,7 +174,8 @@ class DeploymentService:
             target = to_version or (history[-2] if len(history) > 1 else None)
             if target is None:
                 raise NotFoundError(
-                    "no earlier successful deployment to roll back to; pass --to VERSION"
+                    "no earlier successful deployment to roll back to in catalog "
+                    f"{self.catalog.location}; pass --to VERSION"
                 )
             check_version(target)
             started = self.clock()
@@ -218,7 +225,7 @@ class DeploymentService:
     def _stage(self, report: ValidationReport, stage: str, **values: Any) -> None:
         report.stages[stage] = values
         self._save(report)
-        self.echo(f"{stage}: {values.get('status')}")
+        self.echo(stage, values)
 
     def _stage_backup(self, report: ValidationReport, version: str) -> None:
         if not self.settings.database_url:
@@ -237,7 +244,8 @@ class DeploymentService:
         existing = subprocess.run(
             ["git", "rev-list", "-n", "1", tag], cwd=self.workdir, capture_output=True, text=True
         )
-        if existing.returncode == 0:
+        created = existing.returncode != 0
+        if not created:
             if existing.stdout.strip() != commit:
                 self._stage(report, "tag", status="failed", tag=tag, git=True)
                 raise InputError(
@@ -254,7 +262,27 @@ class DeploymentService:
             if made.returncode != 0:
                 self._stage(report, "tag", status="failed", tag=tag, git=True)
                 raise InputError(f"cannot create git tag {tag}: {made.stderr.strip()}")
-        self._stage(report, "tag", status="passed", tag=tag, git=True, commit=commit)
+        self._stage(
+            report, "tag", status="passed", tag=tag, git=True, commit=commit, created=created
+        )
+
+    def _untag(self, report: ValidationReport) -> None:
+        """Remove the tag this deploy created: a failed version is not marked deployed."""
+        tag = report.stages.get("tag", {})
+        if not tag.get("created"):
+            return
+        removed = subprocess.run(
+            ["git", "tag", "-d", tag["tag"]], cwd=self.workdir, capture_output=True, text=True
+        )
+        self._stage(
+            report,
+            "untag",
+            status="passed" if removed.returncode == 0 else "failed",
+            tag=tag["tag"],
+            reason=f"removed {tag['tag']}: the deploy failed"
+            if removed.returncode == 0
+            else f"cannot remove {tag['tag']}: {removed.stderr.strip()}",
+        )
 
     def _stage_command(self, report: ValidationReport, stage: str, command: list[str]) -> bool:
         started = time.monotonic()

@@ -616,9 +616,7 @@ class AutomationEngine:
             check_execution_id(execution_id), self._clock(), EXTERNAL_WORKFLOW
         )
         if status is None:
-            raise NotFoundError(
-                f"no workflow execution {execution_id!r}", execution_id=execution_id
-            )
+            raise self._not_found(execution_id)
         local = self._running.get(execution_id)
         if local is not None:
             local.cancel_requested = True
@@ -898,10 +896,34 @@ class AutomationEngine:
     def _get_row(self, execution_id: str) -> ExecutionRow:
         row = self._store.get(check_execution_id(execution_id))
         if row is None:
-            raise NotFoundError(
-                f"no workflow execution {execution_id!r}", execution_id=execution_id
-            )
+            raise self._not_found(execution_id)
         return row
+
+    def _not_found(self, execution_id: str) -> NotFoundError:
+        return NotFoundError(
+            f"no workflow execution {execution_id!r} in catalog {self._catalog.location}",
+            execution_id=execution_id,
+            catalog=self._catalog.location,
+        )
+
+    def resolve_id(self, prefix: str, shown: int = 10) -> str:
+        """The execution whose id is ``prefix``, else the one whose id starts with it (as git
+        and docker take a unique prefix). Several: InputError listing up to ``shown``."""
+        check_execution_id(prefix)
+        if self._store.get(prefix) is not None:
+            return prefix
+        candidates = self._store.ids_starting_with(prefix, shown + 1)
+        if not candidates:
+            raise self._not_found(prefix)
+        if len(candidates) > 1:
+            listed = ", ".join(candidates[:shown]) + (", ..." if len(candidates) > shown else "")
+            raise InputError(
+                f"execution id prefix {prefix!r} is ambiguous: it matches {listed}; "
+                "give more of the id",
+                prefix=prefix,
+                candidates=candidates[:shown],
+            )
+        return candidates[0]
 
     def _registered(self, workflow: str) -> Callable[..., Any]:
         if workflow not in self._workflows:

@@ -201,6 +201,17 @@ class WorkflowStore:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
         return execution_row(row._mapping) if row else None
 
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` execution ids that start with ``prefix``, in order."""
+        query = (
+            select(executions.c.id)
+            .where(executions.c.id.startswith(prefix, autoescape=True))
+            .order_by(executions.c.id)
+            .limit(limit)
+        )
+        with self.catalog.single() as conn:
+            return [row.id for row in conn.execute(query)]
+
     def list_executions(
         self, status: str | None = None, workflow: str | None = None, limit: int = 1000
     ) -> list[ExecutionRow]:

@@ -18,7 +18,6 @@ from warroom.api.models import (
     DatabaseBackupIn,
     JobOut,
     RestoreIn,
-    RestoreToNewDatabase,
     VerifyIn,
     WorkflowCheckpointIn,
     WorkflowEndIn,
@@ -27,7 +26,7 @@ from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runne
 from warroom.app.backups import backup_details
 from warroom.app.listing import checkpoint_listing
 from warroom.app.workflows import execution_with_states
-from warroom.errors import ConfigurationError, ConflictError, NotFoundError
+from warroom.errors import ConfigurationError, ConflictError, InputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/checkpoints", tags=["checkpoints"], responses=ERRORS)
 
@@ -129,24 +128,33 @@ def list_checkpoints(
 def restore_database(
     request: Request,
     checkpoint_name: Annotated[str, Path(pattern=NAME)],
-    body: Annotated[RestoreIn, Body()],
     principal: Admin,
     services: ServicesDep,
+    body: Annotated[RestoreIn | None, Body()] = None,
     wait: WaitQuery = False,
     timeout: TimeoutQuery = 300,
 ) -> JSONResponse:
-    """Restore a database checkpoint, as a job. The body names the target: ``new_db`` (a new
-    database on the configured server), or ``target: "configured"`` with ``confirm: true``."""
+    """Restore a database checkpoint, as a job. With no body, over the configured
+    DATABASE_URL, after a safety backup of it (400 when no database is configured); with
+    ``{"new_db": NAME}``, into a new database on the configured server. 404: no such
+    checkpoint."""
+    body = body or RestoreIn()
+    if body.new_db is not None and body.target is not None:
+        raise InputError(
+            'give new_db (restore into a new database) or target: "configured" (over '
+            "DATABASE_URL), not both"
+        )
     services.backups.manifest(checkpoint_name)  # 404 now rather than in the job
+    if not services.settings.database_url:
+        raise ConfigurationError(
+            "no database is configured to restore into: set DATABASE_URL for the service"
+        )
     if runner(request).active("restore"):
         raise ConflictError("a restore is already running; wait for its job")
-    if not services.settings.database_url:
-        raise ConfigurationError("the service has no DATABASE_URL configured to restore into")
-    new_db = body.new_db if isinstance(body, RestoreToNewDatabase) else None
     params = {
         "checkpoint_name": checkpoint_name,
-        "new_db": new_db,
-        "target": None if new_db else "configured",
+        "new_db": body.new_db,
+        "target": None if body.new_db else "configured",
         "jobs": body.jobs,
     }
     job = submit_job(request, "restore", params, principal.name)

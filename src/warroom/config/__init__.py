@@ -2,9 +2,13 @@
 
 The seed's variables keep their names (``CHECKPOINT_DIR``, ``BACKUP_DIR``,
 ``CHECKPOINT_RETENTION_DAYS``, ``ENABLE_AUTO_CHECKPOINTS``, ``DATABASE_CHECKPOINT_SCHEDULE``,
-``DATABASE_URL``); new ones start with ``WARROOM_``. In ``warroom.toml`` the same settings are
-written in lower case (``backup_dir = "/srv/backups"``). Nothing is read at import time:
-:meth:`Settings.load` is called by the composition root.
+``DATABASE_URL``); new ones start with ``WARROOM_``, except Railway's ``PORT``. In
+``warroom.toml`` the same settings are written in lower case (``backup_dir = "/srv/backups"``).
+Nothing is read at import time: :meth:`Settings.load` is called by the composition root.
+
+Everything that must survive a redeploy lives under the seed's two directories: the default
+catalog (tokens, workflow executions and their step checkpoints, jobs, deployment history, the
+audit log) is ``$CHECKPOINT_DIR/catalog.db``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,13 +25,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from warroom.deployment.config import DeploymentConfig
+from warroom.config.deployment import DeploymentConfig
 from warroom.errors import ConfigurationError
 
 __all__ = ["Settings"]
 
 CONFIG_FILE_VARIABLE = "WARROOM_CONFIG"
 DEFAULT_CONFIG_FILE = "warroom.toml"
+LOCAL_HOST, ALL_INTERFACES, DEFAULT_PORT = "127.0.0.1", "0.0.0.0", 8000
+
+
+def default_catalog_url(checkpoint_dir: Path) -> str:
+    """The catalog when WARROOM_CATALOG_URL is not set: ``catalog.db`` in CHECKPOINT_DIR."""
+    return f"sqlite:///{checkpoint_dir / 'catalog.db'}"
 
 
 def _aliases(env_name: str, field_name: str) -> AliasChoices:
@@ -120,9 +130,31 @@ class Settings(BaseSettings):
         None, validation_alias=_aliases("DATABASE_URL", "database_url")
     )
     catalog_url: str = Field(
-        "sqlite:///./data/catalog.db",
+        "",
         validation_alias=_aliases("WARROOM_CATALOG_URL", "catalog_url"),
-        description="SQLAlchemy URL of the catalog (SQLite file or PostgreSQL database).",
+        description="SQLAlchemy URL of the catalog (SQLite file or PostgreSQL database); "
+        "default: sqlite:///$CHECKPOINT_DIR/catalog.db.",
+    )
+    # Not plain "host"/"port": those names would also read HOST and PORT from the environment.
+    listen_host: str | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_HOST", "listen_host"),
+        description="Address warroom serve listens on (default 127.0.0.1, or 0.0.0.0 with PORT).",
+    )
+    listen_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias=_aliases("WARROOM_PORT", "listen_port"),
+        description="Port warroom serve listens on (default PORT, else 8000).",
+    )
+    platform_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("PORT"),
+        description="The port a platform such as Railway assigns; then serve listens on "
+        "every interface.",
     )
     pg_bin_dir: Path | None = Field(
         None,
@@ -225,6 +257,22 @@ class Settings(BaseSettings):
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )
+
+    @model_validator(mode="after")
+    def _default_catalog(self) -> Settings:
+        if not self.catalog_url:
+            self.catalog_url = default_catalog_url(self.checkpoint_dir)
+        return self
+
+    def listen_address(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        """Where ``warroom serve`` listens: the given values, else WARROOM_HOST/WARROOM_PORT,
+        else PORT on every interface (as a platform that sets PORT expects), else
+        127.0.0.1:8000."""
+        default_host = ALL_INTERFACES if self.platform_port is not None else LOCAL_HOST
+        return (
+            host or self.listen_host or default_host,
+            port or self.listen_port or self.platform_port or DEFAULT_PORT,
+        )
 
     def pickle_signing_key_bytes(self) -> bytes | None:
         if self.pickle_signing_key is None:

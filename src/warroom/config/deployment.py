@@ -26,7 +26,7 @@ Every key is optional; the defaults give a useful validation with no configurati
 
     [deployment.deploy]
     health_url = "http://127.0.0.1:8000/healthz"
-    rollback_command = "railway redeploy --version {previous_version}"
+    rollback_command = "./rollback.sh {previous_version}"  # scripts/railway-deploy.sh has its own
     restore_database = false
 """
 
