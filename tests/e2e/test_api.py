@@ -424,6 +424,7 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     assert samples[("warroom_checkpoint_stored_bytes", (("type", "database"),))] > 0
     assert "warroom_database_backup_last_success_timestamp_seconds" in families
     assert "warroom_workflow_executions" in families
+    assert {"warroom_workflow_workers", "warroom_workflow_queue_executions"} <= set(families)
     assert any(name == "warroom_api_requests_total" for name, _ in samples)
     (source,) = status["sources"]
     assert status["healthy"] and source["newest_completed"]["age_hours"] < 1
@@ -456,6 +457,10 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
         "/api/v1/workflows/executions/{execution_id}",
         "/api/v1/workflows/executions/{execution_id}/resume",
         "/api/v1/workflows/executions/{execution_id}/cancel",
+        "/api/v1/workflows/executions/{execution_id}/messages",
+        "/api/v1/workflows/executions/{execution_id}/events",
+        "/api/v1/workflows/executions/{execution_id}/fork",
+        "/api/v1/workflows/{name}/start",
         "/api/v1/audit",
         "/healthz",
         "/readyz",

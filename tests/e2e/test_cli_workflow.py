@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from tests.e2e.cli import cli_env, run_warroom
+from tests.e2e.cli import cli_env, run_warroom, warroom_command
 
 JOBS = textwrap.dedent(
     """
@@ -71,3 +72,40 @@ def test_list_show_resume_cancel(tmp_path: Path) -> None:
     assert cancelled.code == 0 and "succeeded" in cancelled.stdout
     missing = run_warroom("workflow", "show", "nope", env=env, cwd=tmp_path)
     assert missing.code == 2 and "no workflow execution 'nope'" in missing.stderr
+
+
+def test_fork_run_by_a_worker_and_the_workers_listing(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    (tmp_path / "jobs.py").write_text(JOBS)
+    subprocess.run(
+        [sys.executable, "jobs.py"], env=env, cwd=tmp_path, check=True, capture_output=True
+    )
+    forked = run_warroom(
+        "workflow", "fork", "etl-1", "--from-step", "1", "--json", env=env, cwd=tmp_path
+    )
+    assert forked.code == 0, forked.stderr
+    fork_id = forked.json()["execution_id"]
+    (tmp_path / "fixed").touch()
+    worker = subprocess.Popen(
+        warroom_command("worker", "--app", "jobs:engine", "--concurrency", "2"),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(1200):
+            shown = run_warroom("workflow", "show", fork_id, "--json", env=env, cwd=tmp_path)
+            if shown.json()["status"] == "succeeded":
+                break
+        assert shown.json()["result"] == 3
+        live = run_warroom("workflow", "workers", "--json", env=env, cwd=tmp_path).json()
+        assert [w["state"] for w in live["workers"]] == ["running"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert (tmp_path / "extract.log").read_text() == "ran\n"  # replayed in the fork, not run
+    listed = run_warroom("workflow", "workers", env=env, cwd=tmp_path)
+    assert "stopped" in listed.stdout and "0/2" in listed.stdout

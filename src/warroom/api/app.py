@@ -14,7 +14,7 @@ from warroom.api.auditing import Audit
 from warroom.api.docs import install_docs
 from warroom.api.errors import error_response, install_error_handlers
 from warroom.api.metrics import RequestMetrics, build_registry
-from warroom.api.routes import checkpoints, manage, operations
+from warroom.api.routes import checkpoints, manage, operations, workflows
 from warroom.api.throttle import LoginThrottle
 from warroom.auth import JwtVerifier
 from warroom.jobs import JobRunner
@@ -95,6 +95,7 @@ def create_app(
     app.include_router(checkpoints.router)
     app.include_router(operations.router)
     app.include_router(manage.router)
+    app.include_router(workflows.router)
     install_web(app)
     registry = build_registry(services)
     app.state.metrics_registry = registry

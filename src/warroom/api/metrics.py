@@ -27,8 +27,37 @@ from warroom.services import Services
 from warroom.sources import SourceBackups, group_by_source
 from warroom.status import archiving_status
 from warroom.workflow.values import BLOB_PREFIX
+from warroom.workflow.worker import list_workers
 
 __all__ = ["RequestMetrics", "build_registry"]
+
+
+def _worker_metrics(services: Services) -> Iterator[Metric]:
+    """Workflow workers by state, their running executions, and queue depths."""
+    found = list_workers(services.catalog, services.workflows.lease.total_seconds())
+    states = GaugeMetricFamily(
+        "warroom_workflow_workers", "Workflow workers, by state.", labels=["state"]
+    )
+    for state in ("running", "draining", "stopped", "lost"):
+        states.add_metric([state], sum(1 for w in found if w.state == state))
+    yield states
+    active = GaugeMetricFamily(
+        "warroom_workflow_worker_active_executions",
+        "Executions each live worker runs now.",
+        labels=["worker"],
+    )
+    for worker in found:
+        if worker.state in ("running", "draining"):
+            active.add_metric([worker.id], worker.active)
+    yield active
+    depth = GaugeMetricFamily(
+        "warroom_workflow_queue_executions",
+        "Queued executions, by queue and status.",
+        labels=["queue", "status"],
+    )
+    for (queue, status), count in services.workflows.queue_store.depths().items():
+        depth.add_metric([queue, status], count)
+    yield depth
 
 
 class CatalogCollector(Collector):
@@ -96,9 +125,10 @@ class CatalogCollector(Collector):
         executions = GaugeMetricFamily(
             "warroom_workflow_executions", "Workflow executions, by status.", labels=["status"]
         )
-        for status in ("pending", "running", "succeeded", "failed", "cancelled"):
+        for status in ("enqueued", "pending", "running", "succeeded", "failed", "cancelled"):
             executions.add_metric([status], by_status.get(status, 0))
         yield executions
+        yield from _worker_metrics(services)
         step_count = GaugeMetricFamily(
             "warroom_workflow_step_duration_seconds_count",
             "Recorded steps, by workflow.",

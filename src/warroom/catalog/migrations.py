@@ -71,6 +71,24 @@ def _v6_sources(conn: Connection) -> None:
     conn.execute(update(table).where(table.c.status == "verified").values(status="restore-tested"))
 
 
+def _v7_queues(conn: Connection) -> None:
+    """Workflow queues, messages, events and workers. Executions get their queue, priority,
+    deduplication id and claim time (a catalog whose table was made by today's code at
+    version 2 has them)."""
+    table = schema.workflow_executions
+    columns = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for name in ("queue_name", "priority", "deduplication_id", "dequeued_at"):
+        if name not in columns:
+            column = table.c[name]
+            column_type = column.type.compile(dialect=conn.dialect)
+            default = " NOT NULL DEFAULT 0" if name == "priority" else ""
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column_type}{default}"))
+    for index in table.indexes:
+        index.create(conn, checkfirst=True)
+    for new in (schema.workflow_messages, schema.workflow_events, schema.workflow_workers):
+        new.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _v1_checkpoints),
     (2, _v2_workflows),
@@ -78,6 +96,7 @@ MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (4, _v4_schedule),
     (5, _v5_schedule_heartbeat),
     (6, _v6_sources),
+    (7, _v7_queues),
 ]
 
 HEAD = MIGRATIONS[-1][0]

@@ -95,7 +95,14 @@ workflow_executions = Table(
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Queued executions (migration 7): the queue, its order, and the catalog's time of claim.
+    Column("queue_name", String(200)),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("deduplication_id", String(200)),  # unique per queue until the execution ends
+    Column("dequeued_at", UTCDateTime),
     Index("warroom_workflow_executions_status", "status", "lease_expires_at"),
+    Index("warroom_workflow_executions_queue", "queue_name", "status", "priority", "created_at"),
+    Index("warroom_workflow_executions_dedup", "queue_name", "deduplication_id", unique=True),
 )
 
 workflow_steps = Table(
@@ -119,6 +126,55 @@ workflow_steps = Table(
     Column("duration_seconds", Float),
     Column("metadata", JSON),
     PrimaryKeyConstraint("execution_id", "number", name="warroom_workflow_steps_pk"),
+)
+
+workflow_messages = Table(
+    "warroom_workflow_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order of arrival
+    Column(
+        "execution_id",
+        String(128),
+        ForeignKey("warroom_workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("topic", String(200), nullable=False),
+    Column("message_key", String(200), nullable=False),  # a resent message has the same key
+    Column("value", LargeBinary, nullable=False),
+    Column("consumed", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("execution_id", "message_key", name="warroom_workflow_messages_key"),
+    Index("warroom_workflow_messages_topic", "execution_id", "topic", "consumed"),
+)
+
+workflow_events = Table(
+    "warroom_workflow_events",
+    metadata,
+    Column(
+        "execution_id",
+        String(128),
+        ForeignKey("warroom_workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("key", String(200), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("execution_id", "key", name="warroom_workflow_events_pk"),
+)
+
+workflow_workers = Table(
+    "warroom_workflow_workers",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("queues", JSON, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # running, draining, stopped
+    Column("active", Integer, nullable=False, default=0),
+    Column("completed", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),  # on the catalog's clock
 )
 
 api_tokens = Table(

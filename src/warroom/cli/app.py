@@ -36,6 +36,7 @@ from warroom.cli.render import (
 from warroom.cli.repo import repo_app
 from warroom.cli.selftest import selftest
 from warroom.cli.service import add_service_commands
+from warroom.cli.worker import add_worker_commands
 from warroom.cli.workflow import workflow_app
 from warroom.database.backups import Progress
 from warroom.database.manifest import validate_name
@@ -66,6 +67,7 @@ app.command("selftest")(selftest)
 add_service_commands(app)
 app.add_typer(key_app, name="key")
 app.add_typer(repo_app, name="repo")
+add_worker_commands(app)
 
 JobsOption = Annotated[
     int,

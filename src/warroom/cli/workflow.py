@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from typing import Annotated
 
 import typer
@@ -18,8 +16,7 @@ from warroom.cli.render import (
     result,
     say,
 )
-from warroom.errors import ConfigurationError
-from warroom.workflow import AutomationEngine
+from warroom.workflow.loading import load_engine
 
 ExecutionIdArgument = Annotated[
     str,
@@ -115,24 +112,6 @@ def cancel(
             result(f"{execution_id}: cancellation requested; it stops before its next step")
         else:
             result(f"{execution_id}: {status}")
-
-
-def load_engine(app_path: str) -> AutomationEngine:
-    """The AutomationEngine at ``module:attribute`` (the module registers the workflows)."""
-    module_name, _, attribute = app_path.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(
-            f"--app {app_path!r} must be module:attribute, e.g. myjobs.workflows:engine"
-        )
-    sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r} for --app: {exc}") from exc
-    engine = getattr(module, attribute, None)
-    if not isinstance(engine, AutomationEngine):
-        raise ConfigurationError(f"{app_path!r} is not an AutomationEngine")
-    return engine
 
 
 @workflow_app.command("resume")

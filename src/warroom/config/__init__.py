@@ -210,6 +210,12 @@ class Settings(BaseSettings):
         validation_alias=_aliases("WARROOM_WORKFLOW_LEASE_SECONDS", "workflow_lease_seconds"),
         description="How long a dead worker's executions wait before another takes them over.",
     )
+    app: str | None = Field(
+        None,
+        validation_alias=_aliases("WARROOM_APP", "app"),
+        description="module:attribute of the AutomationEngine whose workflows the service "
+        "starts (POST /api/v1/workflows/{name}/start), e.g. myjobs.workflows:engine.",
+    )
     workflow_blob_threshold: int = Field(
         256 * 1024,
         ge=0,

@@ -8,6 +8,9 @@ from warroom.workflow.engine import (
     StepInfo,
     StepMismatchError,
 )
+from warroom.workflow.handles import WorkflowHandle
+from warroom.workflow.queues import Queue
+from warroom.workflow.worker import Worker
 
 __all__ = [
     "AutomationEngine",
@@ -16,4 +19,7 @@ __all__ = [
     "StepFailedError",
     "StepInfo",
     "StepMismatchError",
+    "Queue",
+    "Worker",
+    "WorkflowHandle",
 ]

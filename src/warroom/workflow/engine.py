@@ -42,6 +42,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,11 @@ from warroom.errors import (
     WarroomError,
 )
 from warroom.repository import Repository, Storage, open_repository
+from warroom.scheduler import parse_schedule
 from warroom.workflow.failures import error_text, failure_record, replayed_failure
+from warroom.workflow.handles import WorkflowHandle
+from warroom.workflow.messages import MessageStore
+from warroom.workflow.queues import Queue, QueueStore
 from warroom.workflow.store import (
     CANCELLED,
     FAILED,
@@ -94,12 +99,19 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")  # topics, event and message keys
+SCHEDULED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 EXTERNAL_WORKFLOW = "external"
 STARTED = "started"
 
 
 class _Cancelled(Exception):
     """Raised inside a run to stop it before its next step."""
+
+
+class _HandedBack(Exception):
+    """Raised inside a run to stop it before its next step and give it back (a worker that
+    stops)."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +233,7 @@ class _Run:
         self.failures: list[_Failure] = []
         self.cancel_requested = False
         self.lease_lost = False
+        self.handed_back = False
         self.wakeup = threading.Event()
         self._lock = threading.Lock()
 
@@ -250,6 +263,8 @@ class _Run:
             )
         if self.cancel_requested:
             raise _Cancelled()
+        if self.handed_back:
+            raise _HandedBack()
 
     def sleep(self, seconds: float) -> None:
         """Wait between attempts; a cancellation or a lost lease cuts the wait short."""
@@ -286,6 +301,15 @@ _in_step: ContextVar[bool] = ContextVar("warroom_in_step", default=False)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_label(what: str, label: str) -> str:
+    if not LABEL.fullmatch(label):
+        raise InputError(
+            f"invalid {what} {label!r}: 1 to 200 characters, starting with a letter or digit, "
+            "then letters, digits, '.', '_', ':', '@', '/' or '-'"
+        )
+    return label
 
 
 def check_execution_id(execution_id: str) -> str:
@@ -336,19 +360,34 @@ class AutomationEngine:
         self._owns_catalog = catalog is None
         self._catalog = catalog or open_catalog(catalog_url or settings.catalog_url)
         self._store = WorkflowStore(self._catalog)
+        self.schedule_catch_up = timedelta(seconds=settings.schedule_catch_up_seconds)
         self.auto_checkpoints = settings.enable_auto_checkpoints
         self.retention_days = settings.checkpoint_retention_days
         self.lease = timedelta(seconds=lease_seconds or settings.workflow_lease_seconds)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock
         self._workflows: dict[str, Callable[..., Any]] = {}
+        self._queues: dict[str, Queue] = {}
+        self.queue_store = QueueStore(self._catalog)
+        self._messages = MessageStore(self._catalog)
+        self._mail = threading.Condition()  # notified when this process sends a message
+        self.poll_interval = 0.2  # how often waits for messages, events and results look
+        self._background: ThreadPoolExecutor | None = None
+        self._background_lock = threading.Lock()
+        self.schedules: dict[str, str] = {}  # workflow name -> cron expression
         self._running: dict[str, _Run] = {}
         self._keeper: threading.Thread | None = None
         self._keeper_lock = threading.Lock()
         self._closed = threading.Event()
 
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
     def close(self) -> None:
         self._closed.set()
+        if self._background is not None:
+            self._background.shutdown(wait=True)
         if self._owns_catalog:
             self._catalog.close()
 
@@ -555,14 +594,9 @@ class AutomationEngine:
         expired on the catalog's clock) or that was asked to resume. Call it when a worker
         starts; returns the ids it resumed."""
         resumed = []
-        for execution_id in self._store.abandoned(sorted(self._workflows)):
-            try:
-                plan = self._claim(execution_id)
-            except ConflictError:
-                continue  # another worker took it first
-            if plan is not None:
-                self._run_plan(plan)
-                resumed.append(execution_id)
+        for plan in self._abandoned_plans():
+            self._run_plan(plan)
+            resumed.append(plan.execution_id)
         return resumed
 
     def request_resume(self, execution_id: str) -> Execution:
@@ -590,6 +624,276 @@ class AutomationEngine:
             local.cancel_requested = True
             local.wakeup.set()
         return status
+
+    # -- background runs, queues, forks, schedules ------------------------------------------
+
+    def start_workflow(
+        self, workflow: str, /, *args: Any, execution_id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle:
+        """Start ``workflow`` in a background thread of this process and return its handle at
+        once (the execution is created, or found, before this returns: its errors are raised
+        here). Inside a running workflow the id is derived from the parent's, and an
+        execution that exists already is not started again."""
+        parent = self._calling_run(f"workflow {workflow!r}", strict=False)
+        if parent is not None:
+            execution_id = execution_id or self._child_id(parent, parent.next_number())
+            if self._store.get(check_execution_id(execution_id)) is not None:
+                self._same_execution(execution_id, workflow, args, kwargs)
+                return WorkflowHandle(self, execution_id)
+        execution_id, plan = self._start(workflow, args, kwargs, execution_id, resume_failed=True)
+        if plan is None:
+            return WorkflowHandle(self, execution_id)
+        with self._background_lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(32, thread_name_prefix="warroom-workflow")
+        return WorkflowHandle(self, execution_id, self._background.submit(self._run_plan, plan))
+
+    def queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        worker_concurrency: int | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        priority: bool = False,
+    ) -> Queue:
+        """Declare the queue ``name`` (see :mod:`warroom.workflow.queues`) and return it;
+        every process that enqueues to it or works it declares it the same way."""
+        queue = Queue(name, self, concurrency, worker_concurrency, rate_limit, priority)
+        if self._queues.setdefault(name, queue) != queue:
+            raise ConfigurationError(f"queue {name!r} is already declared with other limits")
+        return self._queues[name]
+
+    @property
+    def queues(self) -> dict[str, Queue]:
+        return dict(self._queues)
+
+    def _enqueue(
+        self,
+        workflow: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+        placement: tuple[str, int, str | None],
+    ) -> WorkflowHandle:
+        """:meth:`Queue.enqueue`: insert the execution enqueued at ``placement`` (queue,
+        priority, deduplication id)."""
+        self._registered(workflow)
+        parent = self._calling_run(f"enqueue of {workflow!r}", strict=False)
+        if parent is not None and execution_id is None:
+            execution_id = self._child_id(parent, parent.next_number())
+        execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
+        inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
+        if self._store.create_execution(
+            execution_id, workflow, inputs, self._clock(), queue=placement
+        ):
+            return WorkflowHandle(self, execution_id)
+        if self._store.get(execution_id) is not None:
+            self._same_execution(execution_id, workflow, args, kwargs)
+            return WorkflowHandle(self, execution_id)
+        queue, _, deduplication_id = placement
+        holder = self.queue_store.holder_of(queue, deduplication_id) if deduplication_id else None
+        raise ConflictError(
+            f"queue {queue!r} already has execution {holder or '(just ended)'} with "
+            f"deduplication id {deduplication_id!r}",
+            queue=queue,
+            deduplication_id=deduplication_id,
+            execution_id=holder,
+        )
+
+    def _claim_queued(self, queue: Queue, most: int) -> list[_Plan]:
+        """Claim up to ``most`` executions of ``queue`` for this engine to run."""
+        rows = self.queue_store.claim(queue, most, self.worker_id, self._clock(), self.lease)
+        return [self._plan_of(row, with_steps=row.runs > 1) for row in rows]
+
+    def _abandoned_plans(self) -> Iterator[_Plan]:
+        """Claim, one by one as the caller asks, the executions :meth:`recover` takes over."""
+        for execution_id in self._store.abandoned(sorted(self._workflows)):
+            try:
+                plan = self._claim(execution_id)
+            except ConflictError:
+                continue  # another worker took it first
+            if plan is not None:
+                yield plan
+
+    def _hand_back(self) -> None:
+        """Stop every execution this engine runs before its next step, and give it back to
+        its queue (or make it pending) for another worker."""
+        for run in list(self._running.values()):
+            run.handed_back = True
+            run.wakeup.set()
+        with self._mail:
+            self._mail.notify_all()
+
+    def fork(self, execution_id: str, from_step: int, *, new_id: str | None = None) -> str:
+        """A new execution of ``execution_id``'s workflow and inputs whose steps before
+        ``from_step`` replay that execution's record and the others run anew (to go on after
+        a fix). It is pending: a worker (or :meth:`resume`) runs it. Returns its id."""
+        source = self._get_row(execution_id)
+        if source.workflow == EXTERNAL_WORKFLOW:
+            raise InputError(f"execution {execution_id} is external: it cannot be forked")
+        if from_step < 0:
+            raise InputError(f"from_step must be 0 or more, not {from_step}")
+        new_id = check_execution_id(new_id or uuid.uuid4().hex)
+        if self._store.get(new_id) is not None:
+            raise ConflictError(f"execution {new_id} exists already", execution_id=new_id)
+        self._store.fork(source, new_id, from_step, self._clock())
+        return new_id
+
+    def scheduled(
+        self, cron: str, *, name: str | None = None
+    ) -> Callable[[Callable[[datetime], R]], Callable[[datetime], R]]:
+        """Register a workflow run once per slot of ``cron`` (five fields, optionally after
+        ``CRON_TZ=Zone``) across all workers: see :mod:`warroom.workflow.scheduled`. The
+        function takes the slot's time."""
+
+        def register(fn: Callable[[datetime], R]) -> Callable[[datetime], R]:
+            workflow = name or fn.__name__
+            if not SCHEDULED_NAME.fullmatch(workflow):
+                raise InputError(
+                    f"scheduled workflow name {workflow!r}: 1 to 40 letters, digits, '.', '_' "
+                    "or '-'"
+                )
+            parse_schedule(workflow, cron, "UTC")
+            registered = self.workflow(workflow)(fn)
+            self.schedules[workflow] = cron
+            return registered
+
+        return register
+
+    # -- durable sleep, messages and events -------------------------------------------------
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep durably: inside a workflow the wake time is recorded (a step), so a resumed
+        execution sleeps only what is left. A cancellation or a stopping worker cuts the
+        sleep short and stops the execution there. Outside a workflow, an ordinary sleep."""
+        run = self._calling_run("engine.sleep()")
+        if run is None:
+            time.sleep(seconds)
+            return
+        wake = self._once(
+            run, "sleep", "sleep", lambda _: self._clock() + timedelta(seconds=seconds)
+        )
+        left = (wake - self._clock()).total_seconds()
+        if left > 0:
+            run.sleep(left)
+
+    def send(
+        self, execution_id: str, topic: str, value: Any, *, idempotency_key: str | None = None
+    ) -> str:
+        """Send ``value`` to the execution ``execution_id`` under ``topic``; returns the
+        message's key. Delivered once per key: inside a workflow the key is derived from the
+        sender's id and step number (a replayed send delivers nothing more); elsewhere it is
+        ``idempotency_key``, or a new one."""
+        self._get_row(execution_id)
+        _check_label("topic", topic)
+        stored = self._values.dump(value, "the message")
+
+        def deliver(key: str) -> str:
+            self._messages.send(
+                execution_id, topic, _check_label("key", key), stored, self._clock()
+            )
+            with self._mail:
+                self._mail.notify_all()
+            return key
+
+        run = self._calling_run("engine.send()", strict=False)
+        if run is None:
+            return deliver(idempotency_key or uuid.uuid4().hex)
+        return self._once(
+            run,
+            f"send:{topic}",
+            "send",
+            lambda number: deliver(idempotency_key or f"{run.execution_id}:{number}"),
+        )
+
+    def recv(self, topic: str, timeout: float = 60.0) -> Any:
+        """Inside a workflow: the oldest message sent to this execution under ``topic``,
+        waiting up to ``timeout`` seconds for one; None when none came. The message is
+        consumed in the transaction that records this step, so it is received exactly once;
+        a resumed execution gets it back from the record. A wait cut short by a crash starts
+        again, for the whole ``timeout``, when the execution resumes."""
+        run = self._calling_run("engine.recv()")
+        if run is None:
+            raise InputError("engine.recv() waits for a message: call it inside a workflow")
+        number, name = run.next_number(), f"recv:{_check_label('topic', topic)}"
+        recorded = self._recorded(run, number, name)
+        if recorded is not None:
+            return None if recorded.result is None else self._values.load(recorded.result)
+        deadline = time.monotonic() + timeout
+        while True:
+            run.raise_if_stopped()
+            now = self._clock()
+            step = StepRow(number, name, "recv", SUCCEEDED, None, None, 1, now, now, 0.0, None)
+            received = self._messages.receive(run.execution_id, self.worker_id, topic, step)
+            if received is None:
+                run.lease_lost = True
+                run.raise_if_stopped()
+            if received and step.result is not None:
+                run.steps[number] = step
+                return self._values.load(step.result)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                step.result = self._values.dump(None)
+                self._record(run, step)
+                return None
+            with self._mail:
+                self._mail.wait(min(left, self.poll_interval))
+
+    def set_event(self, key: str, value: Any) -> None:
+        """Inside a workflow: publish ``value`` as this execution's event ``key`` (the latest
+        value wins), for :meth:`get_event` and the API to read."""
+        run = self._calling_run("engine.set_event()")
+        if run is None:
+            raise InputError("engine.set_event() publishes a workflow's event: call it inside one")
+        stored = self._values.dump(value, f"event {_check_label('key', key)!r}")
+        self._once(
+            run,
+            f"event:{key}",
+            "event",
+            lambda _: self._messages.set_event(run.execution_id, key, stored, self._clock()),
+        )
+
+    def get_event(self, execution_id: str, key: str, timeout: float = 60.0) -> Any:
+        """The value of ``execution_id``'s event ``key``, waiting up to ``timeout`` seconds
+        for it to be set; None if it was not. Inside a workflow the value read is recorded."""
+        self._get_row(execution_id)
+
+        def read(_: int = 0) -> Any:
+            deadline, pause = time.monotonic() + timeout, threading.Event()
+            while True:
+                found = self._messages.events(execution_id, key)
+                if key in found:
+                    return self._values.load(found[key])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                pause.wait(min(left, self.poll_interval))
+
+        run = self._calling_run("engine.get_event()", strict=False)
+        return read() if run is None else self._once(run, f"get_event:{key}", "event", read)
+
+    def events(self, execution_id: str) -> dict[str, Any]:
+        """Every event of an execution, key -> latest value."""
+        self._get_row(execution_id)
+        return {k: self._values.load(v) for k, v in self._messages.events(execution_id).items()}
+
+    def _once(self, run: _Run, name: str, kind: str, compute: Callable[[int], T]) -> T:
+        """An operation of the workflow recorded as a step: on resume its recorded value,
+        otherwise ``compute(step number)``, recorded."""
+        number = run.next_number()
+        recorded = self._recorded(run, number, name)
+        if recorded is not None and recorded.status == SUCCEEDED:
+            loaded = None if recorded.result is None else self._values.load(recorded.result)
+            return cast(T, loaded)
+        run.raise_if_stopped()
+        value = compute(number)
+        now = self._clock()
+        stored = self._values.dump(value, f"the value of {name!r}")
+        self._record(
+            run, StepRow(number, name, kind, SUCCEEDED, stored, None, 1, now, now, 0.0, None)
+        )
+        return value
 
     def _get_row(self, execution_id: str) -> ExecutionRow:
         row = self._store.get(check_execution_id(execution_id))
@@ -651,6 +955,16 @@ class AutomationEngine:
             execution_id, workflow, inputs, self._clock(), owner=self.worker_id, lease=self.lease
         ):
             return execution_id, _Plan(execution_id, workflow, list(args), kwargs, {})
+        row = self._same_execution(execution_id, workflow, args, kwargs)
+        if row.status == PENDING or (row.status == FAILED and resume_failed):
+            return execution_id, self._claim(execution_id)
+        return execution_id, None
+
+    def _same_execution(
+        self, execution_id: str, workflow: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> ExecutionRow:
+        """The existing execution ``execution_id``; ConflictError unless it is of ``workflow``
+        with these arguments."""
         row = self._get_row(execution_id)
         recorded = self._values.load(row.inputs)
         if row.workflow != workflow or recorded != [list(args), kwargs]:
@@ -662,9 +976,7 @@ class AutomationEngine:
                 recorded_workflow=row.workflow,
                 called_workflow=workflow,
             )
-        if row.status == PENDING or (row.status == FAILED and resume_failed):
-            return execution_id, self._claim(execution_id)
-        return execution_id, None
+        return row
 
     def _claim(self, execution_id: str) -> _Plan | None:
         """Take the lease of an execution to resume it; None when it has succeeded."""
@@ -686,8 +998,14 @@ class AutomationEngine:
                 f"({current.lease_owner}, lease until {current.lease_expires_at})",
                 execution_id=execution_id,
             )
+        return self._plan_of(row, with_steps=True)
+
+    def _plan_of(self, row: ExecutionRow, with_steps: bool) -> _Plan:
+        """What to run of an execution this worker has just claimed; ``with_steps``: load its
+        recorded steps (a first run has none)."""
         args, kwargs = self._values.load(row.inputs)
-        return _Plan(execution_id, row.workflow, args, kwargs, self._store.load_steps(execution_id))
+        recorded = self._store.load_steps(row.id) if with_steps else {}
+        return _Plan(row.id, row.workflow, args, kwargs, recorded)
 
     def _run_plan(self, plan: _Plan) -> _Outcome:
         with self._executing(plan) as outcome:
@@ -719,6 +1037,8 @@ class AutomationEngine:
             yield outcome
         except _Cancelled:
             self._store.finish(execution_id, self.worker_id, CANCELLED, self._clock())
+        except _HandedBack:
+            self._store.release(execution_id, self.worker_id, self._clock())
         except LeaseLostError:
             pass  # the new owner records everything from here on
         except Exception as exc:
@@ -954,6 +1274,7 @@ class AutomationEngine:
                 value = yield None
                 break
             except Exception as exc:
+                run.raise_if_stopped()  # a run that is stopping records nothing more
                 if attempts > options.retries:
                     self._fail(run, number, options, started, attempts, exc, rerun=True)
                     raise
@@ -1026,29 +1347,7 @@ class AutomationEngine:
                 "engine.checkpoint() records a workflow's state: call it inside a running "
                 "workflow, outside its steps"
             )
-        number, name = run.next_number(), f"checkpoint:{label}"
-        recorded = self._recorded(run, number, name)
-        if recorded is not None and recorded.status == SUCCEEDED:
-            return None if recorded.result is None else self._values.load(recorded.result)
-        run.raise_if_stopped()
-        now = self._clock()
-        self._record(
-            run,
-            StepRow(
-                number,
-                name,
-                "checkpoint",
-                SUCCEEDED,
-                self._values.dump(state, "the checkpoint state"),
-                None,
-                1,
-                now,
-                now,
-                0.0,
-                None,
-            ),
-        )
-        return state
+        return self._once(run, f"checkpoint:{label}", "checkpoint", lambda _: state)
 
     # -- external checkpoints (POST /api/v1/checkpoints/workflow) ---------------------------
 

@@ -25,10 +25,12 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     cast,
     delete,
     exists,
     func,
+    literal,
     or_,
     select,
     true,
@@ -40,17 +42,18 @@ from warroom.catalog import Catalog
 from warroom.catalog.schema import workflow_executions as executions
 from warroom.catalog.schema import workflow_steps as steps
 
-__all__ = ["ExecutionRow", "StepRow", "WorkflowStore"]
+__all__ = ["ExecutionRow", "SqlClock", "StepRow", "WorkflowStore"]
 
-RUNNING, PENDING, SUCCEEDED, FAILED, CANCELLED = (
+RUNNING, PENDING, SUCCEEDED, FAILED, CANCELLED, ENQUEUED = (
     "running",
     "pending",
     "succeeded",
     "failed",
     "cancelled",
+    "enqueued",
 )
 RERUN = "failed-rerun"  # a step failure that ended its execution: run again on resume
-STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+STATUSES = (ENQUEUED, PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 
 
@@ -85,6 +88,9 @@ class ExecutionRow:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    queue_name: str | None = None
+    priority: int = 0
+    deduplication_id: str | None = None
 
 
 class SqlClock:
@@ -124,7 +130,7 @@ class _SqliteClock(SqlClock):
         return func.strftime(self.FORMAT, "now", f"{delta.total_seconds():+.3f} seconds")
 
 
-def _execution(row: Any) -> ExecutionRow:
+def execution_row(row: Any) -> ExecutionRow:
     return ExecutionRow(**{key: row[key] for key in ExecutionRow.__dataclass_fields__})
 
 
@@ -153,9 +159,12 @@ class WorkflowStore:
         status: str = PENDING,
         owner: str | None = None,
         lease: timedelta | None = None,
+        queue: tuple[str, int, str | None] | None = None,
     ) -> bool:
-        """Insert an execution; False when one with this id already exists (left as it is).
-        With ``owner``, it is inserted running under that worker's lease."""
+        """Insert an execution; False when one with this id (or, on a queue, this
+        deduplication id) already exists (left as it is). With ``owner``, it is inserted
+        running under that worker's lease; with ``queue`` (name, priority, deduplication id),
+        enqueued there."""
         values: dict[str, Any] = {
             "id": execution_id,
             "workflow": workflow,
@@ -174,10 +183,14 @@ class WorkflowStore:
                 runs=1,
                 started_at=now,
             )
+        if queue is not None:
+            values.update(
+                status=ENQUEUED, queue_name=queue[0], priority=queue[1], deduplication_id=queue[2]
+            )
         statement = (
             self._insert(executions)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["id"])
+            .on_conflict_do_nothing()
             .returning(executions.c.id)  # rowcount is not reliable for INSERTs
         )
         with self.catalog.single() as conn:
@@ -186,7 +199,7 @@ class WorkflowStore:
     def get(self, execution_id: str) -> ExecutionRow | None:
         with self.catalog.single() as conn:
             row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
-        return _execution(row._mapping) if row else None
+        return execution_row(row._mapping) if row else None
 
     def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` execution ids that start with ``prefix``, in order."""
@@ -208,7 +221,7 @@ class WorkflowStore:
         if workflow:
             query = query.where(executions.c.workflow == workflow)
         with self.catalog.single() as conn:
-            return [_execution(row._mapping) for row in conn.execute(query)]
+            return [execution_row(row._mapping) for row in conn.execute(query)]
 
     def claim(self, execution_id: str, owner: str, now: datetime, lease: timedelta) -> bool:
         """Take the lease of a pending, failed, cancelled or abandoned execution and mark it
@@ -289,8 +302,51 @@ class WorkflowStore:
                         updated_at=now,
                         lease_owner=None,
                         lease_expires_at=None,
+                        deduplication_id=None,  # the id may be enqueued again
                     )
                 ).rowcount
+            )
+
+    def release(self, execution_id: str, owner: str, now: datetime) -> bool:
+        """Hand a held execution back: to its queue, or pending for any worker's recover()."""
+        with self.catalog.single() as conn:
+            return bool(
+                conn.execute(
+                    update(executions)
+                    .where(self._held(execution_id, owner))
+                    .values(
+                        status=case((executions.c.queue_name.is_(None), PENDING), else_=ENQUEUED),
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                ).rowcount
+            )
+
+    def fork(self, source: ExecutionRow, new_id: str, from_step: int, now: datetime) -> None:
+        """A new pending execution of ``source``'s workflow and inputs, with its steps before
+        ``from_step`` copied (so they replay); any worker's recover() runs it."""
+        columns = [column for column in steps.c if column.name != "execution_id"]
+        with self.catalog.transaction() as conn:
+            conn.execute(
+                executions.insert().values(
+                    id=new_id,
+                    workflow=source.workflow,
+                    status=PENDING,
+                    inputs=source.inputs,
+                    runs=0,
+                    cancel_requested=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                steps.insert().from_select(
+                    ["execution_id", *(c.name for c in columns)],
+                    select(literal(new_id, String()), *columns).where(
+                        steps.c.execution_id == source.id, steps.c.number < from_step
+                    ),
+                )
             )
 
     def finish_external(
@@ -321,9 +377,9 @@ class WorkflowStore:
     def request_cancel(
         self, execution_id: str, now: datetime, external_workflow: str
     ) -> str | None:
-        """Cancel: a pending or failed execution, or a running one of ``external_workflow``, at
-        once; a running one of the engine's before its next step. Returns the status after the
-        request, None if there is no such execution."""
+        """Cancel: an enqueued, pending or failed execution, or a running one of
+        ``external_workflow``, at once; a running one of the engine's before its next step.
+        Returns the status after the request, None if there is no such execution."""
         with self.catalog.transaction() as conn:
             row = conn.execute(
                 select(executions.c.status, executions.c.workflow).where(
@@ -339,11 +395,13 @@ class WorkflowStore:
                     .values(cancel_requested=True, updated_at=now)
                 )
                 return RUNNING
-            if row[0] in (PENDING, FAILED, RUNNING):
+            if row[0] in (ENQUEUED, PENDING, FAILED, RUNNING):
                 conn.execute(
                     update(executions)
                     .where(executions.c.id == execution_id)
-                    .values(status=CANCELLED, finished_at=now, updated_at=now)
+                    .values(
+                        status=CANCELLED, finished_at=now, updated_at=now, deduplication_id=None
+                    )
                 )
                 return CANCELLED
             return str(row[0])
