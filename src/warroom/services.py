@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from warroom.auth import TokenStore
 from warroom.catalog import Catalog, open_catalog
 from warroom.catalog.legacy import adopt_old_catalog
 from warroom.cleanup import CleanupService
@@ -14,19 +18,21 @@ from warroom.config import Settings, default_catalog_url
 from warroom.database.backups import BackupService
 from warroom.database.pitr import PointInTimeRecovery
 from warroom.deployment.service import DeploymentService
+from warroom.jobs import Job, JobRunner
 from warroom.notify import Notifier
 from warroom.storage import Storage, open_storage
 from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "replica_owner", "start_job_runner"]
 
 log = logging.getLogger("warroom")
 
 
 @dataclass
 class Services:
-    """Everything the adapters (CLI, API) call. Close it (or use ``with``) when done."""
+    """Everything the faces (CLI, API, web UI) call, through :mod:`warroom.app`. Close it (or
+    use ``with``) when done."""
 
     settings: Settings
     catalog: Catalog
@@ -38,6 +44,7 @@ class Services:
     notifier: Notifier
     wal: WalArchive
     pitr: PointInTimeRecovery
+    tokens: TokenStore
 
     def close(self) -> None:
         self.workflows.close()
@@ -88,4 +95,22 @@ def build_services(settings: Settings | None = None) -> Services:
         notifier=notifier,
         wal=wal,
         pitr=PointInTimeRecovery(backups, wal),
+        tokens=TokenStore(catalog),
     )
+
+
+def replica_owner() -> str:
+    """A name for this process, unique across hosts and restarts: who holds a job or a slot."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def start_job_runner(services: Services, owner: str) -> JobRunner:
+    """The runner of the long operations of the service replica ``owner`` (its heartbeat
+    starts now; the caller closes it). A job that fails is notified as ``<kind>_failed``."""
+
+    def job_failed(job: Job) -> None:
+        message = (job.error or {}).get("message", "failed")
+        summary = f"{job.kind} job {job.id}: {message}"
+        services.notifier.notify(f"{job.kind}_failed", summary, job_id=job.id, kind=job.kind)
+
+    return JobRunner(services.catalog, owner, on_failure=job_failed)

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from warroom.api.throttle import LoginThrottle
-from warroom.auth import JwtVerifier, Principal, TokenStore
+from warroom.auth import JwtVerifier, Principal
 from warroom.errors import AuthError, TooManyFailuresError
 from warroom.services import Services
 
@@ -47,7 +47,7 @@ def authenticate(request: Request, services: ServicesDep) -> Principal:
     token = credentials.strip()
     principal = None
     if scheme.lower() == "bearer" and token:
-        principal = TokenStore(services.catalog).verify(token)
+        principal = services.tokens.verify(token)
         jwt: JwtVerifier = request.app.state.jwt
         if principal is None and jwt.enabled:
             principal = jwt.verify(token)

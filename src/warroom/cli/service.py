@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
-from warroom.auth import ROLES, TokenStore
+from warroom.app import tokens
+from warroom.app.schedules import schedule_table
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     checkpoint_table,
@@ -21,12 +20,11 @@ from warroom.cli.render import (
     escape,
     human_bytes,
     human_time,
-    reporting_errors,
     result,
     say,
 )
-from warroom.errors import ConfigurationError, InputError
-from warroom.jobs import Job, JobRunner
+from warroom.errors import ConfigurationError
+from warroom.services import replica_owner, start_job_runner
 from warroom.storage.files import os_reason
 
 schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
@@ -68,18 +66,8 @@ def add_service_commands(app: typer.Typer) -> None:
             address = services.settings.listen_address(host, port)
             sock = _listen(*address)
             say(f"War Room Checkpoints listening on http://{address[0]}:{address[1]}")
-            owner = _owner()
-
-            def job_failed(job: Job) -> None:
-                message = (job.error or {}).get("message", "failed")
-                services.notifier.notify(
-                    f"{job.kind}_failed",
-                    f"{job.kind} job {job.id}: {message}",
-                    job_id=job.id,
-                    kind=job.kind,
-                )
-
-            jobs = JobRunner(services.catalog, owner, on_failure=job_failed)
+            owner = replica_owner()
+            jobs = start_job_runner(services, owner)
             interrupted = jobs.fail_interrupted()
             if interrupted:
                 say(
@@ -110,7 +98,7 @@ def add_service_commands(app: typer.Typer) -> None:
         from warroom.scheduler.jobs import build_scheduler
 
         with services_for(False) as services:
-            scheduler = build_scheduler(services, _owner())
+            scheduler = build_scheduler(services, replica_owner())
             if once:
                 for name in scheduler.tick(wait=True):
                     result(f"ran {name}")
@@ -184,31 +172,28 @@ def create_token(
     as_json: JsonOption = False,
 ) -> None:
     """Create a token. It is printed once, on stdout; only its hash is stored."""
-    with reporting_errors(as_json):
-        if role not in ROLES:
-            raise InputError(f"unknown role {role!r}: use viewer, operator or admin")
     with services_for(as_json) as services:
-        info, token = TokenStore(services.catalog).create(name, role)
+        created = tokens.create_token(services, name=name, role=role)
         if as_json:
-            emit_json({**info.to_dict(), "token": token})
+            emit_json(created.to_dict())
             return
-        typer.echo(token)
-        say(f"created {role} token {name!r} ({info.id}); it is shown only this once")
+        typer.echo(created.token)
+        say(f"created {role} token {name!r} ({created.info.id}); it is shown only this once")
 
 
 @token_app.command("list")
 def list_tokens(as_json: JsonOption = False) -> None:
     """Tokens with their role, creation and last use (never the tokens themselves)."""
     with services_for(as_json) as services:
-        tokens = [t.to_dict() for t in TokenStore(services.catalog).list()]
+        listing = tokens.list_tokens(services).to_dict()
         if as_json:
-            emit_json({"tokens": tokens})
+            emit_json(listing)
             return
-        if not tokens:
+        if not listing["tokens"]:
             say("no tokens; create one with warroom token create --role admin --name NAME")
             return
         checkpoint_table(
-            tokens,
+            listing["tokens"],
             [
                 ("ID", lambda r: r["id"]),
                 ("NAME", lambda r: r["name"]),
@@ -227,7 +212,7 @@ def revoke_token(
 ) -> None:
     """Revoke a token: it stops working at once."""
     with services_for(as_json) as services:
-        info = TokenStore(services.catalog).revoke(name)
+        info = tokens.revoke_token(services, name)
         if as_json:
             emit_json(info.to_dict())
         else:
@@ -303,22 +288,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 @schedule_app.command("list")
 def list_schedule(as_json: JsonOption = False) -> None:
     """Each scheduled job: its cron expression, next run, and last run with its outcome."""
-    from warroom.scheduler.jobs import build_scheduler
-
     with services_for(as_json) as services:
-        rows = build_scheduler(services, _owner()).describe()
+        table = schedule_table(services, datetime.now(UTC))
         if as_json:
-            emit_json({"jobs": rows})
+            emit_json(table.to_dict())
             return
         checkpoint_table(
-            rows,
+            table.jobs,
             [
                 ("JOB", lambda r: r["job"]),
                 ("SCHEDULE", lambda r: r["schedule"] or "off"),

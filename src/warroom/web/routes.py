@@ -23,9 +23,10 @@ from warroom.app.deployments import deployment_history
 from warroom.app.jobs import job_progress
 from warroom.app.listing import checkpoint_listing
 from warroom.app.schedules import schedule_table
+from warroom.app.tokens import list_tokens
 from warroom.app.workflows import execution_with_states
 from warroom.audit import read_audit
-from warroom.auth import ROLES, Principal, TokenStore, role_allows
+from warroom.auth import ROLES, Principal, role_allows
 from warroom.database.verification import STATUSES
 from warroom.status import system_status
 from warroom.web.present import FILTERS, badge_of
@@ -89,7 +90,7 @@ def overview(request: Request, principal: Viewer, services: ServicesDep) -> HTML
         "overview.html",
         principal,
         status=system_status(services, now),
-        schedules={row["job"]: row for row in schedule_table(services, now)},
+        schedules={row["job"]: row for row in schedule_table(services, now).jobs},
         stale_after_hours=services.settings.stale_after_hours,
     )
 
@@ -202,9 +203,9 @@ def admin(request: Request, principal: Admin, services: ServicesDep) -> HTMLResp
         request,
         "admin.html",
         principal,
-        tokens=TokenStore(services.catalog).list(),
+        tokens=list_tokens(services).tokens,
         roles=ROLES,
-        schedules=schedule_table(services, datetime.now(UTC)),
+        schedules=schedule_table(services, datetime.now(UTC)).jobs,
         audit=read_audit(services.catalog, 100),
     )
 
