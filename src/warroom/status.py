@@ -13,10 +13,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
-from warroom.catalog.schema import jobs as jobs_table
 from warroom.errors import WarroomError
+from warroom.jobs import failed_job_count
 from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.sources import SourceBackups, backup_brief, group_by_source
@@ -91,13 +89,6 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
     last_backup = scheduled.get(BACKUP_JOB)
     if last_backup is not None and last_backup["status"] == "failed":
         problems.append(f"the last scheduled backup failed: {last_backup['error']}")
-    with services.catalog.single() as conn:
-        failed_jobs = (
-            conn.execute(
-                select(func.count()).select_from(jobs_table).where(jobs_table.c.status == "failed")
-            ).scalar()
-            or 0
-        )
     blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
     return {
         "healthy": not problems,
@@ -109,7 +100,7 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
             "free_bytes": services.backup_storage.free_bytes(),
         },
         "scheduled": scheduled,
-        "failed_jobs": int(failed_jobs),
+        "failed_jobs": failed_job_count(services.catalog),
         "wal_archiving": archiving,
     }
 

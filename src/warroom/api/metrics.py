@@ -14,14 +14,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from warroom.api.asgi import call_recording_status
-from warroom.catalog.schema import jobs
 from warroom.database import Source
 from warroom.database.verification import STATUSES
 from warroom.errors import WarroomError
+from warroom.jobs import failed_job_count
 from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.sources import SourceBackups, group_by_source
@@ -59,15 +58,7 @@ class CatalogCollector(Collector):
             group_by_source(databases, _configured(services), datetime.now(UTC))
         )
         scheduled = last_runs(services.catalog)
-        with services.catalog.single() as conn:
-            failed_jobs = (
-                conn.execute(
-                    select(func.count())
-                    .select_from(jobs)
-                    .where(jobs.c.kind == "backup", jobs.c.status == "failed")
-                ).scalar()
-                or 0
-            )
+        failed_jobs = failed_job_count(services.catalog, kind="backup")
         failed_scheduled = sum(
             1
             for job, run in scheduled.items()
