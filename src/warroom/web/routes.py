@@ -15,9 +15,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from warroom.api.deps import Admin, ServicesDep, Viewer
+from warroom.api.deps import Admin, JobsDep, ServicesDep, Viewer
 from warroom.api.models import EXECUTION_ID, NAME
-from warroom.api.routes.common import runner
 from warroom.app.backups import backup_details, restore_target
 from warroom.app.deployments import deployment_history
 from warroom.app.jobs import job_progress
@@ -142,10 +141,11 @@ def job(
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
     principal: Viewer,
     services: ServicesDep,
+    runner: JobsDep,
 ) -> HTMLResponse:
     """A job's card; while it runs it asks to be fetched again. When it has finished, the
     ``HX-Trigger`` header tells the page to refresh the screen it shows."""
-    current = runner(request).get(job_id)
+    current = runner.get(job_id)
     response = _render(
         request, "job.html", principal, job=current, progress=job_progress(services, current)
     )

@@ -10,11 +10,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
-from warroom.api.deps import Admin, Operator, ServicesDep, Viewer
-from warroom.api.jobkinds import retry_job
+from warroom.api.deps import Admin, JobsDep, Operator, ServicesDep, Viewer
 from warroom.api.models import ERRORS, EXECUTION_ID, JobOut
 from warroom.api.routes.checkpoints import JOB_RESPONSES
-from warroom.api.routes.common import runner
+from warroom.app.jobs import retry_job
 from warroom.audit import read_audit
 from warroom.errors import WarroomError
 from warroom.status import system_status
@@ -25,9 +24,9 @@ ExecutionId = Annotated[str, Path(pattern=EXECUTION_ID)]
 
 
 @router.get("/api/v1/jobs/{job_id}", tags=["jobs"], response_model=JobOut)
-def get_job(job_id: JobId, request: Request, principal: Viewer) -> dict[str, Any]:
+def get_job(job_id: JobId, principal: Viewer, runner: JobsDep) -> dict[str, Any]:
     """A job's status, progress, and result or error."""
-    return runner(request).get(job_id).to_dict()
+    return runner.get(job_id).to_dict()
 
 
 @router.post(
@@ -37,9 +36,11 @@ def get_job(job_id: JobId, request: Request, principal: Viewer) -> dict[str, Any
     responses=JOB_RESPONSES,
     response_model=None,
 )
-def retry(job_id: JobId, request: Request, principal: Admin) -> JSONResponse:
+def retry(
+    job_id: JobId, principal: Admin, services: ServicesDep, runner: JobsDep
+) -> JSONResponse:
     """Run a failed job again with the same parameters (a new job)."""
-    job = retry_job(request, job_id, principal.name)
+    job = retry_job(services, runner, job_id, who=principal.name)
     return JSONResponse(
         job.to_dict(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
     )
