@@ -72,7 +72,7 @@ def _verify(services: Services, params: dict[str, Any]) -> JobWork:
 
 def _cleanup(services: Services, params: dict[str, Any]) -> JobWork:
     def work(progress: Progress) -> dict[str, Any]:
-        return services.cleanup.run(days=params["days"], dry_run=params["dry_run"])
+        return dict(services.cleanup.run(days=params["days"], dry_run=params["dry_run"]))
 
     return work
 

@@ -7,7 +7,7 @@ import errno
 import socket
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -25,6 +25,7 @@ from warroom.cli.render import (
 )
 from warroom.errors import ConfigurationError
 from warroom.services import replica_owner, start_job_runner
+from warroom.status import StatusReport, system_status
 from warroom.storage.files import os_reason
 
 schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
@@ -116,7 +117,6 @@ def add_service_commands(app: typer.Typer) -> None:
     def status(as_json: JsonOption = False) -> None:
         """Per database: newest intact and restore-tested backup, their age, the point-in-time
         window; storage used, failing jobs. Exit 1 when unhealthy."""
-        from warroom.status import system_status
 
         with services_for(as_json) as services:
             report = system_status(services, datetime.now(UTC))
@@ -219,7 +219,7 @@ def revoke_token(
             result(f"revoked token {escape(repr(info.name))} ({info.id})")
 
 
-def _show_status(report: dict[str, Any]) -> None:
+def _show_status(report: StatusReport) -> None:
     typer.echo("healthy" if report["healthy"] else "UNHEALTHY")
     for problem in report["problems"]:
         typer.echo(f"  - {problem}")

@@ -104,7 +104,7 @@ def status(principal: Viewer, services: ServicesDep) -> dict[str, Any]:
     used and free, WAL archiving, failing jobs. ``healthy`` is false when no database is
     configured, its newest intact backup is stale, archiving fails or the last scheduled backup
     failed (``problems`` says which)."""
-    return system_status(services, datetime.now(UTC))
+    return dict(system_status(services, datetime.now(UTC)))
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
