@@ -23,7 +23,7 @@ from warroom.app.jobs import job_progress
 from warroom.app.listing import checkpoint_listing
 from warroom.app.schedules import schedule_table
 from warroom.app.tokens import list_tokens
-from warroom.app.workflows import execution_with_states
+from warroom.app.workflows import execution_with_states, list_executions
 from warroom.audit import read_audit
 from warroom.auth import ROLES, Principal, role_allows
 from warroom.database.verification import STATUSES
@@ -163,14 +163,12 @@ def workflows(
     workflow: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     chosen = status if status in EXECUTION_STATUSES else None
-    executions = services.workflows.list_executions(
-        status=chosen, workflow=workflow or None, limit=200
-    )
+    executions = list_executions(services, status=chosen, workflow=workflow or None, limit=200)
     return _render(
         request,
         "workflows.html",
         principal,
-        executions=executions,
+        executions=executions.executions,
         statuses=EXECUTION_STATUSES,
         status=chosen or "",
         workflow=workflow or "",

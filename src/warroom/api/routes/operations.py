@@ -13,6 +13,7 @@ from sqlalchemy import select
 from warroom.api.deps import Admin, JobsDep, Operator, ServicesDep, Viewer
 from warroom.api.models import ERRORS, EXECUTION_ID, JobOut
 from warroom.api.routes.checkpoints import JOB_RESPONSES
+from warroom.app import workflows
 from warroom.app.jobs import retry_job
 from warroom.audit import read_audit
 from warroom.errors import WarroomError
@@ -36,9 +37,7 @@ def get_job(job_id: JobId, principal: Viewer, runner: JobsDep) -> dict[str, Any]
     responses=JOB_RESPONSES,
     response_model=None,
 )
-def retry(
-    job_id: JobId, principal: Admin, services: ServicesDep, runner: JobsDep
-) -> JSONResponse:
+def retry(job_id: JobId, principal: Admin, services: ServicesDep, runner: JobsDep) -> JSONResponse:
     """Run a failed job again with the same parameters (a new job)."""
     job = retry_job(services, runner, job_id, who=principal.name)
     return JSONResponse(
@@ -57,8 +56,9 @@ def list_executions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Workflow executions, newest first."""
-    executions = services.workflows.list_executions(status=status, workflow=workflow, limit=limit)
-    return {"executions": [e.to_dict(with_steps=False) for e in executions]}
+    return workflows.list_executions(
+        services, status=status, workflow=workflow, limit=limit
+    ).to_dict()
 
 
 @router.get("/api/v1/workflows/executions/{execution_id}", tags=["workflows"])
@@ -85,7 +85,7 @@ def cancel_execution(
     execution_id: ExecutionId, principal: Operator, services: ServicesDep
 ) -> dict[str, Any]:
     """Cancel an execution; a running one stops before its next step."""
-    return {"execution_id": execution_id, "status": services.workflows.cancel(execution_id)}
+    return workflows.cancel_execution(services, execution_id).to_dict()
 
 
 @router.get("/api/v1/audit", tags=["audit"])
