@@ -21,7 +21,14 @@ from warroom.sources import SourceBackups, backup_brief, group_by_source
 from warroom.wal import segment_lsn_range
 from warroom.workflow.values import BLOB_PREFIX
 
-__all__ = ["SourceStatus", "StatusReport", "StorageUsage", "archiving_status", "system_status"]
+__all__ = [
+    "SourceStatus",
+    "StatusReport",
+    "StorageUsage",
+    "archiving_status",
+    "system_status",
+    "workflow_blob_bytes",
+]
 
 BACKUP_JOB = "database-backup"
 NO_DATABASE = "no database configured: set DATABASE_URL"
@@ -127,20 +134,24 @@ def system_status(services: Services, now: datetime) -> StatusReport:
     last_backup = scheduled.get(BACKUP_JOB)
     if last_backup is not None and last_backup["status"] == "failed":
         problems.append(f"the last scheduled backup failed: {last_backup['error']}")
-    blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
     return {
         "healthy": not problems,
         "problems": problems,
         "sources": sources,
         "storage": {
             "database_bytes": sum(r.size_stored or 0 for r in records),
-            "workflow_blob_bytes": blobs,
+            "workflow_blob_bytes": workflow_blob_bytes(services),
             "free_bytes": services.backup_storage.free_bytes(),
         },
         "scheduled": scheduled,
         "failed_jobs": failed_job_count(services.catalog),
         "wal_archiving": archiving,
     }
+
+
+def workflow_blob_bytes(services: Services) -> int:
+    """The bytes of the large workflow states kept beside the catalog."""
+    return sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
 
 
 def archiving_status(services: Services) -> dict[str, Any] | None:

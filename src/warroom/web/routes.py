@@ -20,13 +20,12 @@ from warroom.api.models import EXECUTION_ID, NAME
 from warroom.app.backups import backup_details, restore_target
 from warroom.app.deployments import deployment_history
 from warroom.app.jobs import job_progress
-from warroom.app.listing import checkpoint_listing
+from warroom.app.listing import STATUSES, checkpoint_listing
 from warroom.app.schedules import schedule_table
 from warroom.app.tokens import list_tokens
 from warroom.app.workflows import execution_with_states, list_executions
 from warroom.audit import read_audit
 from warroom.auth import ROLES, Principal, role_allows
-from warroom.database.verification import STATUSES
 from warroom.status import system_status
 from warroom.web.present import FILTERS, badge_of
 

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import select
 
 from warroom.api.deps import Admin, JobsDep, Operator, ServicesDep, Viewer
 from warroom.api.models import ERRORS, EXECUTION_ID, JobOut
 from warroom.api.routes.checkpoints import JOB_RESPONSES
 from warroom.app import workflows
+from warroom.app.health import readiness
 from warroom.app.jobs import retry_job
 from warroom.audit import read_audit
-from warroom.errors import WarroomError
 from warroom.status import system_status
 
 router = APIRouter(responses=ERRORS)
@@ -127,23 +126,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
     configured database has a fresh intact backup, the last scheduled backup did not fail).
     No authentication, so the answer carries short codes only; ``GET /api/v1/status``
     (viewer) gives the details."""
-    checks: dict[str, str] = {}
-    try:
-        with services.catalog.single() as conn:
-            conn.execute(select(1))
-        checks["catalog"] = "ok"
-    except WarroomError:
-        checks["catalog"] = "unreachable"
-    try:
-        free = services.backup_storage.free_bytes()
-        checks["storage"] = "ok" if free is None or free > 0 else "no free space"
-    except OSError:
-        checks["storage"] = "unreachable"
-    if checks["catalog"] == "ok":
-        health = system_status(services, datetime.now(UTC))
-        checks["backups"] = "ok" if health["healthy"] else "unhealthy"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    ready = readiness(services, datetime.now(UTC))
+    return JSONResponse(ready.to_dict(), status_code=200 if ready.ready else 503)
