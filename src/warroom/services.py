@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -18,13 +15,12 @@ from warroom.config import Settings, default_catalog_url
 from warroom.database.backups import BackupService
 from warroom.database.pitr import PointInTimeRecovery
 from warroom.deployment.service import DeploymentService
-from warroom.jobs import Job, JobRunner
 from warroom.notify import Notifier
 from warroom.storage import Storage, open_storage
 from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
-__all__ = ["Services", "build_services", "replica_owner", "start_job_runner"]
+__all__ = ["Services", "build_services"]
 
 log = logging.getLogger("warroom")
 
@@ -98,19 +94,3 @@ def build_services(settings: Settings | None = None) -> Services:
         tokens=TokenStore(catalog),
     )
 
-
-def replica_owner() -> str:
-    """A name for this process, unique across hosts and restarts: who holds a job or a slot."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def start_job_runner(services: Services, owner: str) -> JobRunner:
-    """The runner of the long operations of the service replica ``owner`` (its heartbeat
-    starts now; the caller closes it). A job that fails is notified as ``<kind>_failed``."""
-
-    def job_failed(job: Job) -> None:
-        message = (job.error or {}).get("message", "failed")
-        summary = f"{job.kind} job {job.id}: {message}"
-        services.notifier.notify(f"{job.kind}_failed", summary, job_id=job.id, kind=job.kind)
-
-    return JobRunner(services.catalog, owner, on_failure=job_failed)

@@ -24,7 +24,6 @@ from warroom.cli.render import (
     say,
 )
 from warroom.errors import ConfigurationError
-from warroom.services import replica_owner, start_job_runner
 from warroom.status import StatusReport, system_status
 from warroom.storage.files import os_reason
 
@@ -61,25 +60,20 @@ def add_service_commands(app: typer.Typer) -> None:
         import uvicorn
 
         from warroom.api import create_app
-        from warroom.scheduler.jobs import build_scheduler
+        from warroom.app.runtime import start_service
 
         with services_for(False) as services:
             address = services.settings.listen_address(host, port)
             sock = _listen(*address)
             say(f"War Room Checkpoints listening on http://{address[0]}:{address[1]}")
-            owner = replica_owner()
-            jobs = start_job_runner(services, owner)
-            interrupted = jobs.fail_interrupted()
-            if interrupted:
+            runtime = start_service(services)
+            if runtime.interrupted:
                 say(
-                    f"{interrupted} job(s) interrupted by an earlier stop are marked failed "
-                    "(retryable)"
+                    f"{runtime.interrupted} job(s) interrupted by an earlier stop are marked "
+                    "failed (retryable)"
                 )
-            scheduler = build_scheduler(services, owner)
-            if services.settings.scheduler_enabled:
-                scheduler.start()
             config = uvicorn.Config(
-                create_app(services, jobs),
+                create_app(services, runtime.jobs),
                 host=address[0],
                 port=address[1],
                 log_level=log_level,
@@ -87,8 +81,7 @@ def add_service_commands(app: typer.Typer) -> None:
             try:
                 uvicorn.Server(config).run(sockets=[sock])
             finally:
-                scheduler.stop()
-                jobs.close()
+                runtime.close()
                 sock.close()
 
     @app.command("scheduler")
@@ -96,22 +89,22 @@ def add_service_commands(app: typer.Typer) -> None:
         once: Annotated[bool, typer.Option("--once", help="Run the due slots, then exit.")] = False,
     ) -> None:
         """Run the scheduler on its own (backups, cleanup, restore tests, staleness alerts)."""
-        from warroom.scheduler.jobs import build_scheduler
+        from warroom.app.runtime import standalone_scheduler
 
         with services_for(False) as services:
-            scheduler = build_scheduler(services, replica_owner())
+            alone = standalone_scheduler(services)
             if once:
-                for name in scheduler.tick(wait=True):
+                for name in alone.tick(wait=True):
                     result(f"ran {name}")
                 services.notifier.flush()
                 return
             say("scheduler running; Ctrl-C stops it")
-            scheduler.start()
+            alone.start()
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                scheduler.stop()
+                alone.stop()
 
     @app.command("status")
     def status(as_json: JsonOption = False) -> None:

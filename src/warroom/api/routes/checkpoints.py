@@ -23,6 +23,7 @@ from warroom.api.models import (
 )
 from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer
 from warroom.app.backups import backup_details
+from warroom.app.deployments import deployment_checkpoint
 from warroom.app.jobs import start_backup, start_cleanup, start_restore, start_verify
 from warroom.app.listing import checkpoint_listing
 from warroom.app.workflows import execution_with_states
@@ -201,7 +202,4 @@ def get_checkpoint(
         if not re.fullmatch(NAME, name):  # an execution id's ':' is never in a backup name
             raise NotFoundError(f"no database checkpoint named {name!r}", name=name)
         return backup_details(services, name)
-    record = services.catalog.get_checkpoint("deployment", name)
-    if record is None:
-        raise NotFoundError(f"no deployment checkpoint named {name!r}", name=name)
-    return record.to_dict()
+    return deployment_checkpoint(services, name)
