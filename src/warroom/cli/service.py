@@ -110,7 +110,6 @@ def add_service_commands(app: typer.Typer) -> None:
     def status(as_json: JsonOption = False) -> None:
         """Per database: newest intact and restore-tested backup, their age, the point-in-time
         window; storage used, failing jobs. Exit 1 when unhealthy."""
-
         with services_for(as_json) as services:
             report = system_status(services, datetime.now(UTC))
             if as_json:
