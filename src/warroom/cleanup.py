@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from warroom.catalog import Catalog
 from warroom.config import Settings
@@ -22,11 +22,30 @@ from warroom.sources import group_by_source
 from warroom.wal import WalArchive
 from warroom.workflow import AutomationEngine
 
-__all__ = ["CleanupService"]
+__all__ = ["CleanupReport", "CleanupService"]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class WorkflowCleanup(TypedDict):
+    delete: list[str]
+    deleted: NotRequired[list[str]]
+
+
+class CleanupReport(TypedDict):
+    """The plan (``database`` per source, ``deployment``, ``workflow``, each deletion with its
+    reason) and, unless a dry run, what was removed: the ``deleted`` executions, WAL and the
+    leftovers of interrupted backups."""
+
+    dry_run: bool
+    policy: dict[str, Any]
+    database: dict[str, Any]
+    deployment: dict[str, Any]
+    workflow: WorkflowCleanup
+    wal_removed: NotRequired[list[str]]
+    leftovers_removed: NotRequired[list[str]]
 
 
 class CleanupService:
@@ -92,7 +111,7 @@ class CleanupService:
         oldest_needed = min(filter(None, kept), key=lambda name: name[8:], default=None)
         return self.wal.delete_before(oldest_needed) if oldest_needed else []
 
-    def run(self, days: int | None = None, dry_run: bool = False) -> dict[str, Any]:
+    def run(self, days: int | None = None, dry_run: bool = False) -> CleanupReport:
         """Plan, and unless ``dry_run``, carry out the cleanup; return the plan and results."""
         policy, now = self.policy(days), self.clock()
         deployments = [
@@ -103,7 +122,7 @@ class CleanupService:
         database = plan_retention(candidates, policy, now, self._rollback_targets())
         deployment = plan_retention(deployments, policy, now)
         expired = self.workflows.expired_executions(policy.keep_days)
-        report: dict[str, Any] = {
+        report: CleanupReport = {
             "dry_run": dry_run,
             "policy": policy.__dict__,
             "database": database.to_dict_by_source(labels),

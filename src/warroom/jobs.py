@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from warroom.catalog import Catalog
 from warroom.catalog.schema import jobs
 from warroom.database.backups import Progress
 from warroom.errors import ConflictError, NotFoundError, WarroomError
 
-__all__ = ["Job", "JobRunner"]
+__all__ = ["Job", "JobRunner", "failed_job_count"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -76,6 +76,15 @@ class Job:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "retryable": self.status == FAILED,
         }
+
+
+def failed_job_count(catalog: Catalog, kind: str | None = None) -> int:
+    """How many jobs (of ``kind``, or of every kind) ended failed, retried or not."""
+    query = select(func.count()).select_from(jobs).where(jobs.c.status == FAILED)
+    if kind is not None:
+        query = query.where(jobs.c.kind == kind)
+    with catalog.single() as conn:
+        return int(conn.execute(query).scalar() or 0)
 
 
 def _job(row: Any) -> Job:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from warroom.auth import TokenStore
 from warroom.catalog import Catalog, open_catalog
 from warroom.catalog.legacy import adopt_old_catalog
 from warroom.cleanup import CleanupService
@@ -26,7 +27,8 @@ log = logging.getLogger("warroom")
 
 @dataclass
 class Services:
-    """Everything the adapters (CLI, API) call. Close it (or use ``with``) when done."""
+    """Everything the faces (CLI, API, web UI) call, through :mod:`warroom.app`. Close it (or
+    use ``with``) when done."""
 
     settings: Settings
     catalog: Catalog
@@ -39,6 +41,7 @@ class Services:
     notifier: Notifier
     wal: WalArchive
     pitr: PointInTimeRecovery
+    tokens: TokenStore
 
     def close(self) -> None:
         self.workflows.close()
@@ -94,4 +97,6 @@ def build_services(settings: Settings | None = None) -> Services:
         notifier=notifier,
         wal=wal,
         pitr=PointInTimeRecovery(backups, wal),
+        tokens=TokenStore(catalog),
     )
+

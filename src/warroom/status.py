@@ -11,27 +11,70 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from sqlalchemy import func, select
-
-from warroom.catalog.schema import jobs as jobs_table
 from warroom.errors import WarroomError
+from warroom.jobs import failed_job_count
 from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.sources import SourceBackups, backup_brief, group_by_source
 from warroom.wal import segment_lsn_range
 from warroom.workflow.values import BLOB_PREFIX
 
-__all__ = ["archiving_status", "system_status"]
+__all__ = [
+    "SourceStatus",
+    "StatusReport",
+    "StorageUsage",
+    "archiving_status",
+    "system_status",
+    "workflow_blob_bytes",
+]
 
 BACKUP_JOB = "database-backup"
 NO_DATABASE = "no database configured: set DATABASE_URL"
 
 
+class SourceStatus(TypedDict):
+    """One source's backups; ``wal_archiving`` is the configured source's only (else None)."""
+
+    source: str
+    label: str
+    configured: bool
+    backups: int
+    safety_backups: int
+    newest_completed: dict[str, Any] | None
+    newest_restore_tested: dict[str, Any] | None
+    stale: bool
+    stored_bytes: int
+    pitr_window: dict[str, Any] | None
+    wal_archiving: dict[str, Any] | None
+
+
+class StorageUsage(TypedDict):
+    database_bytes: int
+    workflow_blob_bytes: int
+    free_bytes: int | None
+
+
+class StatusReport(TypedDict):
+    """What ``warroom status --json`` and ``GET /api/v1/status`` return, key for key."""
+
+    healthy: bool
+    problems: list[str]
+    sources: list[SourceStatus]
+    storage: StorageUsage
+    scheduled: dict[str, dict[str, Any]]
+    failed_jobs: int
+    wal_archiving: dict[str, Any] | None
+
+
 def _source_status(
-    group: SourceBackups, now: datetime, limit_hours: float, window: dict[str, Any] | None
-) -> dict[str, Any]:
+    group: SourceBackups,
+    now: datetime,
+    limit_hours: float,
+    window: dict[str, Any] | None,
+    archiving: dict[str, Any] | None,
+) -> SourceStatus:
     newest = backup_brief(group.newest_intact, now)
     return {
         "source": group.id,
@@ -44,6 +87,7 @@ def _source_status(
         "stale": newest is None or newest["age_hours"] > limit_hours,
         "stored_bytes": sum(r.size_stored or 0 for r in group.backups),
         "pitr_window": group.pitr_window(window),
+        "wal_archiving": archiving if group.configured else None,
     }
 
 
@@ -51,7 +95,8 @@ def _source_status(
 ARCHIVE_LAG_LIMIT = 300.0
 
 
-def system_status(services: Services, now: datetime) -> dict[str, Any]:
+def system_status(services: Services, now: datetime) -> StatusReport:
+    """The system's health at ``now`` (see the module's docstring for what is unhealthy)."""
     settings = services.settings
     problems: list[str] = []
     configured = None
@@ -68,8 +113,9 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
     except WarroomError as exc:
         window, problems = None, [*problems, f"the point-in-time window is unknown: {exc.message}"]
     limit = settings.stale_after_hours
+    archiving = archiving_status(services)  # the configured server's
     sources = [
-        _source_status(group, now, limit, window)
+        _source_status(group, now, limit, window, archiving)
         for group in group_by_source(records, configured, now)
     ]
     for source in sources:
@@ -82,36 +128,30 @@ def system_status(services: Services, now: datetime) -> dict[str, Any]:
             else f"{source['label']}: the newest intact backup, {newest['name']}, is "
             f"{newest['age_hours']:.1f} h old (limit {limit:g} h)"
         )
-    archiving = archiving_status(services)
     if archiving and archiving.get("failing"):
         problems.append(archiving["problem"])
-    for source in sources:  # archiving is the configured server's
-        source["wal_archiving"] = archiving if source["configured"] else None
     scheduled = last_runs(services.catalog)
     last_backup = scheduled.get(BACKUP_JOB)
     if last_backup is not None and last_backup["status"] == "failed":
         problems.append(f"the last scheduled backup failed: {last_backup['error']}")
-    with services.catalog.single() as conn:
-        failed_jobs = (
-            conn.execute(
-                select(func.count()).select_from(jobs_table).where(jobs_table.c.status == "failed")
-            ).scalar()
-            or 0
-        )
-    blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
     return {
         "healthy": not problems,
         "problems": problems,
         "sources": sources,
         "storage": {
             "database_bytes": sum(r.size_stored or 0 for r in records),
-            "workflow_blob_bytes": blobs,
+            "workflow_blob_bytes": workflow_blob_bytes(services),
             "free_bytes": services.backup_storage.free_bytes(),
         },
         "scheduled": scheduled,
-        "failed_jobs": int(failed_jobs),
+        "failed_jobs": failed_job_count(services.catalog),
         "wal_archiving": archiving,
     }
+
+
+def workflow_blob_bytes(services: Services) -> int:
+    """The bytes of the large workflow states kept beside the catalog."""
+    return sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
 
 
 def archiving_status(services: Services) -> dict[str, Any] | None:

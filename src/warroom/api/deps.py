@@ -1,4 +1,5 @@
-"""Dependencies of the routes, as ``Annotated`` aliases: the services, and who is calling.
+"""Dependencies of the routes, as ``Annotated`` aliases: the services, the job runner, and who
+is calling.
 
 Authentication: ``Authorization: Bearer <token>``, a warroom API token or a configured JWT.
 No or bad credentials: 401 with ``WWW-Authenticate: Bearer``; too small a role: 403. A client
@@ -15,11 +16,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from warroom.api.throttle import LoginThrottle
-from warroom.auth import JwtVerifier, Principal, TokenStore
+from warroom.auth import JwtVerifier, Principal
 from warroom.errors import AuthError, TooManyFailuresError
+from warroom.jobs import JobRunner
 from warroom.services import Services
 
-__all__ = ["Admin", "Operator", "ServicesDep", "Viewer"]
+__all__ = ["Admin", "JobsDep", "Operator", "ServicesDep", "Viewer"]
 
 
 def get_services(request: Request) -> Services:
@@ -28,6 +30,14 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_jobs(request: Request) -> JobRunner:
+    jobs: JobRunner = request.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 
 
 def authenticate(request: Request, services: ServicesDep) -> Principal:
@@ -47,7 +57,7 @@ def authenticate(request: Request, services: ServicesDep) -> Principal:
     token = credentials.strip()
     principal = None
     if scheme.lower() == "bearer" and token:
-        principal = TokenStore(services.catalog).verify(token)
+        principal = services.tokens.verify(token)
         jwt: JwtVerifier = request.app.state.jwt
         if principal is None and jwt.enabled:
             principal = jwt.verify(token)

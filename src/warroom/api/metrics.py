@@ -14,27 +14,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from warroom.api.asgi import call_recording_status
-from warroom.catalog.schema import jobs
-from warroom.database import Source
-from warroom.database.verification import STATUSES
-from warroom.errors import WarroomError
-from warroom.scheduler import last_runs
+from warroom.app.listing import STATUSES
+from warroom.app.metrics import CatalogFigures, catalog_figures
 from warroom.services import Services
-from warroom.sources import SourceBackups, group_by_source
-from warroom.status import archiving_status
-from warroom.workflow.values import BLOB_PREFIX
-from warroom.workflow.worker import list_workers
 
 __all__ = ["RequestMetrics", "build_registry"]
 
 
-def _worker_metrics(services: Services) -> Iterator[Metric]:
+def _worker_metrics(figures: CatalogFigures) -> Iterator[Metric]:
     """Workflow workers by state, their running executions, and queue depths."""
-    found = list_workers(services.catalog, services.workflows.lease.total_seconds())
+    found = figures.workers
     states = GaugeMetricFamily(
         "warroom_workflow_workers", "Workflow workers, by state.", labels=["state"]
     )
@@ -55,7 +47,7 @@ def _worker_metrics(services: Services) -> Iterator[Metric]:
         "Queued executions, by queue and status.",
         labels=["queue", "status"],
     )
-    for (queue, status), count in services.workflows.queue_store.depths().items():
+    for (queue, status), count in figures.queue_depths.items():
         depth.add_metric([queue, status], count)
     yield depth
 
@@ -65,47 +57,27 @@ class CatalogCollector(Collector):
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
-        services = self.services
+        figures = catalog_figures(self.services, datetime.now(UTC))
         count = GaugeMetricFamily("warroom_checkpoints", "Checkpoints, by type.", labels=["type"])
         stored = GaugeMetricFamily(
             "warroom_checkpoint_stored_bytes", "Bytes stored, by checkpoint type.", labels=["type"]
         )
-        databases = services.catalog.list_checkpoints("database")
-        deployments = services.catalog.list_checkpoints("deployment")
-        by_status, steps = services.workflows.statistics()
-        blobs = sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
+        databases = figures.databases
         for kind, total, size in (
             ("database", len(databases), sum(r.size_stored or 0 for r in databases)),
-            ("deployment", len(deployments), 0),
-            ("workflow", sum(by_status.values()), blobs),
+            ("deployment", figures.deployments, 0),
+            ("workflow", sum(figures.executions.values()), figures.workflow_blob_bytes),
         ):
             count.add_metric([kind], total)
             stored.add_metric([kind], size)
         yield count
         yield stored
 
-        yield from _source_metrics(
-            group_by_source(databases, _configured(services), datetime.now(UTC))
-        )
-        scheduled = last_runs(services.catalog)
-        with services.catalog.single() as conn:
-            failed_jobs = (
-                conn.execute(
-                    select(func.count())
-                    .select_from(jobs)
-                    .where(jobs.c.kind == "backup", jobs.c.status == "failed")
-                ).scalar()
-                or 0
-            )
-        failed_scheduled = sum(
-            1
-            for job, run in scheduled.items()
-            if job == "database-backup" and run["status"] == "failed"
-        )
+        yield from _source_metrics(figures)
         yield GaugeMetricFamily(
             "warroom_database_backup_failures",
             "Failed backup jobs, plus 1 if the last scheduled backup failed.",
-            value=float(failed_jobs + failed_scheduled),
+            value=float(figures.backup_failures),
         )
         last_time = GaugeMetricFamily(
             "warroom_schedule_last_run_timestamp_seconds",
@@ -117,7 +89,7 @@ class CatalogCollector(Collector):
             "1 if the job's last run succeeded, 0 if not (or running).",
             labels=["job"],
         )
-        for job, run in scheduled.items():
+        for job, run in figures.scheduled.items():
             last_time.add_metric([job], datetime.fromisoformat(run["slot"]).timestamp())
             last_ok.add_metric([job], 1.0 if run["status"] == "succeeded" else 0.0)
         yield last_time
@@ -126,9 +98,9 @@ class CatalogCollector(Collector):
             "warroom_workflow_executions", "Workflow executions, by status.", labels=["status"]
         )
         for status in ("enqueued", "pending", "running", "succeeded", "failed", "cancelled"):
-            executions.add_metric([status], by_status.get(status, 0))
+            executions.add_metric([status], figures.executions.get(status, 0))
         yield executions
-        yield from _worker_metrics(services)
+        yield from _worker_metrics(figures)
         step_count = GaugeMetricFamily(
             "warroom_workflow_step_duration_seconds_count",
             "Recorded steps, by workflow.",
@@ -139,12 +111,12 @@ class CatalogCollector(Collector):
             "Total seconds of the recorded steps, by workflow.",
             labels=["workflow"],
         )
-        for workflow, (total, seconds) in steps.items():
+        for workflow, (total, seconds) in figures.steps.items():
             step_count.add_metric([workflow], total)
             step_sum.add_metric([workflow], seconds)
         yield step_count
         yield step_sum
-        archiving = archiving_status(services)
+        archiving = figures.archiving
         if archiving is not None and archiving.get("failing") is not None:
             yield GaugeMetricFamily(
                 "warroom_wal_archiving_failing",
@@ -170,14 +142,7 @@ class CatalogCollector(Collector):
                 )
 
 
-def _configured(services: Services) -> Source | None:
-    try:
-        return services.backups.configured_source()
-    except WarroomError:  # a bad DATABASE_URL is status's to report; the figures go on
-        return None
-
-
-def _source_metrics(groups: list[SourceBackups]) -> Iterator[Metric]:
+def _source_metrics(figures: CatalogFigures) -> Iterator[Metric]:
     """The backup figures of each source, labelled ``source`` (its id, never a password)."""
     by_status = GaugeMetricFamily(
         "warroom_database_backups",
@@ -206,7 +171,7 @@ def _source_metrics(groups: list[SourceBackups]) -> Iterator[Metric]:
             labels=["source"],
         ),
     }
-    for group in groups:
+    for group in figures.sources:
         for status in STATUSES:
             count = sum(record.status == status for record in group.backups)
             by_status.add_metric([group.id, status], count)

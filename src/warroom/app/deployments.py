@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from warroom.errors import NotFoundError
 from warroom.services import Services
 
-__all__ = ["deployment_history"]
+__all__ = ["deployment_checkpoint", "deployment_history"]
 
 
 def deployment_history(services: Services, limit: int = 200) -> dict[str, Any]:
@@ -18,3 +19,11 @@ def deployment_history(services: Services, limit: int = 200) -> dict[str, Any]:
         "current_version": services.deployments.current_version(),
         "deployments": [record.to_dict() for record in reversed(records)][:limit],
     }
+
+
+def deployment_checkpoint(services: Services, name: str) -> dict[str, Any]:
+    """The deployment checkpoint ``name`` as the catalog holds it (NotFoundError when none)."""
+    record = services.catalog.get_checkpoint("deployment", name)
+    if record is None:
+        raise NotFoundError(f"no deployment checkpoint named {name!r}", name=name)
+    return record.to_dict()

@@ -1,5 +1,10 @@
-"""A job's progress as a person watches it: stage, bytes, rate, and where the stage's total is
-known, the percentage and the time left.
+"""The long operations the service runs as jobs (a backup, a restore, a verification, a
+cleanup, a rollback), each started by one function here after the checks that refuse it up
+front, and rebuilt from its stored parameters, so a failed job can be retried, even by another
+replica; and a job's progress as a person watches it.
+
+Progress: stage, bytes, rate, and where the stage's total is known, the percentage and the
+time left.
 
 A job reports ``{"stage", "bytes", "stage_started_at", "at"}`` (:class:`warroom.jobs.JobRunner`).
 The total of a stage is known when it reads a backup whose manifest gives its sizes: checking
@@ -10,14 +15,163 @@ have no known total: they show bytes and rate only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from warroom.errors import WarroomError
-from warroom.jobs import Job
+from warroom.database.backups import Progress
+from warroom.errors import ConfigurationError, ConflictError, WarroomError
+from warroom.jobs import Job, JobRunner, JobWork
 from warroom.services import Services
 
-__all__ = ["JobProgress", "job_progress"]
+__all__ = [
+    "JobProgress",
+    "job_progress",
+    "retry_job",
+    "start_backup",
+    "start_cleanup",
+    "start_restore",
+    "start_rollback",
+    "start_verify",
+]
+
+
+def _backup(services: Services, params: dict[str, Any]) -> JobWork:
+    def work(progress: Progress) -> dict[str, Any]:
+        manifest = services.backups.create(name=params["checkpoint_name"], progress=progress)
+        return manifest.summary()
+
+    return work
+
+
+def _restore(services: Services, params: dict[str, Any]) -> JobWork:
+    target_url = services.settings.database_url if params["target"] else None
+
+    def work(progress: Progress) -> dict[str, Any]:
+        return services.backups.restore(
+            params["checkpoint_name"],
+            new_db=params["new_db"],
+            target_url=target_url,
+            confirm=target_url is not None,
+            jobs=params["jobs"],
+            progress=progress,
+        ).to_dict()
+
+    return work
+
+
+def _verify(services: Services, params: dict[str, Any]) -> JobWork:
+    def work(progress: Progress) -> dict[str, Any]:
+        return services.backups.verify(
+            params["name"], restore_test=params["restore_test"], progress=progress
+        ).to_dict()
+
+    return work
+
+
+def _cleanup(services: Services, params: dict[str, Any]) -> JobWork:
+    def work(progress: Progress) -> dict[str, Any]:
+        return dict(services.cleanup.run(days=params["days"], dry_run=params["dry_run"]))
+
+    return work
+
+
+def _rollback(services: Services, params: dict[str, Any]) -> JobWork:
+    def work(progress: Progress) -> dict[str, Any]:
+        return services.deployments.rollback(params["to_version"]).to_dict()
+
+    return work
+
+
+WORK: dict[str, Callable[[Services, dict[str, Any]], JobWork]] = {
+    "backup": _backup,
+    "restore": _restore,
+    "verify": _verify,
+    "cleanup": _cleanup,
+    "rollback": _rollback,
+}
+
+
+def _submit(
+    services: Services, runner: JobRunner, kind: str, params: dict[str, Any], who: str | None
+) -> Job:
+    return runner.submit(kind, params, WORK[kind](services, params), created_by=who)
+
+
+def start_backup(services: Services, runner: JobRunner, *, name: str | None, who: str) -> Job:
+    """Back up DATABASE_URL as ``name`` (default ``db-<time>``). ConfigurationError without a
+    DATABASE_URL; ConflictError when the name is taken or a backup is running."""
+    if not services.settings.database_url:
+        raise ConfigurationError("the service has no DATABASE_URL configured to back up")
+    if name and services.backups.exists(name):
+        raise ConflictError(f"a database checkpoint named {name!r} already exists", name=name)
+    if runner.active("backup"):
+        raise ConflictError("a database backup is already running; wait for its job")
+    return _submit(services, runner, "backup", {"checkpoint_name": name}, who)
+
+
+def start_restore(
+    services: Services,
+    runner: JobRunner,
+    *,
+    name: str,
+    new_db: str | None,
+    jobs: int | None,
+    who: str,
+) -> Job:
+    """Restore ``name`` into the new database ``new_db`` on the configured server, or with
+    none over DATABASE_URL after a safety backup of it. NotFoundError for an unknown backup
+    (now rather than in the job), ConfigurationError without a DATABASE_URL, ConflictError
+    while a restore runs."""
+    services.backups.manifest(name)
+    if not services.settings.database_url:
+        raise ConfigurationError(
+            "no database is configured to restore into: set DATABASE_URL for the service"
+        )
+    if runner.active("restore"):
+        raise ConflictError("a restore is already running; wait for its job")
+    params = {
+        "checkpoint_name": name,
+        "new_db": new_db,
+        "target": None if new_db else "configured",
+        "jobs": jobs,
+    }
+    return _submit(services, runner, "restore", params, who)
+
+
+def start_verify(
+    services: Services, runner: JobRunner, *, name: str, restore_test: bool, who: str
+) -> Job:
+    """Check ``name``'s checksums (with ``restore_test``, restore it into a scratch database
+    and compare). NotFoundError for an unknown backup."""
+    services.backups.manifest(name)
+    params = {"name": name, "restore_test": restore_test}
+    return _submit(services, runner, "verify", params, who)
+
+
+def start_cleanup(
+    services: Services, runner: JobRunner, *, days: int | None, dry_run: bool, who: str
+) -> Job:
+    """Apply the retention policy (``days``, default CHECKPOINT_RETENTION_DAYS); the job's
+    result is the plan and what was removed."""
+    return _submit(services, runner, "cleanup", {"days": days, "dry_run": dry_run}, who)
+
+
+def start_rollback(
+    services: Services, runner: JobRunner, *, to_version: str | None, who: str
+) -> Job:
+    """Roll back to ``to_version`` (default the version before the current one).
+    ConflictError while a rollback runs."""
+    if runner.active("rollback"):
+        raise ConflictError("a rollback is already running; wait for its job")
+    return _submit(services, runner, "rollback", {"to_version": to_version}, who)
+
+
+def retry_job(services: Services, runner: JobRunner, job_id: str, *, who: str) -> Job:
+    """Run the failed job ``job_id`` again with its parameters (:meth:`JobRunner.retry`)."""
+    job = runner.get(job_id)
+    return runner.retry(job_id, WORK[job.kind](services, job.params), created_by=who)
 
 STORED_STAGES = ("checking the stored bytes of ", "checking ")
 DECODED_STAGES = ("verifying ", "restore test of ", "restoring ")

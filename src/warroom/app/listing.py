@@ -11,7 +11,7 @@ from warroom.errors import InputError, IntegrityError, NotFoundError, WarroomErr
 from warroom.services import Services
 from warroom.sources import backup_brief, group_by_source, source_id_of
 
-__all__ = ["CHECKPOINT_TYPES", "checkpoint_listing"]
+__all__ = ["CHECKPOINT_TYPES", "STATUSES", "checkpoint_listing"]
 
 CHECKPOINT_TYPES = ("workflow", "database", "deployment")
 

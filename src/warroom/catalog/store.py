@@ -224,6 +224,11 @@ class Catalog:
         except SQLAlchemyError as exc:
             raise self.error(f"catalog {self.location} failed", exc) from exc
 
+    def ping(self) -> None:
+        """One round trip; StorageError when the catalog cannot be reached."""
+        with self.single() as conn:
+            conn.execute(select(1))
+
     def upsert_checkpoint(self, record: CheckpointRecord) -> None:
         values = {
             "status": record.status,

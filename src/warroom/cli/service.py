@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import time
-import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from warroom.auth import ROLES, TokenStore
+from warroom.app import tokens
+from warroom.app.schedules import schedule_table
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     checkpoint_table,
@@ -21,12 +20,11 @@ from warroom.cli.render import (
     escape,
     human_bytes,
     human_time,
-    reporting_errors,
     result,
     say,
 )
-from warroom.errors import ConfigurationError, InputError
-from warroom.jobs import Job, JobRunner
+from warroom.errors import ConfigurationError
+from warroom.status import StatusReport, system_status
 from warroom.storage.files import os_reason
 
 schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
@@ -62,35 +60,20 @@ def add_service_commands(app: typer.Typer) -> None:
         import uvicorn
 
         from warroom.api import create_app
-        from warroom.scheduler.jobs import build_scheduler
+        from warroom.app.runtime import start_service
 
         with services_for(False) as services:
             address = services.settings.listen_address(host, port)
             sock = _listen(*address)
             say(f"War Room Checkpoints listening on http://{address[0]}:{address[1]}")
-            owner = _owner()
-
-            def job_failed(job: Job) -> None:
-                message = (job.error or {}).get("message", "failed")
-                services.notifier.notify(
-                    f"{job.kind}_failed",
-                    f"{job.kind} job {job.id}: {message}",
-                    job_id=job.id,
-                    kind=job.kind,
-                )
-
-            jobs = JobRunner(services.catalog, owner, on_failure=job_failed)
-            interrupted = jobs.fail_interrupted()
-            if interrupted:
+            runtime = start_service(services)
+            if runtime.interrupted:
                 say(
-                    f"{interrupted} job(s) interrupted by an earlier stop are marked failed "
-                    "(retryable)"
+                    f"{runtime.interrupted} job(s) interrupted by an earlier stop are marked "
+                    "failed (retryable)"
                 )
-            scheduler = build_scheduler(services, owner)
-            if services.settings.scheduler_enabled:
-                scheduler.start()
             config = uvicorn.Config(
-                create_app(services, jobs),
+                create_app(services, runtime.jobs),
                 host=address[0],
                 port=address[1],
                 log_level=log_level,
@@ -98,8 +81,7 @@ def add_service_commands(app: typer.Typer) -> None:
             try:
                 uvicorn.Server(config).run(sockets=[sock])
             finally:
-                scheduler.stop()
-                jobs.close()
+                runtime.close()
                 sock.close()
 
     @app.command("scheduler")
@@ -107,29 +89,27 @@ def add_service_commands(app: typer.Typer) -> None:
         once: Annotated[bool, typer.Option("--once", help="Run the due slots, then exit.")] = False,
     ) -> None:
         """Run the scheduler on its own (backups, cleanup, restore tests, staleness alerts)."""
-        from warroom.scheduler.jobs import build_scheduler
+        from warroom.app.runtime import standalone_scheduler
 
         with services_for(False) as services:
-            scheduler = build_scheduler(services, _owner())
+            alone = standalone_scheduler(services)
             if once:
-                for name in scheduler.tick(wait=True):
+                for name in alone.tick(wait=True):
                     result(f"ran {name}")
                 services.notifier.flush()
                 return
             say("scheduler running; Ctrl-C stops it")
-            scheduler.start()
+            alone.start()
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                scheduler.stop()
+                alone.stop()
 
     @app.command("status")
     def status(as_json: JsonOption = False) -> None:
         """Per database: newest intact and restore-tested backup, their age, the point-in-time
         window; storage used, failing jobs. Exit 1 when unhealthy."""
-        from warroom.status import system_status
-
         with services_for(as_json) as services:
             report = system_status(services, datetime.now(UTC))
             if as_json:
@@ -184,31 +164,28 @@ def create_token(
     as_json: JsonOption = False,
 ) -> None:
     """Create a token. It is printed once, on stdout; only its hash is stored."""
-    with reporting_errors(as_json):
-        if role not in ROLES:
-            raise InputError(f"unknown role {role!r}: use viewer, operator or admin")
     with services_for(as_json) as services:
-        info, token = TokenStore(services.catalog).create(name, role)
+        created = tokens.create_token(services, name=name, role=role)
         if as_json:
-            emit_json({**info.to_dict(), "token": token})
+            emit_json(created.to_dict())
             return
-        typer.echo(token)
-        say(f"created {role} token {name!r} ({info.id}); it is shown only this once")
+        typer.echo(created.token)
+        say(f"created {role} token {name!r} ({created.info.id}); it is shown only this once")
 
 
 @token_app.command("list")
 def list_tokens(as_json: JsonOption = False) -> None:
     """Tokens with their role, creation and last use (never the tokens themselves)."""
     with services_for(as_json) as services:
-        tokens = [t.to_dict() for t in TokenStore(services.catalog).list()]
+        listing = tokens.list_tokens(services).to_dict()
         if as_json:
-            emit_json({"tokens": tokens})
+            emit_json(listing)
             return
-        if not tokens:
+        if not listing["tokens"]:
             say("no tokens; create one with warroom token create --role admin --name NAME")
             return
         checkpoint_table(
-            tokens,
+            listing["tokens"],
             [
                 ("ID", lambda r: r["id"]),
                 ("NAME", lambda r: r["name"]),
@@ -227,14 +204,14 @@ def revoke_token(
 ) -> None:
     """Revoke a token: it stops working at once."""
     with services_for(as_json) as services:
-        info = TokenStore(services.catalog).revoke(name)
+        info = tokens.revoke_token(services, name)
         if as_json:
             emit_json(info.to_dict())
         else:
             result(f"revoked token {escape(repr(info.name))} ({info.id})")
 
 
-def _show_status(report: dict[str, Any]) -> None:
+def _show_status(report: StatusReport) -> None:
     typer.echo("healthy" if report["healthy"] else "UNHEALTHY")
     for problem in report["problems"]:
         typer.echo(f"  - {problem}")
@@ -303,22 +280,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 @schedule_app.command("list")
 def list_schedule(as_json: JsonOption = False) -> None:
     """Each scheduled job: its cron expression, next run, and last run with its outcome."""
-    from warroom.scheduler.jobs import build_scheduler
-
     with services_for(as_json) as services:
-        rows = build_scheduler(services, _owner()).describe()
+        table = schedule_table(services, datetime.now(UTC))
         if as_json:
-            emit_json({"jobs": rows})
+            emit_json(table.to_dict())
             return
         checkpoint_table(
-            rows,
+            table.jobs,
             [
                 ("JOB", lambda r: r["job"]),
                 ("SCHEDULE", lambda r: r["schedule"] or "off"),

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from warroom.app import workflows
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     checkpoint_table,
@@ -42,15 +43,15 @@ def list_executions(
 ) -> None:
     """Workflow executions, newest first."""
     with services_for(as_json) as services:
-        executions = services.workflows.list_executions(status=status, workflow=workflow)
+        listing = workflows.list_executions(services, status=status, workflow=workflow).to_dict()
         if as_json:
-            emit_json({"executions": [e.to_dict(with_steps=False) for e in executions]})
+            emit_json(listing)
             return
-        if not executions:
+        if not listing["executions"]:
             say("no workflow executions")
             return
         checkpoint_table(
-            [e.to_dict(with_steps=False) for e in executions],
+            listing["executions"],
             [
                 ("EXECUTION", lambda r: r["execution_id"]),
                 ("WORKFLOW", lambda r: r["workflow"]),
@@ -104,14 +105,17 @@ def cancel(
 ) -> None:
     """Cancel an execution; a running one stops before its next step."""
     with services_for(as_json) as services:
-        execution_id = services.workflows.resolve_id(execution_id)
-        status = services.workflows.cancel(execution_id)
+        cancelled = workflows.cancel_execution(
+            services, services.workflows.resolve_id(execution_id)
+        )
         if as_json:
-            emit_json({"execution_id": execution_id, "status": status})
-        elif status == "running":
-            result(f"{execution_id}: cancellation requested; it stops before its next step")
+            emit_json(cancelled.to_dict())
+        elif cancelled.status == "running":
+            result(
+                f"{cancelled.execution_id}: cancellation requested; it stops before its next step"
+            )
         else:
-            result(f"{execution_id}: {status}")
+            result(f"{cancelled.execution_id}: {cancelled.status}")
 
 
 @workflow_app.command("resume")

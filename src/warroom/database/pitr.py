@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from warroom.codec import ChunkReader
 from warroom.database import WalServer
@@ -37,7 +37,7 @@ from warroom.errors import (
 )
 from warroom.wal import WalArchive, format_lsn, parse_lsn, segment_lsn_range
 
-__all__ = ["RecoveryTarget", "PointInTimeRecovery", "extract_safely"]
+__all__ = ["PointInTimeRecovery", "RecoveryReport", "RecoveryTarget", "extract_safely"]
 
 PHYSICAL = "physical"
 # A WAL segment of timeline 0, which no server writes: fetching it must say "not in the archive".
@@ -66,6 +66,17 @@ class RecoveryTarget:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+class RecoveryReport(TypedDict):
+    """A recovery laid out: the base backup, the target in words, the data directory, and
+    whether the server was ``started`` (then ``promoted`` too)."""
+
+    base_backup: str
+    target: str
+    data_dir: str
+    started: bool
+    promoted: NotRequired[bool]
 
 
 class PointInTimeRecovery:
@@ -237,7 +248,7 @@ class PointInTimeRecovery:
         start: bool = False,
         progress: Progress | None = None,
         timeout: float = 600.0,
-    ) -> dict[str, Any]:
+    ) -> RecoveryReport:
         """Lay out the recovery of ``target`` in ``data_dir`` (new or empty); with ``start``,
         run it until the server is promoted."""
         data_dir = data_dir.absolute()
@@ -256,7 +267,7 @@ class PointInTimeRecovery:
         self._write_recovery_settings(data_dir, target, port)
         data_dir.chmod(0o700)
         owner = _server_user(data_dir)
-        report: dict[str, Any] = {
+        report: RecoveryReport = {
             "base_backup": manifest.name,
             "target": target.describe(),
             "data_dir": str(data_dir),

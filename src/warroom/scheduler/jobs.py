@@ -53,7 +53,11 @@ def build_scheduler(
             )
         return {"healthy": status["healthy"], "problems": status["problems"]}
 
-    jobs = [ScheduledJob("cleanup", settings.cleanup_schedule, services.cleanup.run, zone)]
+    jobs = [
+        ScheduledJob(
+            "cleanup", settings.cleanup_schedule, lambda: dict(services.cleanup.run()), zone
+        )
+    ]
     off: dict[str, str] = {}
     if not settings.database_url:
         off = dict.fromkeys((BACKUP_JOB, "restore-test", "staleness"), NO_DATABASE)

@@ -15,18 +15,17 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from warroom.api.deps import Admin, ServicesDep, Viewer
+from warroom.api.deps import Admin, JobsDep, ServicesDep, Viewer
 from warroom.api.models import EXECUTION_ID, NAME
-from warroom.api.routes.common import runner
 from warroom.app.backups import backup_details, restore_target
 from warroom.app.deployments import deployment_history
 from warroom.app.jobs import job_progress
-from warroom.app.listing import checkpoint_listing
+from warroom.app.listing import STATUSES, checkpoint_listing
 from warroom.app.schedules import schedule_table
-from warroom.app.workflows import execution_with_states
+from warroom.app.tokens import list_tokens
+from warroom.app.workflows import execution_with_states, list_executions
 from warroom.audit import read_audit
-from warroom.auth import ROLES, Principal, TokenStore, role_allows
-from warroom.database.verification import STATUSES
+from warroom.auth import ROLES, Principal, role_allows
 from warroom.status import system_status
 from warroom.web.present import FILTERS, badge_of
 
@@ -89,7 +88,7 @@ def overview(request: Request, principal: Viewer, services: ServicesDep) -> HTML
         "overview.html",
         principal,
         status=system_status(services, now),
-        schedules={row["job"]: row for row in schedule_table(services, now)},
+        schedules={row["job"]: row for row in schedule_table(services, now).jobs},
         stale_after_hours=services.settings.stale_after_hours,
     )
 
@@ -141,10 +140,11 @@ def job(
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
     principal: Viewer,
     services: ServicesDep,
+    runner: JobsDep,
 ) -> HTMLResponse:
     """A job's card; while it runs it asks to be fetched again. When it has finished, the
     ``HX-Trigger`` header tells the page to refresh the screen it shows."""
-    current = runner(request).get(job_id)
+    current = runner.get(job_id)
     response = _render(
         request, "job.html", principal, job=current, progress=job_progress(services, current)
     )
@@ -162,14 +162,12 @@ def workflows(
     workflow: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     chosen = status if status in EXECUTION_STATUSES else None
-    executions = services.workflows.list_executions(
-        status=chosen, workflow=workflow or None, limit=200
-    )
+    executions = list_executions(services, status=chosen, workflow=workflow or None, limit=200)
     return _render(
         request,
         "workflows.html",
         principal,
-        executions=executions,
+        executions=executions.executions,
         statuses=EXECUTION_STATUSES,
         status=chosen or "",
         workflow=workflow or "",
@@ -202,9 +200,9 @@ def admin(request: Request, principal: Admin, services: ServicesDep) -> HTMLResp
         request,
         "admin.html",
         principal,
-        tokens=TokenStore(services.catalog).list(),
+        tokens=list_tokens(services).tokens,
         roles=ROLES,
-        schedules=schedule_table(services, datetime.now(UTC)),
+        schedules=schedule_table(services, datetime.now(UTC)).jobs,
         audit=read_audit(services.catalog, 100),
     )
 

@@ -6,11 +6,10 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 
-from warroom.api.deps import Admin, Operator, ServicesDep, Viewer
-from warroom.api.jobkinds import submit_job
+from warroom.api.deps import Admin, JobsDep, Operator, ServicesDep, Viewer
 from warroom.api.models import (
     ERRORS,
     NAME,
@@ -22,11 +21,13 @@ from warroom.api.models import (
     WorkflowCheckpointIn,
     WorkflowEndIn,
 )
-from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
+from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer
 from warroom.app.backups import backup_details
+from warroom.app.deployments import deployment_checkpoint
+from warroom.app.jobs import start_backup, start_cleanup, start_restore, start_verify
 from warroom.app.listing import checkpoint_listing
 from warroom.app.workflows import execution_with_states
-from warroom.errors import ConfigurationError, ConflictError, InputError, NotFoundError
+from warroom.errors import InputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/checkpoints", tags=["checkpoints"], responses=ERRORS)
 
@@ -72,23 +73,17 @@ def end_workflow_execution(
 
 @router.post("/database", status_code=202, responses=JOB_RESPONSES, response_model=None)
 def create_database_checkpoint(
-    request: Request,
     principal: Admin,
     services: ServicesDep,
+    runner: JobsDep,
     body: Annotated[DatabaseBackupIn | None, Body()] = None,
     wait: WaitQuery = False,
     timeout: TimeoutQuery = 300,
 ) -> JSONResponse:
     """Start a database backup of DATABASE_URL as a job."""
     name = body.checkpoint_name if body else None
-    if not services.settings.database_url:
-        raise ConfigurationError("the service has no DATABASE_URL configured to back up")
-    if name and services.backups.exists(name):
-        raise ConflictError(f"a database checkpoint named {name!r} already exists", name=name)
-    if runner(request).active("backup"):
-        raise ConflictError("a database backup is already running; wait for its job")
-    job = submit_job(request, "backup", {"checkpoint_name": name}, principal.name)
-    return job_answer(request, job, wait, timeout)
+    job = start_backup(services, runner, name=name, who=principal.name)
+    return job_answer(runner, job, wait, timeout)
 
 
 @router.post("/deployment")
@@ -126,10 +121,10 @@ def list_checkpoints(
     response_model=None,
 )
 def restore_database(
-    request: Request,
     checkpoint_name: Annotated[str, Path(pattern=NAME)],
     principal: Admin,
     services: ServicesDep,
+    runner: JobsDep,
     body: Annotated[RestoreIn | None, Body()] = None,
     wait: WaitQuery = False,
     timeout: TimeoutQuery = 300,
@@ -144,28 +139,22 @@ def restore_database(
             'give new_db (restore into a new database) or target: "configured" (over '
             "DATABASE_URL), not both"
         )
-    services.backups.manifest(checkpoint_name)  # 404 now rather than in the job
-    if not services.settings.database_url:
-        raise ConfigurationError(
-            "no database is configured to restore into: set DATABASE_URL for the service"
-        )
-    if runner(request).active("restore"):
-        raise ConflictError("a restore is already running; wait for its job")
-    params = {
-        "checkpoint_name": checkpoint_name,
-        "new_db": body.new_db,
-        "target": None if body.new_db else "configured",
-        "jobs": body.jobs,
-    }
-    job = submit_job(request, "restore", params, principal.name)
-    return job_answer(request, job, wait, timeout)
+    job = start_restore(
+        services,
+        runner,
+        name=checkpoint_name,
+        new_db=body.new_db,
+        jobs=body.jobs,
+        who=principal.name,
+    )
+    return job_answer(runner, job, wait, timeout)
 
 
 @router.delete("/cleanup", status_code=202, responses=JOB_RESPONSES, response_model=None)
 def cleanup(
-    request: Request,
     principal: Admin,
     services: ServicesDep,
+    runner: JobsDep,
     days: Annotated[int | None, Query(ge=0, le=36500)] = None,
     dry_run: bool = False,
     wait: WaitQuery = False,
@@ -173,28 +162,27 @@ def cleanup(
 ) -> JSONResponse:
     """Apply the retention policy (checkpoints older than ``days``, default
     CHECKPOINT_RETENTION_DAYS) as a job; the job's result is the plan and what was removed."""
-    job = submit_job(request, "cleanup", {"days": days, "dry_run": dry_run}, principal.name)
-    return job_answer(request, job, wait, timeout)
+    job = start_cleanup(services, runner, days=days, dry_run=dry_run, who=principal.name)
+    return job_answer(runner, job, wait, timeout)
 
 
 @router.post(
     "/database/{name}/verify", status_code=202, responses=JOB_RESPONSES, response_model=None
 )
 def verify_database(
-    request: Request,
     name: Annotated[str, Path(pattern=NAME)],
     principal: Admin,
     services: ServicesDep,
+    runner: JobsDep,
     body: Annotated[VerifyIn | None, Body()] = None,
     wait: WaitQuery = False,
     timeout: TimeoutQuery = 300,
 ) -> JSONResponse:
     """Verify a database checkpoint's checksums (and with restore_test, restore it into a
     scratch database and compare row counts), as a job."""
-    services.backups.manifest(name)
-    params = {"name": name, "restore_test": bool(body and body.restore_test)}
-    job = submit_job(request, "verify", params, principal.name)
-    return job_answer(request, job, wait, timeout)
+    restore_test = bool(body and body.restore_test)
+    job = start_verify(services, runner, name=name, restore_test=restore_test, who=principal.name)
+    return job_answer(runner, job, wait, timeout)
 
 
 @router.get("/{type}/{name}")
@@ -214,7 +202,4 @@ def get_checkpoint(
         if not re.fullmatch(NAME, name):  # an execution id's ':' is never in a backup name
             raise NotFoundError(f"no database checkpoint named {name!r}", name=name)
         return backup_details(services, name)
-    record = services.catalog.get_checkpoint("deployment", name)
-    if record is None:
-        raise NotFoundError(f"no deployment checkpoint named {name!r}", name=name)
-    return record.to_dict()
+    return deployment_checkpoint(services, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Query
 from fastapi.responses import JSONResponse
 
 from warroom.jobs import Job, JobRunner
@@ -15,15 +15,10 @@ TimeoutQuery = Annotated[
 ]
 
 
-def runner(request: Request) -> JobRunner:
-    jobs: JobRunner = request.app.state.jobs
-    return jobs
-
-
-def job_answer(request: Request, job: Job, wait: bool, timeout: float) -> JSONResponse:
+def job_answer(runner: JobRunner, job: Job, wait: bool, timeout: float) -> JSONResponse:
     """202 with the job and its Location; with ``wait``, 200 once it has finished."""
     if wait:
-        job = runner(request).wait(job.id, timeout)
+        job = runner.wait(job.id, timeout)
     location = f"/api/v1/jobs/{job.id}"
     status = 200 if job.finished else 202
     return JSONResponse(job.to_dict(), status_code=status, headers={"Location": location})

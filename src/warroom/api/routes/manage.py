@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 
-from warroom.api.deps import Admin, ServicesDep, Viewer
-from warroom.api.jobkinds import submit_job
+from warroom.api.deps import Admin, JobsDep, ServicesDep, Viewer
 from warroom.api.models import ERRORS, RollbackIn, TokenIn
 from warroom.api.routes.checkpoints import JOB_RESPONSES
-from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer, runner
+from warroom.api.routes.common import TimeoutQuery, WaitQuery, job_answer
+from warroom.app import tokens
 from warroom.app.deployments import deployment_history
+from warroom.app.jobs import start_rollback
 from warroom.app.schedules import schedule_table
-from warroom.auth import TokenStore
-from warroom.errors import ConflictError
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 TokenRef = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")]
@@ -32,27 +31,26 @@ def whoami(principal: Viewer) -> dict[str, str]:
 @router.get("/tokens", tags=["auth"])
 def list_tokens(principal: Admin, services: ServicesDep) -> dict[str, Any]:
     """Every API token (never its secret), oldest first, revoked ones included."""
-    return {"tokens": [info.to_dict() for info in TokenStore(services.catalog).list()]}
+    return tokens.list_tokens(services).to_dict()
 
 
 @router.post("/tokens", tags=["auth"], status_code=201)
 def create_token(body: TokenIn, principal: Admin, services: ServicesDep) -> dict[str, Any]:
     """A new token; ``token`` in this answer is the only time its secret is shown."""
-    info, token = TokenStore(services.catalog).create(body.name, body.role)
-    return {**info.to_dict(), "token": token}
+    return tokens.create_token(services, name=body.name, role=body.role).to_dict()
 
 
 @router.post("/tokens/{name_or_id}/revoke", tags=["auth"])
 def revoke_token(name_or_id: TokenRef, principal: Admin, services: ServicesDep) -> dict[str, Any]:
     """Revoke a token by name or id (revoking twice keeps the first time)."""
-    return TokenStore(services.catalog).revoke(name_or_id).to_dict()
+    return tokens.revoke_token(services, name_or_id).to_dict()
 
 
 @router.get("/schedules", tags=["health"])
 def schedules(principal: Viewer, services: ServicesDep) -> dict[str, Any]:
     """Each scheduled job: cron expression, time zone, next run, last run and its outcome; the
     jobs that are off, with why."""
-    return {"jobs": schedule_table(services, datetime.now(UTC))}
+    return schedule_table(services, datetime.now(UTC)).to_dict()
 
 
 @router.get("/deployments", tags=["deployments"])
@@ -73,8 +71,9 @@ def deployments(
     response_model=None,
 )
 def rollback(
-    request: Request,
     principal: Admin,
+    services: ServicesDep,
+    runner: JobsDep,
     body: Annotated[RollbackIn, Body()],
     wait: WaitQuery = False,
     timeout: TimeoutQuery = 300,
@@ -82,7 +81,5 @@ def rollback(
     """Roll back (``warroom rollback``) as a job: to ``to_version``, or the version in service
     before the current one; the configured rollback command runs and, if configured, the
     pre-deploy database checkpoint is restored."""
-    if runner(request).active("rollback"):
-        raise ConflictError("a rollback is already running; wait for its job")
-    job = submit_job(request, "rollback", {"to_version": body.to_version}, principal.name)
-    return job_answer(request, job, wait, timeout)
+    job = start_rollback(services, runner, to_version=body.to_version, who=principal.name)
+    return job_answer(runner, job, wait, timeout)

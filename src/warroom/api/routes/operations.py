@@ -8,15 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import select
 
-from warroom.api.deps import Admin, Operator, ServicesDep, Viewer
-from warroom.api.jobkinds import retry_job
+from warroom.api.deps import Admin, JobsDep, Operator, ServicesDep, Viewer
 from warroom.api.models import ERRORS, EXECUTION_ID, JobOut
 from warroom.api.routes.checkpoints import JOB_RESPONSES
-from warroom.api.routes.common import runner
+from warroom.app import workflows
+from warroom.app.health import readiness
+from warroom.app.jobs import retry_job
 from warroom.audit import read_audit
-from warroom.errors import WarroomError
 from warroom.status import system_status
 
 router = APIRouter(responses=ERRORS)
@@ -25,9 +24,9 @@ ExecutionId = Annotated[str, Path(pattern=EXECUTION_ID)]
 
 
 @router.get("/api/v1/jobs/{job_id}", tags=["jobs"], response_model=JobOut)
-def get_job(job_id: JobId, request: Request, principal: Viewer) -> dict[str, Any]:
+def get_job(job_id: JobId, principal: Viewer, runner: JobsDep) -> dict[str, Any]:
     """A job's status, progress, and result or error."""
-    return runner(request).get(job_id).to_dict()
+    return runner.get(job_id).to_dict()
 
 
 @router.post(
@@ -37,9 +36,9 @@ def get_job(job_id: JobId, request: Request, principal: Viewer) -> dict[str, Any
     responses=JOB_RESPONSES,
     response_model=None,
 )
-def retry(job_id: JobId, request: Request, principal: Admin) -> JSONResponse:
+def retry(job_id: JobId, principal: Admin, services: ServicesDep, runner: JobsDep) -> JSONResponse:
     """Run a failed job again with the same parameters (a new job)."""
-    job = retry_job(request, job_id, principal.name)
+    job = retry_job(services, runner, job_id, who=principal.name)
     return JSONResponse(
         job.to_dict(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
     )
@@ -56,8 +55,9 @@ def list_executions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Workflow executions, newest first."""
-    executions = services.workflows.list_executions(status=status, workflow=workflow, limit=limit)
-    return {"executions": [e.to_dict(with_steps=False) for e in executions]}
+    return workflows.list_executions(
+        services, status=status, workflow=workflow, limit=limit
+    ).to_dict()
 
 
 @router.get("/api/v1/workflows/executions/{execution_id}", tags=["workflows"])
@@ -84,7 +84,7 @@ def cancel_execution(
     execution_id: ExecutionId, principal: Operator, services: ServicesDep
 ) -> dict[str, Any]:
     """Cancel an execution; a running one stops before its next step."""
-    return {"execution_id": execution_id, "status": services.workflows.cancel(execution_id)}
+    return workflows.cancel_execution(services, execution_id).to_dict()
 
 
 @router.get("/api/v1/audit", tags=["audit"])
@@ -103,7 +103,7 @@ def status(principal: Viewer, services: ServicesDep) -> dict[str, Any]:
     used and free, WAL archiving, failing jobs. ``healthy`` is false when no database is
     configured, its newest intact backup is stale, archiving fails or the last scheduled backup
     failed (``problems`` says which)."""
-    return system_status(services, datetime.now(UTC))
+    return dict(system_status(services, datetime.now(UTC)))
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
@@ -126,23 +126,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
     configured database has a fresh intact backup, the last scheduled backup did not fail).
     No authentication, so the answer carries short codes only; ``GET /api/v1/status``
     (viewer) gives the details."""
-    checks: dict[str, str] = {}
-    try:
-        with services.catalog.single() as conn:
-            conn.execute(select(1))
-        checks["catalog"] = "ok"
-    except WarroomError:
-        checks["catalog"] = "unreachable"
-    try:
-        free = services.backup_storage.free_bytes()
-        checks["storage"] = "ok" if free is None or free > 0 else "no free space"
-    except OSError:
-        checks["storage"] = "unreachable"
-    if checks["catalog"] == "ok":
-        health = system_status(services, datetime.now(UTC))
-        checks["backups"] = "ok" if health["healthy"] else "unhealthy"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    ready = readiness(services, datetime.now(UTC))
+    return JSONResponse(ready.to_dict(), status_code=200 if ready.ready else 503)
