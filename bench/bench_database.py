@@ -1,7 +1,7 @@
 """Database-backup benchmark: ``warroom`` against ``pg_dump``/``pg_restore``, in one run.
 
 What it measures, on one PostgreSQL database (default ``warroom_bench``: pgbench scale 50 plus
-2 M text/jsonb rows, about 1.3 GB; created by ``/work/shared/bench/make-bench-db.sh`` only if it
+2 M text/jsonb rows, about 1.3 GB; created by ``../shared/bench/make-bench-db.sh`` only if it
 is missing):
 
 Backups (each writes to a file or repository under ``bench/out/run-<timestamp>/``)
@@ -76,9 +76,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from benchcommon import BENCH_DIR, PROJECT_DIR, WARROOM, warroom_env, warroom_source
+from benchcommon import BENCH_DIR, MAKE_DB, PROJECT_DIR, WARROOM, warroom_env, warroom_source
 
-MAKE_DB = Path("/work/shared/bench/make-bench-db.sh")
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MB = 1_000_000
 SAMPLE_SECONDS = 0.05

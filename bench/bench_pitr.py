@@ -57,7 +57,7 @@ Base backup, on the same cluster, in one run
 
 Set-up: ``initdb`` (as ``postgres``, trust authentication) into a temporary directory under
 /tmp, on a free port, ``wal_level=replica``, ``archive_mode=on``; the reference database is
-loaded with ``/work/shared/bench/make-bench-db.sh warroom_bench postgresql://...:PORT``
+loaded with ``../shared/bench/make-bench-db.sh warroom_bench postgresql://...:PORT``
 (pgbench scale 50 plus 2 M text/jsonb rows, about 1.3 GB; about 20 s here), then read once
 (an untimed ``pg_basebackup`` into /dev/null) so every step finds the files in the page cache.
 PostgreSQL's defaults otherwise (shared_buffers 128 MB, max_wal_size 1 GB). The machine's own
@@ -101,9 +101,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchcommon import BENCH_DIR, PROJECT_DIR, PYTHON, WARROOM, warroom_env, warroom_source
+from benchcommon import (
+    BENCH_DIR,
+    MAKE_DB,
+    PROJECT_DIR,
+    PYTHON,
+    WARROOM,
+    warroom_env,
+    warroom_source,
+)
 
-MAKE_DB = Path("/work/shared/bench/make-bench-db.sh")
 DB = "warroom_bench"
 STANZA = "bench"
 MB = 1_000_000

@@ -15,6 +15,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 WARROOM = PROJECT_DIR / ".venv" / "bin" / "warroom"
 PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
+# The reference database's script lives in shared/ beside the project, never at a fixed path.
+MAKE_DB = PROJECT_DIR.parent / "shared" / "bench" / "make-bench-db.sh"
 
 
 def git(*args: str) -> str:

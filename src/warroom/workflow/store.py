@@ -16,6 +16,7 @@ retention can be tested with an injected one.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,19 +94,20 @@ class ExecutionRow:
     deduplication_id: str | None = None
 
 
-class SqlClock:
+class SqlClock(ABC):
     """The catalog database's current time, as SQL expressions (one subclass per dialect)."""
 
     @staticmethod
     def for_dialect(name: str) -> SqlClock:
         return _PostgresClock() if name == "postgresql" else _SqliteClock()
 
+    @abstractmethod
     def now(self) -> Any:
-        raise NotImplementedError
+        """The database's time now."""
 
+    @abstractmethod
     def later(self, delta: timedelta) -> Any:
         """The time ``delta`` from now."""
-        raise NotImplementedError
 
 
 class _PostgresClock(SqlClock):
