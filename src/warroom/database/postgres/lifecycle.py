@@ -144,14 +144,18 @@ class DatabaseLifecycle(PostgresConnection):
         """DROP DATABASE, whatever it holds: its subscriptions, which DROP DATABASE refuses,
         are dropped first without touching their publishers' slots."""
         name = sql.Identifier(self.database_name)
-        with self._connect(MAINTENANCE_DB) as conn:
-            row = conn.execute(_SUBSCRIBED_QUERY, (self.database_name,)).fetchone()
-            if row is not None and row[1]:
-                if not row[0]:  # a retired database no longer takes connections
-                    conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
-                self._drop_subscriptions()
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        self._release()
+        try:
+            with self._connect(MAINTENANCE_DB) as conn:
+                row = conn.execute(_SUBSCRIBED_QUERY, (self.database_name,)).fetchone()
+                if row is not None and row[1]:
+                    if not row[0]:  # a retired database no longer takes connections
+                        conn.execute(
+                            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name)
+                        )
+                    self._drop_subscriptions()
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        finally:  # a failed DROP leaves the claim's connection to the next sweep, not to GC
+            self._release()
 
     def _drop_subscriptions(self) -> None:
         """Drop this database's subscriptions, each disabled and detached from its slot first
