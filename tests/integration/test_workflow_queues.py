@@ -25,10 +25,11 @@ import pytest
 from sqlalchemy import update
 
 from tests.e2e.server import running_server
+from tests.workflowtools import expire_leases
 from warroom import AutomationEngine
 from warroom.auth import TokenStore
 from warroom.catalog import open_catalog
-from warroom.catalog.schema import workflow_executions, workflow_steps
+from warroom.catalog.schema import workflow_steps
 from warroom.config import Settings
 from warroom.errors import ConflictError, InputError
 from warroom.workflow import Worker
@@ -287,16 +288,6 @@ def _until(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-def _expire_leases(catalog_url: str) -> None:
-    """Move the catalog's notion of time past every lease: they ended an hour ago."""
-    with closing(open_catalog(catalog_url)) as catalog, catalog.transaction() as conn:
-        conn.execute(
-            update(workflow_executions)
-            .where(workflow_executions.c.lease_expires_at.is_not(None))
-            .values(lease_expires_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-
-
 def test_workers_run_each_execution_once_within_the_global_limit(
     app: AutomationEngine, side: dict[str, str]
 ) -> None:
@@ -324,7 +315,7 @@ def test_a_killed_workers_executions_are_taken_over(
     doomed.communicate(timeout=120)
     assert doomed.returncode == -9
     assert app.get_execution("w-2").status == "running"  # still held by the dead worker
-    _expire_leases(pg_db)
+    expire_leases(pg_db)
     rescuer = _worker(side, "--queue", "work")
     try:
         assert [h.get_result(timeout=120) for h in handles] == [f"w{n}" for n in range(6)]
@@ -373,7 +364,7 @@ def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], p
             .where(workflow_steps.c.execution_id == "sleepy", workflow_steps.c.number == 0)
             .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
         )
-    _expire_leases(pg_db)
+    expire_leases(pg_db)
     second = _worker(side, "--queue", "work")
     try:
         assert handle.get_result(timeout=60) == "woke"  # it slept only what was left: nothing

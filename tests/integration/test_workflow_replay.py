@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, update
 
+from tests.workflowtools import expire_leases, worker_env
 from warroom import AutomationEngine
 from warroom.catalog import open_catalog
 from warroom.catalog.schema import workflow_executions, workflow_steps
@@ -202,14 +202,14 @@ def test_steps_from_threads_the_engine_did_not_start_are_refused(
 
 
 def test_a_crash_in_the_middle_of_a_fan_out_resumes(tmp_path: Path, catalog_url: str) -> None:
-    env = _worker_env(tmp_path, catalog_url)
+    env = worker_env(tmp_path, catalog_url, 30)
     crashing = _worker({**env, "WARROOM_FAULT_POINT": "fanout-3"}, "fanout", "exec-fan")
     crashing.communicate(timeout=60)
     assert crashing.returncode == -9
     with closing(open_catalog(catalog_url)) as catalog:
         recorded = {s.number for s in WorkflowStore(catalog).load_steps("exec-fan").values()}
     assert 3 not in recorded
-    _expire_leases(catalog_url)
+    expire_leases(catalog_url)
     rescuer = _worker(env, "recover")
     out, err = rescuer.communicate(timeout=60)
     assert rescuer.returncode == 0, err
@@ -595,7 +595,7 @@ def test_concurrent_external_writers_are_never_refused(engine: AutomationEngine)
 
 
 def test_a_worker_whose_clock_runs_ahead_cannot_take_over(tmp_path: Path, catalog_url: str) -> None:
-    env = _worker_env(tmp_path, catalog_url)
+    env = worker_env(tmp_path, catalog_url, 30)
     holder = _worker(env, "run", "exec-live")
     _wait_for_log(tmp_path, "slow-start")
     ahead = datetime.now(UTC) + timedelta(seconds=35)
@@ -634,29 +634,6 @@ def test_sqlite_commits_are_durable_by_default(tmp_path: Path) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _expire_leases(catalog_url: str) -> None:
-    """Move the catalog's notion of time past every lease: they ended an hour ago."""
-    with closing(open_catalog(catalog_url)) as catalog, catalog.transaction() as conn:
-        conn.execute(
-            update(workflow_executions)
-            .where(workflow_executions.c.lease_expires_at.is_not(None))
-            .values(lease_expires_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-
-
-def _worker_env(tmp_path: Path, catalog_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
-    env.update(
-        WARROOM_CATALOG_URL=catalog_url,
-        CHECKPOINT_DIR=str(tmp_path / "cp"),
-        WARROOM_WORKFLOW_LEASE_SECONDS="30",
-        STEP_LOG=str(tmp_path / "steps.log"),
-        RELEASE=str(tmp_path / "release"),
-        PYTHONPATH=str(ROOT),
-    )
-    return env
 
 
 def _worker(env: dict[str, str], *args: str, faketime: str | None = None) -> subprocess.Popen[str]:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from tests.workflowtools import expire_leases, worker_env
 from warroom import AutomationEngine, StepMismatchError
-from warroom.catalog import open_catalog
 from warroom.catalog.schema import workflow_executions, workflow_steps
 from warroom.config import Settings
 from warroom.errors import ConflictError, InputError, IntegrityError, NotFoundError
@@ -375,29 +373,6 @@ def test_retention_removes_finished_and_abandoned_external_executions(
         assert engine.get_execution(recent).steps  # its checkpoints are kept too
 
 
-def _expire_leases(catalog_url: str) -> None:
-    """Move the catalog's notion of time past every lease: the leases now ended an hour ago."""
-    with closing(open_catalog(catalog_url)) as catalog, catalog.transaction() as conn:
-        conn.execute(
-            update(workflow_executions)
-            .where(workflow_executions.c.lease_expires_at.is_not(None))
-            .values(lease_expires_at=datetime.now(UTC) - timedelta(hours=1))
-        )
-
-
-def _worker_env(tmp_path: Path, catalog_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
-    env.update(
-        WARROOM_CATALOG_URL=catalog_url,
-        CHECKPOINT_DIR=str(tmp_path / "cp"),
-        WARROOM_WORKFLOW_LEASE_SECONDS="600",
-        STEP_LOG=str(tmp_path / "steps.log"),
-        RELEASE=str(tmp_path / "release"),
-        PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
 def _worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.workflow_worker", *args],
@@ -424,7 +399,7 @@ def _wait_for(predicate: object, timeout: float = 30) -> None:
 
 
 def test_worker_killed_mid_step_is_taken_over(tmp_path: Path, catalog_url: str) -> None:
-    env = _worker_env(tmp_path, catalog_url)
+    env = worker_env(tmp_path, catalog_url, 600)
     victim = _worker(env, "run", "exec-kill")
     _wait_for(lambda: "slow-start" in _log_lines(tmp_path))
     victim.kill()
@@ -433,7 +408,7 @@ def test_worker_killed_mid_step_is_taken_over(tmp_path: Path, catalog_url: str) 
 
     early = _worker(env, "recover")  # the lease has not expired yet: nothing to take
     assert early.communicate(timeout=60)[0].strip() == ""
-    _expire_leases(catalog_url)
+    expire_leases(catalog_url)
     rescuer = _worker(env, "recover")
     out, err = rescuer.communicate(timeout=60)
     assert rescuer.returncode == 0, err
@@ -442,7 +417,7 @@ def test_worker_killed_mid_step_is_taken_over(tmp_path: Path, catalog_url: str) 
 
 
 def test_two_workers_never_run_one_execution(tmp_path: Path, catalog_url: str) -> None:
-    env = _worker_env(tmp_path, catalog_url)
+    env = worker_env(tmp_path, catalog_url, 600)
     first = _worker(env, "run", "exec-race")
     _wait_for(lambda: "slow-start" in _log_lines(tmp_path))
     racers = [_worker(env, "resume", "exec-race") for _ in range(2)]
