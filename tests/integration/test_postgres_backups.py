@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import subprocess
 from typing import Any
 
@@ -28,6 +29,19 @@ from warroom.errors import (
     NotFoundError,
 )
 from warroom.services import Services, build_services
+
+
+def unclaimed_work_databases(kind: str = "restore|scratch|retired") -> list[str]:
+    """Work databases of ``kind`` that no running restore claims: what a restore or a restore
+    test of this session left behind. A database claimed by a restore running elsewhere on this
+    server (another test session) is not counted."""
+    with psycopg.connect(pg_url("postgres"), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ %s"
+            " AND pg_try_advisory_lock(%s, hashtext(datname))",
+            (f"^warroom_({kind})_", WORK_CLAIM_KEY),
+        ).fetchall()
+    return [name for (name,) in rows]
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
@@ -98,11 +112,7 @@ def test_verify_and_restore_test(services: Services, pg_db: str) -> None:
     assert report.restore_tested and report.tables_checked > 5
     record = services.catalog.get_checkpoint("database", "checked")
     assert record is not None and record.status == "restore-tested" and record.verified_at
-    with psycopg.connect(pg_db) as conn:
-        leftovers = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'warroom_scratch_%'"
-        ).fetchall()
-    assert leftovers == []
+    assert unclaimed_work_databases("scratch") == []
 
 
 def _part_path(services: Services, name: str, part: str) -> object:
@@ -228,10 +238,7 @@ def test_failed_restore_leaves_no_database_behind(services: Services, pg_db: str
     with pytest.raises(IntegrityError, match="public.t: 10 rows, backup recorded 11"):
         services.backups.restore("liar", new_db="wrt_liar", url=pg_db)
     assert not pg_database_exists("wrt_liar")
-    with psycopg.connect(pg_db) as conn:
-        assert conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'warroom_restore_%'"
-        ).fetchone() == (0,)
+    assert unclaimed_work_databases("restore") == []
 
 
 def test_restoring_the_catalog_database_keeps_the_catalog(tmp_path: object, pg_db: str) -> None:
@@ -326,7 +333,8 @@ def test_work_databases_of_killed_restores_are_swept(
 ) -> None:
     """A restore claims its staging database with a session advisory lock: a database whose
     claim is gone (its process killed) is dropped by the next restore; a claimed one is not."""
-    running, abandoned = "warroom_restore_0123456789ab", "warroom_scratch_ba9876543210"
+    running = f"warroom_restore_{secrets.token_hex(6)}"
+    abandoned = f"warroom_scratch_{secrets.token_hex(6)}"
     pg_names.extend([running, abandoned, "wrt_after_sweep_1", "wrt_after_sweep_2"])
     services.backups.create(url=pg_db, name="small")
     with psycopg.connect(pg_url("postgres"), autocommit=True) as admin:
@@ -341,14 +349,7 @@ def test_work_databases_of_killed_restores_are_swept(
         # The other restore's process is gone: its claim went with its connection.
         services.backups.restore("small", new_db="wrt_after_sweep_2", url=pg_db)
         assert not pg_database_exists(running)
-        # Nothing of ours is left: any work database still there is claimed by a restore
-        # running elsewhere on this server (another test session).
-        leftovers = admin.execute(
-            "SELECT datname FROM pg_database WHERE datname ~ '^warroom_(restore|scratch|retired)_'"
-            " AND pg_try_advisory_lock(%s, hashtext(datname))",
-            (WORK_CLAIM_KEY,),
-        ).fetchall()
-    assert leftovers == []
+    assert unclaimed_work_databases() == []
 
 
 def test_a_latin1_database_with_accented_names_round_trips(
