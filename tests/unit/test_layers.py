@@ -19,7 +19,7 @@ WRAPPED = (*DOMAIN, "catalog", "repository", "storage", "codec", "wal")
 FACE_EXCEPTIONS = {
     "cli/app.py": {
         "warroom.database.backups": "Progress: the callback the CLI's progress printer is given",
-        "warroom.database.manifest": "validate_name: a bad name is refused before any file",
+        "warroom.repository.layout": "validate_name: a bad name is refused before any file",
         "warroom.database.pitr": "RecoveryTarget, parsed from the --target-* options",
         "warroom.wal": "parse_lsn, checking --target-lsn",
     },

@@ -39,9 +39,9 @@ from warroom.cli.service import add_service_commands
 from warroom.cli.worker import add_worker_commands
 from warroom.cli.workflow import workflow_app
 from warroom.database.backups import Progress
-from warroom.database.manifest import validate_name
 from warroom.database.pitr import RecoveryTarget
 from warroom.errors import InputError
+from warroom.repository.layout import validate_name
 from warroom.wal import parse_lsn
 
 app = typer.Typer(

@@ -1,8 +1,8 @@
 """Database checkpoints: create, list, verify and restore backups; rebuild the catalog.
 
-The storage layout is ``database/<name>/<part>`` plus ``database/<name>/manifest.json``, written
-last, and ``database/<name>/checks/`` (one record per verification, see
-:mod:`warroom.database.verification`). Nothing else makes a backup exist: a backup that fails
+A backup is its parts, its manifest (written last) and its check records (one per
+verification, see :mod:`warroom.database.verification`), at the keys
+:mod:`warroom.repository.layout` gives. Nothing else makes a backup exist: a backup that fails
 or is interrupted at any point is removed at once, and whatever a killed process leaves behind
 has no manifest and is swept by the next backup (:meth:`BackupService.sweep_leftovers`).
 
@@ -41,10 +41,7 @@ from warroom.database import (
 from warroom.database.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
-    backup_prefix,
     check_source,
-    manifest_key,
-    validate_name,
 )
 from warroom.database.verification import (
     CHECKED,
@@ -52,8 +49,6 @@ from warroom.database.verification import (
     DAMAGED,
     RESTORE_TESTED,
     CheckRecord,
-    check_key,
-    checks_prefix,
     status_of,
 )
 from warroom.errors import (
@@ -67,6 +62,15 @@ from warroom.errors import (
     WarroomError,
 )
 from warroom.repository import Locker, Repository
+from warroom.repository.layout import (
+    BACKUPS,
+    backup_prefix,
+    check_key,
+    checks_prefix,
+    manifest_key,
+    part_key,
+    validate_name,
+)
 
 __all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
 
@@ -251,7 +255,7 @@ class BackupService:
         return self.repository.exists(manifest_key(name))
 
     def _write_part(
-        self, prefix: str, progress: Progress, threads: int, written: list[PartRecord]
+        self, backup: str, progress: Progress, threads: int, written: list[PartRecord]
     ) -> WritePart:
         """A ``write_part`` callback that stores each part and appends its record."""
 
@@ -263,7 +267,7 @@ class BackupService:
             copy: tuple[dict[str, Any], ...] = (),
         ) -> PartRecord:
             digest = self.repository.write(
-                prefix + name,
+                part_key(backup, name),
                 progress.counted(chunks),
                 level=self.settings.compression_level,
                 threads=threads,
@@ -311,7 +315,7 @@ class BackupService:
             part = parts[part_name]
             try:
                 reading = repository.read(
-                    backup_prefix(manifest.name) + part_name,
+                    part_key(manifest.name, part_name),
                     label=f"{manifest.name}/{part_name}",
                     hash_plain=hash_plain,
                     name=manifest.name,
@@ -373,7 +377,6 @@ class BackupService:
                         f"a backup named {name!r} already exists; choose another --name",
                         name=name,
                     )
-            prefix = backup_prefix(name)
             source = check_source(engine.source())
             self.sweep_leftovers()
             progress.start(f"backing up {engine.display}")
@@ -382,7 +385,7 @@ class BackupService:
             threads = 1 if jobs == 1 else 0
             written: list[PartRecord] = []
             try:
-                write_part = self._write_part(prefix, progress, threads, written)
+                write_part = self._write_part(name, progress, threads, written)
                 if physical:
                     info = engine.base_backup(write_part)
                 else:
@@ -411,7 +414,7 @@ class BackupService:
                 self.repository.put_document(manifest_key(name), manifest.to_json())
             except BaseException:
                 with suppress(WarroomError):  # the original failure is the one to report
-                    self.storage.delete_prefix(prefix)
+                    self.storage.delete_prefix(backup_prefix(name))
                 raise
         self.catalog.upsert_checkpoint(_record(manifest))
         return manifest
@@ -464,7 +467,7 @@ class BackupService:
         for part in manifest.parts:
             digest, size = hashlib.sha256(), 0
             try:
-                stored = copy.stored(backup_prefix(manifest.name) + part.name)
+                stored = copy.stored(part_key(manifest.name, part.name))
             except NotFoundError as exc:
                 raise self._missing(manifest.name, part.name) from exc
             with closing(stored) as stream:
@@ -493,7 +496,7 @@ class BackupService:
         storage = (copy or self.repository).storage
         for part in manifest.parts:
             try:
-                size = storage.stat(backup_prefix(manifest.name) + part.name).size
+                size = storage.stat(part_key(manifest.name, part.name)).size
             except NotFoundError:
                 raise IntegrityError(
                     f"backup {manifest.name!r} is damaged: part {part.name!r} is missing",
@@ -533,7 +536,7 @@ class BackupService:
         """The verification records of backup ``name`` in the repository, oldest first
         (records that are not sane are left out)."""
         records = []
-        for info in self.storage.list(checks_prefix(backup_prefix(name))):
+        for info in self.storage.list(checks_prefix(name)):
             record = CheckRecord.from_json(name, self.repository.get_document(info.key, 1 << 16))
             if record is not None:
                 records.append(record)
@@ -557,7 +560,7 @@ class BackupService:
                 )
             at = self.clock()
             record = CheckRecord(name, result, at, detail)
-            self.repository.put_document(check_key(backup_prefix(name), at), record.to_json())
+            self.repository.put_document(check_key(name, at), record.to_json())
             status, verified_at = status_of(self.checks(name), at)
             if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name) is not None:
                 self.catalog.set_verified(CHECKPOINT_TYPE, name, status, verified_at or at)
@@ -815,7 +818,7 @@ class BackupService:
     def sweep_leftovers(self) -> list[str]:
         """Remove backups that have no manifest and that no running backup is writing."""
         removed = []
-        for name in self.storage.children("database"):
+        for name in self.storage.children(BACKUPS):
             try:
                 validate_name(name)
             except InputError:
@@ -840,7 +843,7 @@ class BackupService:
         bounds is reported and skipped; the others are indexed all the same."""
         progress = progress or Progress()
         records, problems = [], []
-        for name in self.storage.children("database"):
+        for name in self.storage.children(BACKUPS):
             try:
                 validate_name(name)
                 if not self.exists(name):

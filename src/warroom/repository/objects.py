@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from warroom.codec import Decoder, Digest, Encoder
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError, StorageError
+from warroom.repository.layout import LOCK_PREFIXES, REPOSITORY_KEY
 from warroom.repository.storage import (
-    LOCK_PREFIXES,
-    REPOSITORY_KEY,
     ChunkStream,
     Storage,
     open_storage,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warroom.errors import IntegrityError, NotFoundError
-from warroom.repository.storage import KEYS_PREFIX, LOCK_PREFIXES, Storage
+from warroom.repository.layout import KEYS_PREFIX, LOCK_PREFIXES
+from warroom.repository.storage import Storage
 
 __all__ = ["SyncReport", "sync"]
 
