@@ -50,6 +50,7 @@ FACE_EXCEPTIONS = {
         "warroom.repository": "archive_command's fast path opens the repository, never the "
         "catalog",
         "warroom.repository.keyring": "archive_command's fast path reads the encryption keys",
+        "warroom.repository.replicas": "archive_command's fast path reads WARROOM_REPLICAS",
         "warroom.wal": "archive_command's fast path writes WAL without the services",
     },
 }

@@ -815,6 +815,25 @@ class BackupService:
             self.storage.delete(manifest_key(name))
             self.storage.delete_prefix(backup_prefix(name))
 
+    def names_on(self, copy: Repository) -> set[str]:
+        """The backups whose manifest is in ``copy`` (one of :meth:`Repository.copies`)."""
+        names = set()
+        for name in copy.storage.children(BACKUPS):
+            try:
+                validate_name(name)
+            except InputError:
+                continue
+            if copy.exists(manifest_key(name)):
+                names.add(name)
+        return names
+
+    def delete_from(self, name: str, copy: Repository) -> None:
+        """Delete backup ``name`` from ``copy`` only (that repository's own retention):
+        manifest, then parts. Its catalog row stays, for the copies that still hold it."""
+        with self.locker.hold(f"name:{validate_name(name)}", f"a backup named {name!r}"):
+            copy.storage.delete(manifest_key(name))
+            copy.storage.delete_prefix(backup_prefix(name))
+
     def sweep_leftovers(self) -> list[str]:
         """Remove backups that have no manifest and that no running backup is writing."""
         removed = []
