@@ -59,6 +59,7 @@ from warroom.errors import (
     IntegrityError,
     NameTakenError,
     NotFoundError,
+    StorageError,
     WarroomError,
 )
 from warroom.repository import Locker, Repository
@@ -72,7 +73,7 @@ from warroom.repository.layout import (
     validate_name,
 )
 
-__all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
+__all__ = ["BackupService", "CopyCheck", "Progress", "RestoreReport", "VerifyReport"]
 
 CHECKPOINT_TYPE = "database"
 CATALOG_LABEL_WIDTH = 500  # the catalog's ``source`` column: the label, for people
@@ -144,6 +145,20 @@ class VerifyReport:
     repository: str = ""  # the copy that was read
 
     def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class CopyCheck:
+    """One repository's copy of a backup, checked: ``state`` is ``intact`` (its manifest and
+    every part read and matched), ``damaged`` (``detail`` says where), ``missing`` (no
+    manifest there) or ``unreachable``."""
+
+    location: str
+    state: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
         return self.__dict__.copy()
 
 
@@ -457,9 +472,7 @@ class BackupService:
         """Compare every part's stored bytes with the manifest without decoding (fast: a
         replaced part is refused before any of it is decompressed), on each copy in turn
         until one is intact; return that copy (the first copy's damage when none is)."""
-        return self.repository.first_intact(
-            lambda copy: self._check_copy(copy, manifest, progress)
-        )
+        return self.repository.first_intact(lambda copy: self._check_copy(copy, manifest, progress))
 
     def _check_copy(
         self, copy: Repository, manifest: Manifest, progress: Progress | None
@@ -529,6 +542,46 @@ class BackupService:
                 state = "unreachable"
             states[copy.location] = state
         return states
+
+    def verify_copies(self, name: str, progress: Progress | None = None) -> list[CopyCheck]:
+        """Check every copy of backup ``name`` (primary, then replicas) on its own, as
+        :meth:`verify` checks the one it reads: its manifest, then every part's stored and
+        decoded checksums. Nothing is recorded (the backup stays restorable from an intact
+        copy); a copy whose manifest differs from the first copy's is damaged."""
+        progress = progress or Progress()
+        validate_name(name)
+        checks: list[CopyCheck] = []
+        reference: tuple[str, str] | None = None  # where the first readable manifest is, its sum
+        for copy in self.repository.copies():
+            try:
+                data = copy.get_document(manifest_key(name), MAX_MANIFEST_BYTES)
+                manifest = Manifest.from_json(name, data)
+                reference = reference or (copy.location, manifest.checksum)
+                if manifest.checksum != reference[1]:
+                    raise IntegrityError(
+                        f"backup {name!r} is damaged: its manifest differs from the one in "
+                        f"{reference[0]}",
+                        name=name,
+                    )
+                progress.start(f"checking {name} in {copy.location}", manifest.size_stored)
+                self._check_copy(copy, manifest, progress)
+                read_part = self._reader(manifest, progress, source=copy)
+                for part in manifest.parts:
+                    for _chunk in read_part(part.name):
+                        pass
+            except NotFoundError:
+                checks.append(
+                    CopyCheck(
+                        copy.location, "missing", "no manifest there: warroom repo sync copies it"
+                    )
+                )
+            except IntegrityError as exc:
+                checks.append(CopyCheck(copy.location, "damaged", exc.message))
+            except StorageError as exc:
+                checks.append(CopyCheck(copy.location, "unreachable", exc.message))
+            else:
+                checks.append(CopyCheck(copy.location, "intact", f"{len(manifest.parts)} parts"))
+        return checks
 
     # -- check records ----------------------------------------------------------------------
 
