@@ -11,6 +11,7 @@ buckets) were written with exactly these keys, so they never change (a test pins
     wal/history/<timeline>.history    timeline history files (+ ``.json``)
     wal/checks/<random>               ``wal check``'s probe, deleted at once
     wal/restore-points/<name>.json    named restore points
+    probes/<random>                   a deployment check's write probe, deleted at once
     workflow/blobs/<sha256>           large workflow step states
     keys/repository.json              says the repository is encrypted, and under which key
     keys/<key id>.json                data keys wrapped by one repository key
@@ -46,6 +47,7 @@ __all__ = [
     "lease_key",
     "manifest_key",
     "part_key",
+    "probe_key",
     "record_key",
     "restore_point_key",
     "validate_name",
@@ -151,6 +153,10 @@ def blob_key(digest: str) -> str:
 def blob_digest(key: str) -> str:
     """The digest a listed blob key names (the inverse of :func:`blob_key`)."""
     return key[len(BLOBS_PREFIX) :]
+
+
+def probe_key(token: str) -> str:
+    return f"probes/{token}"
 
 
 def key_document(identity: str) -> str:
