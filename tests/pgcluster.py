@@ -14,8 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
+
+if TYPE_CHECKING:
+    from warroom.database.pitr import PointInTimeRecovery, RecoveryReport, RecoveryTarget
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,3 +183,17 @@ def stop_server(data_dir: Path) -> None:
         ),
         capture_output=True,
     )
+
+
+@contextmanager
+def recovered_server(
+    pitr: PointInTimeRecovery, target: RecoveryTarget, data_dir: Path
+) -> Iterator[tuple[RecoveryReport, str]]:
+    """Recover ``target`` into ``data_dir`` and start the server on a free port; yield the
+    report and the server's URL; stop the server afterwards."""
+    port = free_port()
+    report = pitr.restore(target, data_dir, port=port, start=True, timeout=120)
+    try:
+        yield report, f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        stop_server(data_dir)

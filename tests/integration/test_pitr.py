@@ -20,8 +20,7 @@ from tests.e2e.cli import cli_env, run_warroom
 from tests.pgcluster import (
     Cluster,
     archiver_state,
-    free_port,
-    stop_server,
+    recovered_server,
     switch_wal,
     throwaway_cluster,
     wait_for,
@@ -127,41 +126,31 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                     RecoveryTarget(time=target + timedelta(days=1)), repo / "too-late"
                 )
 
-            data_dir, port = repo / "recovered", free_port()
-            report = services.pitr.restore(
-                RecoveryTarget(time=target), data_dir, port=port, start=True, timeout=120
-            )
-            assert report["promoted"] and report["base_backup"] == base.name
-            try:
-                recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-                with psycopg.connect(recovered, autocommit=True) as conn:
+            at_target = RecoveryTarget(time=target)
+            with recovered_server(services.pitr, at_target, repo / "recovered") as (report, url):
+                assert report["promoted"] and report["base_backup"] == base.name
+                with psycopg.connect(url, autocommit=True) as conn:
                     assert conn.execute("SELECT count(*) FROM orders").fetchone() == expected
                     assert conn.execute(
                         "SELECT count(*) FROM orders WHERE v = 'too-late'"
                     ).fetchone() == (0,)
                     assert conn.execute("SELECT count(*) FROM keep_me").fetchone() == (50,)
                     assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-            finally:
-                stop_server(data_dir)
 
             assert not list((repo / "real" / "wal").glob("history/*")), "a recovered copy archived"
             for recovery, rows, keep_me in (
                 (RecoveryTarget(name="release-42"), expected, True),
                 (RecoveryTarget(), (expected[0] + 10,), False),  # latest
             ):
-                data_dir, port = repo / f"recovered-{rows[0]}", free_port()
-                services.pitr.restore(recovery, data_dir, port=port, start=True, timeout=120)
-                try:
-                    recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-                    with psycopg.connect(recovered, autocommit=True) as conn:
+                data_dir = repo / f"recovered-{rows[0]}"
+                with recovered_server(services.pitr, recovery, data_dir) as (_, url):
+                    with psycopg.connect(url, autocommit=True) as conn:
                         assert conn.execute("SELECT count(*) FROM orders").fetchone() == rows
                         present = conn.execute(
                             "SELECT to_regclass('keep_me') IS NOT NULL"
                         ).fetchone()
                         log = (data_dir / "recovery.log").read_text()[-3000:]
                         assert present == (keep_me,), log
-                finally:
-                    stop_server(data_dir)
 
             # Retention keeps the WAL every kept base backup needs, and removes the rest.
             start_wal = base.database["start_wal"]

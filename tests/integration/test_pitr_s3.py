@@ -17,8 +17,7 @@ import pytest
 from tests.pgcluster import (
     S3_AND_CRYPTO,
     archiver_state,
-    free_port,
-    stop_server,
+    recovered_server,
     switch_wal,
     throwaway_cluster,
     wait_for,
@@ -67,9 +66,7 @@ def test_point_in_time_recovery_through_s3_encrypted(
             url = cluster.url()
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, v text)")
-                conn.execute(
-                    "INSERT INTO orders (v) SELECT 'before-base' FROM generate_series(1, 50)"
-                )
+                conn.execute("INSERT INTO orders (v) SELECT 'base' FROM generate_series(1, 50)")
             base_backup = services.backups.create(url=url, physical=True)
             assert base_backup.kind == "physical"
 
@@ -95,19 +92,13 @@ def test_point_in_time_recovery_through_s3_encrypted(
         for key in wal:  # segments are encrypted objects, not PostgreSQL's bytes
             assert b"".join(s3.get(key)).startswith(MAGIC), key
 
-        data_dir, port = base / "recovered", free_port()
-        report = services.pitr.restore(
-            RecoveryTarget(time=target), data_dir, port=port, start=True, timeout=120
-        )
-        assert report["promoted"] and report["base_backup"] == base_backup.name
-        try:
-            recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-            with psycopg.connect(recovered, autocommit=True) as conn:
+        at_target = RecoveryTarget(time=target)
+        with recovered_server(services.pitr, at_target, base / "recovered") as (report, url):
+            assert report["promoted"] and report["base_backup"] == base_backup.name
+            with psycopg.connect(url, autocommit=True) as conn:
                 rows = conn.execute("SELECT v, count(*) FROM orders GROUP BY v ORDER BY v")
                 assert rows.fetchall() == [
                     ("after-base-0", 40),
                     ("after-base-1", 40),
                     ("base", 50),
                 ]
-        finally:
-            stop_server(data_dir)

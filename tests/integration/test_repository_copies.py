@@ -9,10 +9,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-import boto3
-
 from tests.e2e.cli import cli_env, run_warroom
-from tests.s3server import ENVIRONMENT, S3Server
+from tests.s3server import S3Server
 from warroom.repository.keyring import generate_key
 
 
@@ -43,13 +41,7 @@ def test_verify_all_copies_finds_the_damaged_replica(tmp_path: Path, s3_server: 
     code, out, _ = warroom("verify", "b1", "--all-copies")
     assert code == 0 and out.count(": intact (") == 2, out
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint,
-        aws_access_key_id=ENVIRONMENT["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-    )
+    s3 = s3_server.client()
     parts = [
         item["Key"]
         for item in s3.list_objects_v2(Bucket=bucket, Prefix="copy/database/b1/")["Contents"]
