@@ -124,31 +124,37 @@ class CleanupService:
         """Each repository's copy, its policy (BACKUP_DIR's, with a replica's overrides) and
         its plan over the backups it holds. A backup the catalog lists and no repository
         holds is planned with BACKUP_DIR's, as without replicas."""
-        copies = self.backups.repository.copies()
-        held = [self.backups.names_on(copy) for copy in copies]
+        policies = self._policies(policy)
+        held = [self.backups.names_on(copy) for copy, _ in policies]
         held[0] |= {c.name for c in candidates} - set().union(*held)
-        rules = [{}, *(replica.retention for replica in self.settings.replica_settings())]
         protected = self._rollback_targets()
         plans = []
-        for copy, rule, names in zip(copies, rules, held, strict=True):
-            here = replace(policy, **rule)
+        for (copy, here), names in zip(policies, held, strict=True):
             mine = [c for c in candidates if c.name in names]
             plans.append((copy, here, plan_retention(mine, here, now, protected)))
         return plans
+
+    def _policies(self, policy: Policy) -> list[tuple[Repository, Policy]]:
+        """Each repository's copy (BACKUP_DIR first) and its policy: ``policy``, with the
+        settings a replica overrides."""
+        rules = [{}, *(replica.retention for replica in self.settings.replica_settings())]
+        return [
+            (copy, replace(policy, **rule))
+            for copy, rule in zip(self.backups.repository.copies(), rules, strict=True)
+        ]
 
     def unwanted(self) -> dict[str, set[str]]:
         """Per repository location, the backups its own retention would delete if it held
         every backup: ``repo sync`` does not copy those there (cleanup would delete them
         again)."""
-        policy, now = self.policy(None), self.clock()
         candidates, _ = self._database_candidates()
-        rules = [{}, *(replica.retention for replica in self.settings.replica_settings())]
-        protected = self._rollback_targets()
-        unwanted = {}
-        for copy, rule in zip(self.backups.repository.copies(), rules, strict=True):
-            plan = plan_retention(candidates, replace(policy, **rule), now, protected)
-            unwanted[copy.location] = {c.name for c, _ in plan.delete}
-        return unwanted
+        now, protected = self.clock(), self._rollback_targets()
+        return {
+            copy.location: {
+                c.name for c, _ in plan_retention(candidates, here, now, protected).delete
+            }
+            for copy, here in self._policies(self.policy(None))
+        }
 
     def _delete_database(self, plans: list[tuple[Repository, Policy, Plan]]) -> None:
         """Carry out each repository's plan: a backup no repository keeps is deleted whole
