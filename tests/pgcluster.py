@@ -9,10 +9,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+
+if TYPE_CHECKING:
+    from warroom.database.pitr import PointInTimeRecovery, RecoveryReport, RecoveryTarget
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,17 +109,91 @@ def throwaway_cluster(
         shutil.rmtree(base, ignore_errors=True)
 
 
-def warroom_for_postgres(base: Path) -> str:
+# What a WAL command imports besides warroom and zstandard to reach S3 and to encrypt.
+S3_AND_CRYPTO = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six",
+    "certifi",
+    "cryptography",
+    "_cffi_backend",
+)
+
+
+def warroom_for_postgres(base: Path, modules: tuple[str, ...] = ()) -> str:
     """How the postgres OS user runs warroom. Neither this interpreter nor this checkout may be
-    where it can go (root's home), so what a WAL command imports (warroom and zstandard) is
-    copied beside the repository and run by Debian's python3 of the same version."""
-    import zstandard
+    where it can go (root's home), so what a WAL command imports (warroom, zstandard and the
+    ``modules`` named, e.g. :data:`S3_AND_CRYPTO`) is copied beside the repository and run by
+    Debian's python3 of the same version."""
+    import importlib
 
     lib = base / "pylib"
     shutil.copytree(ROOT / "src" / "warroom", lib / "warroom")
-    shutil.copytree(Path(zstandard.__file__).parent, lib / "zstandard")
+    for name in ("zstandard", *modules):
+        source = Path(str(importlib.import_module(name).__file__))
+        if source.name == "__init__.py":
+            shutil.copytree(source.parent, lib / name)
+        else:
+            shutil.copy(source, lib / source.name)
     for path in [lib, *lib.rglob("*")]:
         shutil.chown(path, "postgres", "postgres")
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     python = shutil.which(version, path="/usr/bin") or "/usr/bin/python3"
     return f"PYTHONPATH={lib} {python} -m warroom"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds (the archiver reports to no one: it is polled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def archiver_state(cluster: Cluster) -> tuple[int, str | None, int]:
+    """pg_stat_archiver's (archived_count, last_archived_wal, failed_count)."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT archived_count, last_archived_wal, failed_count FROM pg_stat_archiver"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+def switch_wal(cluster: Cluster) -> str:
+    """Close the current WAL segment (the archiver takes it); return the new one's name."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("SELECT pg_switch_wal()")
+        row = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def stop_server(data_dir: Path) -> None:
+    """Stop a server started in ``data_dir`` (a recovered one: it runs as postgres)."""
+    subprocess.run(
+        _run_as_postgres_if_root(
+            [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "stop"]
+        ),
+        capture_output=True,
+    )
+
+
+@contextmanager
+def recovered_server(
+    pitr: PointInTimeRecovery, target: RecoveryTarget, data_dir: Path
+) -> Iterator[tuple[RecoveryReport, str]]:
+    """Recover ``target`` into ``data_dir`` and start the server on a free port; yield the
+    report and the server's URL; stop the server afterwards."""
+    port = free_port()
+    report = pitr.restore(target, data_dir, port=port, start=True, timeout=120)
+    try:
+        yield report, f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        stop_server(data_dir)

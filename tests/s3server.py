@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import boto3
 
@@ -32,16 +32,19 @@ class S3Server(NamedTuple):
     def environment(self) -> dict[str, str]:
         return {**ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint}
 
-    def new_bucket(self) -> str:
-        name = f"wr-{uuid.uuid4().hex[:12]}"
-        client = boto3.client(
+    def client(self) -> Any:
+        """A boto3 S3 client of this server, for a test to look at or alter objects."""
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=ENVIRONMENT["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
             region_name="us-east-1",
         )
-        client.create_bucket(Bucket=name)
+
+    def new_bucket(self) -> str:
+        name = f"wr-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
         return name
 
 

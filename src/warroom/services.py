@@ -76,7 +76,9 @@ def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings.load()
     catalog = open_catalog(_catalog_url(settings))
     repository = open_repository(
-        settings.backup_dir, settings.master_keys(), settings.replica_urls()
+        settings.backup_dir,
+        settings.master_keys(),
+        [replica.location for replica in settings.replica_settings()],
     )
     locker = open_locker(settings.backup_dir)
     backups = BackupService(settings, repository, catalog, locker)
@@ -90,13 +92,10 @@ def build_services(settings: Settings | None = None) -> Services:
         repository=repository,
         backups=backups,
         workflows=workflows,
-        deployments=DeploymentService(
-            settings, catalog, backups, locker=locker, notifier=notifier
-        ),
+        deployments=DeploymentService(settings, catalog, backups, locker=locker, notifier=notifier),
         cleanup=CleanupService(settings, catalog, backups, workflows, wal),
         notifier=notifier,
         wal=wal,
         pitr=PointInTimeRecovery(backups, wal),
         tokens=TokenStore(catalog),
     )
-

@@ -15,11 +15,11 @@ from typing import Any, TypedDict
 
 from warroom.errors import WarroomError
 from warroom.jobs import failed_job_count
+from warroom.repository.layout import BLOBS_PREFIX
 from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.sources import SourceBackups, backup_brief, group_by_source
 from warroom.wal import segment_lsn_range
-from warroom.workflow.values import BLOB_PREFIX
 
 __all__ = [
     "SourceStatus",
@@ -151,7 +151,7 @@ def system_status(services: Services, now: datetime) -> StatusReport:
 
 def workflow_blob_bytes(services: Services) -> int:
     """The bytes of the large workflow states kept beside the catalog."""
-    return sum(info.size for info in services.workflows.blob_storage().list(BLOB_PREFIX))
+    return sum(info.size for info in services.workflows.blob_storage().list(BLOBS_PREFIX))
 
 
 def archiving_status(services: Services) -> dict[str, Any] | None:

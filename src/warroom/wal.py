@@ -1,12 +1,9 @@
 """The WAL archive: PostgreSQL's write-ahead log segments, kept for point-in-time recovery.
 
-Layout in the backup repository::
-
-    wal/<timeline>/<segment>          the segment, an object of the repository (compressed,
-                                      encrypted when the repository is)
-    wal/<timeline>/<segment>.json     its SHA-256, size and archive time: written last, the
-                                      commit point (a segment without it is not archived)
-    wal/history/<timeline>.history    timeline history files (same pair)
+Each archived file is an object of the repository (compressed, encrypted when the repository
+is) and a record of its SHA-256, size and archive time, written last: the commit point (a
+segment without its record is not archived). Their keys are
+:mod:`warroom.repository.layout`'s (per timeline; history files apart).
 
 With replicas, a push writes every copy before it succeeds, and a fetch uses the first copy
 whose segment is intact.
@@ -28,6 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from warroom.errors import InputError, IntegrityError, NotFoundError, StorageError
+from warroom.repository.layout import (
+    WAL_PREFIX,
+    record_key,
+    restore_point_key,
+    wal_history_key,
+    wal_name,
+    wal_probe_key,
+    wal_segment_key,
+)
 
 if TYPE_CHECKING:
     from warroom.repository import Repository
@@ -71,14 +77,14 @@ class WalSegment(NamedTuple):
 
 def _key(name: str) -> str:
     if HISTORY_NAME.fullmatch(name):
-        return f"wal/history/{name}"
+        return wal_history_key(name)
     match = WAL_NAME.fullmatch(name)
     if match is None:
         raise InputError(
             f"{name!r} is not a WAL file name (24 hex digits, or a .history/.backup/.partial "
             "file); use warroom wal push %p and warroom wal fetch %f %p"
         )
-    return f"wal/{match.group(1)}/{name}"
+    return wal_segment_key(match.group(1), name)
 
 
 class WalArchive:
@@ -91,7 +97,7 @@ class WalArchive:
 
     def _recorded(self, name: str, repository: Repository | None = None) -> WalSegment | None:
         try:
-            data = (repository or self.repository).get_document(_key(name) + ".json", MAX_RECORD)
+            data = (repository or self.repository).get_document(record_key(_key(name)), MAX_RECORD)
         except NotFoundError:
             return None
         try:
@@ -131,7 +137,7 @@ class WalArchive:
             "archived_at": datetime.now(UTC).isoformat(),
             "stored_sha256": stored.stored_sha256,
         }
-        self.repository.put_document(key + ".json", json.dumps(record).encode())
+        self.repository.put_document(record_key(key), json.dumps(record).encode())
         return "archived"
 
     def fetch(self, name: str, destination: Path) -> str:
@@ -168,7 +174,7 @@ class WalArchive:
     def check(self) -> None:
         """Prove that pushes can work here, without archiving anything: store a probe object
         as a push stores a segment, read it back, and delete it."""
-        key = f"wal/checks/{os.urandom(8).hex()}"
+        key = wal_probe_key(os.urandom(8).hex())
         probe = os.urandom(256)
         self.repository.write(key, [probe], level=self.level, threads=1)
         try:
@@ -180,7 +186,7 @@ class WalArchive:
             raise IntegrityError("the WAL archive returned other bytes than it was given")
 
     def record_restore_point(self, name: str, point: dict[str, object]) -> None:
-        key = f"wal/restore-points/{name}.json"
+        key = restore_point_key(name)
         try:
             self.storage.stat(key)
         except NotFoundError:
@@ -190,7 +196,7 @@ class WalArchive:
 
     def restore_point(self, name: str) -> dict[str, str]:
         try:
-            data = self.repository.get_document(f"wal/restore-points/{name}.json", MAX_RECORD)
+            data = self.repository.get_document(restore_point_key(name), MAX_RECORD)
         except NotFoundError as exc:
             raise NotFoundError(
                 f"no restore point named {name!r}; create one with warroom "
@@ -202,13 +208,11 @@ class WalArchive:
     def segments(self) -> list[WalSegment]:
         """Every archived segment (not history or backup files), in WAL order."""
         found = []
-        for info in self.storage.list("wal/"):
-            if not info.key.endswith(".json"):
-                continue
-            name = info.key.rsplit("/", 1)[1][: -len(".json")]
-            match = WAL_NAME.fullmatch(name)
+        for info in self.storage.list(WAL_PREFIX):
+            name = wal_name(info.key)
+            match = WAL_NAME.fullmatch(name or "")
             if match and match.group(3) is None:
-                recorded = self._recorded(name)
+                recorded = self._recorded(match.group(0))
                 if recorded is not None:
                     found.append(recorded)
         return sorted(found, key=lambda segment: segment.name)
@@ -219,7 +223,7 @@ class WalArchive:
         for segment in self.segments():
             if segment.name[8:] < oldest_needed[8:]:
                 key = _key(segment.name)
-                self.storage.delete(key + ".json")
+                self.storage.delete(record_key(key))
                 self.storage.delete(key)
                 removed.append(segment.name)
         return removed

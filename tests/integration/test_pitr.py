@@ -17,7 +17,15 @@ import psycopg
 import pytest
 
 from tests.e2e.cli import cli_env, run_warroom
-from tests.pgcluster import PG_BIN, Cluster, free_port, throwaway_cluster, warroom_for_postgres
+from tests.pgcluster import (
+    Cluster,
+    archiver_state,
+    recovered_server,
+    switch_wal,
+    throwaway_cluster,
+    wait_for,
+    warroom_for_postgres,
+)
 from warroom.config import Settings
 from warroom.database.pitr import RecoveryTarget
 from warroom.errors import ConfigurationError, InputError
@@ -41,51 +49,6 @@ def repo() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait(condition: object, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _archiver(cluster: Cluster) -> tuple[int, str | None, int]:
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT archived_count, last_archived_wal, failed_count FROM pg_stat_archiver"
-        ).fetchone()
-    assert row is not None
-    return row[0], row[1], row[2]
-
-
-def _stop(data_dir: Path) -> None:
-    """Stop a recovered server (it runs as postgres)."""
-    subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data_dir),
-            "-m",
-            "immediate",
-            "stop",
-        ],
-        capture_output=True,
-    )
-
-
-def _switch(cluster: Cluster) -> str:
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        conn.execute("SELECT pg_switch_wal()")
-        row = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
     runner = warroom_for_postgres(repo)
     push = f"BACKUP_DIR={repo / 'repo'} {runner} wal push %p"
@@ -101,8 +64,8 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
         )
 
         # The repository is unreachable: PostgreSQL keeps the segment and retries.
-        first = _switch(cluster)
-        _wait(lambda: _archiver(cluster)[2] > 0, what="a failed archive attempt")
+        first = switch_wal(cluster)
+        wait_for(lambda: archiver_state(cluster)[2] > 0, what="a failed archive attempt")
         with build_services(settings) as services:
             status = system_status(services, services.backups.clock())
             assert any("WAL archiving is failing" in p for p in status["problems"])
@@ -114,7 +77,7 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
             assert "warroom_wal_archiving_failing 1.0" in metrics
         (repo / "repo").unlink()
         (repo / "repo").symlink_to(repo / "real")
-        _wait(lambda: (_archiver(cluster)[1] or "") >= first, what="archiving to catch up")
+        wait_for(lambda: (archiver_state(cluster)[1] or "") >= first, what="archiving to catch up")
 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
@@ -149,8 +112,8 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                 expected = conn.execute(
                     "SELECT count(*) FROM orders WHERE at <= %s", (target,)
                 ).fetchone()
-            last = _switch(cluster)
-            _wait(lambda: (_archiver(cluster)[1] or "") >= last, what="the last segment")
+            last = switch_wal(cluster)
+            wait_for(lambda: (archiver_state(cluster)[1] or "") >= last, what="the last segment")
 
             window = services.pitr.window()
             assert window is not None and window["archived_segments"] >= 4
@@ -163,41 +126,31 @@ def test_point_in_time_recovery_end_to_end(repo: Path) -> None:
                     RecoveryTarget(time=target + timedelta(days=1)), repo / "too-late"
                 )
 
-            data_dir, port = repo / "recovered", free_port()
-            report = services.pitr.restore(
-                RecoveryTarget(time=target), data_dir, port=port, start=True, timeout=120
-            )
-            assert report["promoted"] and report["base_backup"] == base.name
-            try:
-                recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-                with psycopg.connect(recovered, autocommit=True) as conn:
+            at_target = RecoveryTarget(time=target)
+            with recovered_server(services.pitr, at_target, repo / "recovered") as (report, url):
+                assert report["promoted"] and report["base_backup"] == base.name
+                with psycopg.connect(url, autocommit=True) as conn:
                     assert conn.execute("SELECT count(*) FROM orders").fetchone() == expected
                     assert conn.execute(
                         "SELECT count(*) FROM orders WHERE v = 'too-late'"
                     ).fetchone() == (0,)
                     assert conn.execute("SELECT count(*) FROM keep_me").fetchone() == (50,)
                     assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-            finally:
-                _stop(data_dir)
 
             assert not list((repo / "real" / "wal").glob("history/*")), "a recovered copy archived"
             for recovery, rows, keep_me in (
                 (RecoveryTarget(name="release-42"), expected, True),
                 (RecoveryTarget(), (expected[0] + 10,), False),  # latest
             ):
-                data_dir, port = repo / f"recovered-{rows[0]}", free_port()
-                services.pitr.restore(recovery, data_dir, port=port, start=True, timeout=120)
-                try:
-                    recovered = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-                    with psycopg.connect(recovered, autocommit=True) as conn:
+                data_dir = repo / f"recovered-{rows[0]}"
+                with recovered_server(services.pitr, recovery, data_dir) as (_, url):
+                    with psycopg.connect(url, autocommit=True) as conn:
                         assert conn.execute("SELECT count(*) FROM orders").fetchone() == rows
                         present = conn.execute(
                             "SELECT to_regclass('keep_me') IS NOT NULL"
                         ).fetchone()
                         log = (data_dir / "recovery.log").read_text()[-3000:]
                         assert present == (keep_me,), log
-                finally:
-                    _stop(data_dir)
 
             # Retention keeps the WAL every kept base backup needs, and removes the rest.
             start_wal = base.database["start_wal"]

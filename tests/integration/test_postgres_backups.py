@@ -16,7 +16,7 @@ from tests.conftest import pg_database_exists, pg_url
 from tests.dbcompare import PG_BIN, fill_rich_database, pg_snapshot
 from warroom.codec import Encoder
 from warroom.database import PartRecord, pgcopy
-from warroom.database.manifest import Manifest, backup_prefix, manifest_key
+from warroom.database.manifest import Manifest
 from warroom.database.pgcopy import CopyTable
 from warroom.database.postgres import WORK_CLAIM_KEY
 from warroom.errors import (
@@ -28,6 +28,7 @@ from warroom.errors import (
     NameTakenError,
     NotFoundError,
 )
+from warroom.repository.layout import backup_prefix, manifest_key
 from warroom.services import Services, build_services
 
 

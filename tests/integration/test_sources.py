@@ -17,8 +17,9 @@ import pytest
 from tests.conftest import create_pg_database, drop_pg_database, pg_url
 from warroom.api.metrics import build_registry
 from warroom.config import Settings
-from warroom.database.manifest import _document_sha256, backup_prefix, manifest_key
+from warroom.database.manifest import _document_sha256
 from warroom.errors import IntegrityError
+from warroom.repository.layout import backup_prefix, manifest_key
 from warroom.scheduler.jobs import _restore_test, build_scheduler
 from warroom.services import Services, build_services
 from warroom.status import system_status
@@ -190,9 +191,12 @@ def test_status_and_the_deployment_check_judge_the_configured_database(
 
         # The scheduled restore test tries prod's newest, not staging's newer backups.
         assert _restore_test(services, START + timedelta(days=5))["name"] == "prod-old"
-        assert system_status(services, START + timedelta(hours=2))["sources"][0][
-            "newest_restore_tested"
-        ]["name"] == "prod-old"
+        assert (
+            system_status(services, START + timedelta(hours=2))["sources"][0][
+                "newest_restore_tested"
+            ]["name"]
+            == "prod-old"
+        )
 
         metrics = _scrape(services)
         prod_id = configured[0]["source"]
@@ -260,9 +264,7 @@ def test_rebuild_keeps_what_verification_proved_and_skips_hostile_manifests(
         _part_path(tmp_path, "missing", "schema").unlink()
         manifest_path = tmp_path / "backups" / manifest_key("deep")
         manifest_path.write_bytes(b'{"format": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
-        _forge_manifest(
-            services, "huge", lambda d: d["parts"][0].__setitem__("plain_size", 10**30)
-        )
+        _forge_manifest(services, "huge", lambda d: d["parts"][0].__setitem__("plain_size", 10**30))
         services.catalog.replace_checkpoints("database", [])  # the catalog is lost
 
         indexed, problems = backups.rebuild_catalog()

@@ -15,9 +15,9 @@ from tests.integration.test_sources import START, Clock, _forge_manifest, _servi
 from warroom.catalog import CheckpointRecord
 from warroom.config import Settings
 from warroom.database.backups import Progress
-from warroom.database.manifest import backup_prefix
-from warroom.database.verification import CheckRecord, check_key
+from warroom.database.verification import CheckRecord
 from warroom.errors import IntegrityError, NotFoundError
+from warroom.repository.layout import backup_prefix, check_key
 from warroom.services import Services, build_services
 
 
@@ -47,7 +47,7 @@ def test_a_check_record_dated_in_the_future_does_not_hide_damage(tmp_path: Path)
         backups.create(url=url, name="b1")
         ahead = START + timedelta(days=3650)
         record = CheckRecord("b1", "checked", ahead, "a clock ten years ahead")
-        backups.storage.put(check_key(backup_prefix("b1"), ahead), [record.to_json()])
+        backups.storage.put(check_key("b1", ahead), [record.to_json()])
         _flip_a_byte(tmp_path, "b1")
         clock.now = START + timedelta(days=1)
         with pytest.raises(IntegrityError):

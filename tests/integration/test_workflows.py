@@ -21,8 +21,8 @@ from warroom import AutomationEngine, StepMismatchError
 from warroom.catalog.schema import workflow_executions, workflow_steps
 from warroom.config import Settings
 from warroom.errors import ConflictError, InputError, IntegrityError, NotFoundError
+from warroom.repository.layout import BLOBS_PREFIX
 from warroom.storage.local import LocalStorage
-from warroom.workflow.values import BLOB_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,7 +214,7 @@ def test_large_states_are_stored_once_as_blobs(tmp_path: Path, catalog_url: str)
         first = engine.execute_workflow("big")
         engine.execute_workflow("big")
         storage = LocalStorage(tmp_path / "checkpoints")
-        blobs = list(storage.list(BLOB_PREFIX))
+        blobs = list(storage.list(BLOBS_PREFIX))
         assert len(blobs) == 1 and blobs[0].size < 5000  # 4 identical states, 1 compressed blob
         execution = engine.get_execution(first)
         assert execution.result == 1000

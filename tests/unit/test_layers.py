@@ -19,7 +19,7 @@ WRAPPED = (*DOMAIN, "catalog", "repository", "storage", "codec", "wal")
 FACE_EXCEPTIONS = {
     "cli/app.py": {
         "warroom.database.backups": "Progress: the callback the CLI's progress printer is given",
-        "warroom.database.manifest": "validate_name: a bad name is refused before any file",
+        "warroom.repository.layout": "validate_name: a bad name is refused before any file",
         "warroom.database.pitr": "RecoveryTarget, parsed from the --target-* options",
         "warroom.wal": "parse_lsn, checking --target-lsn",
     },
@@ -50,6 +50,7 @@ FACE_EXCEPTIONS = {
         "warroom.repository": "archive_command's fast path opens the repository, never the "
         "catalog",
         "warroom.repository.keyring": "archive_command's fast path reads the encryption keys",
+        "warroom.repository.replicas": "archive_command's fast path reads WARROOM_REPLICAS",
         "warroom.wal": "archive_command's fast path writes WAL without the services",
     },
 }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from warroom.database.manifest import validate_name
 from warroom.errors import InvalidNameError
 from warroom.redact import redact_text, redact_url
+from warroom.repository.layout import validate_name
 
 
 @pytest.mark.parametrize("name", ["a", "db-20261126T030000Z", "pre.migration_2", "x" * 128])

@@ -39,9 +39,9 @@ from warroom.cli.service import add_service_commands
 from warroom.cli.worker import add_worker_commands
 from warroom.cli.workflow import workflow_app
 from warroom.database.backups import Progress
-from warroom.database.manifest import validate_name
 from warroom.database.pitr import RecoveryTarget
 from warroom.errors import InputError
+from warroom.repository.layout import validate_name
 from warroom.wal import parse_lsn
 
 app = typer.Typer(
@@ -225,6 +225,15 @@ BACKUP_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
 ]
 
 
+
+def _copies_column(row: dict[str, Any]) -> str:
+    """Where a backup is, with replicas: ``2/2``, or ``1/2, missing in s3://b/p``."""
+    copies: dict[str, str] = row["repositories"]
+    present = sum(state == "present" for state in copies.values())
+    others = [f"{state} in {where}" for where, state in copies.items() if state != "present"]
+    return ", ".join([f"{present}/{len(copies)}", *others])
+
+
 @app.command("list")
 def list_checkpoints(
     type_: Annotated[
@@ -279,7 +288,10 @@ def list_checkpoints(
                     f"{window['archived_segments']} archived WAL segments)"
                 )
             if group["backups"]:
-                checkpoint_table([by_name[name] for name in group["backups"]], BACKUP_COLUMNS)
+                backups = [by_name[name] for name in group["backups"]]
+                replicated = any("repositories" in row for row in backups)
+                columns = BACKUP_COLUMNS + [("COPIES", _copies_column)] * replicated
+                checkpoint_table(backups, columns)
             typer.echo("")
         others = [row for row in rows if row["type"] != "database"]
         if others:
@@ -307,12 +319,41 @@ def verify(
     ] = False,
     url: UrlOption = None,
     jobs: LoadJobsOption = None,
+    all_copies: Annotated[
+        bool,
+        typer.Option(
+            "--all-copies",
+            help="Check the copy in every repository (BACKUP_DIR and WARROOM_REPLICAS).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part)."""
+    """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part).
+    With --all-copies, check the copy in every repository (BACKUP_DIR and WARROOM_REPLICAS)
+    on its own: exit 3 when one is damaged, 1 when one is missing or out of reach."""
     _check_names(as_json, name)
+    if all_copies and restore_test:
+        with reporting_errors(as_json):
+            raise InputError(
+                "--all-copies checks the checksums of every copy; run --restore-test on its own "
+                "(it tests the first intact copy)"
+            )
     with services_for(as_json) as services:
         progress, printer = _progress()
+        if all_copies:
+            checks = services.backups.verify_copies(name, progress=progress)
+            printer.done()
+            if as_json:
+                emit_json({"name": name, "copies": [check.to_dict() for check in checks]})
+            else:
+                for check in checks:
+                    result(f"{name} in {check.location}: {check.state} ({check.detail})")
+            states = {check.state for check in checks}
+            if "damaged" in states:
+                raise typer.Exit(3)
+            if states != {"intact"}:
+                raise typer.Exit(1)
+            return
         report = services.backups.verify(
             name, restore_test=restore_test, url=url, jobs=jobs, progress=progress
         )

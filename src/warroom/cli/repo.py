@@ -17,11 +17,12 @@ repo_app = typer.Typer(
 @repo_app.command("sync")
 def sync(as_json: JsonOption = False) -> None:
     """Copy to each repository (BACKUP_DIR and WARROOM_REPLICAS) every object another one has,
-    verified by reading it back; safe to interrupt and run again."""
+    verified by reading it back, except the backups its own retention would delete; safe to
+    interrupt and run again."""
     from warroom.repository.replication import sync as sync_copies
 
     with services_for(as_json) as services:
-        report = sync_copies(services.repository.storage.copies())
+        report = sync_copies(services.repository.storage.copies(), skip=services.cleanup.unwanted())
         if as_json:
             emit_json(report.to_dict())
             return

@@ -139,9 +139,15 @@ def add_service_commands(app: typer.Typer) -> None:
                 emit_json(report)
                 return
             verb = "would delete" if dry_run else "deleted"
+            several = len(report["repositories"]) > 1  # with replicas: each one's own plan
             sections = [
-                (f"source {group['label']} (id {group['source']})", group)
-                for group in report["database"]["sources"]
+                (
+                    f"{'repository ' + plan['location'] + ': ' if several else ''}source "
+                    f"{group['label']} (id {group['source']})",
+                    group,
+                )
+                for plan in report["repositories"]
+                for group in plan["database"]["sources"]
             ]
             if report["deployment"]["keep"] or report["deployment"]["delete"]:
                 sections.append(("deployment checkpoints", report["deployment"]))

@@ -49,6 +49,7 @@ def _setting(variable: str, default: str = "") -> str:
 def _open_archive() -> WalArchive:
     """The WAL archive of the configured repository (its replicas and keys too)."""
     from warroom.repository import open_repository
+    from warroom.repository.replicas import parse_replicas
     from warroom.wal import WalArchive
 
     keys: list[bytes] = []
@@ -57,7 +58,7 @@ def _open_archive() -> WalArchive:
         from warroom.repository.keyring import load_master_keys
 
         keys = load_master_keys(key or None, Path(key_file) if key_file else None)
-    replicas = [url.strip() for url in _setting("WARROOM_REPLICAS").split(",") if url.strip()]
+    replicas = [replica.location for replica in parse_replicas(_setting("WARROOM_REPLICAS"))]
     return WalArchive(open_repository(_setting("BACKUP_DIR", "./data/backups"), keys, replicas))
 
 

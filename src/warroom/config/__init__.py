@@ -34,6 +34,7 @@ from pydantic_settings import (
 
 from warroom.config.deployment import DeploymentConfig
 from warroom.errors import ConfigurationError
+from warroom.repository.replicas import Replica, parse_replicas
 
 __all__ = ["Settings"]
 
@@ -284,11 +285,17 @@ class Settings(BaseSettings):
         "",
         validation_alias=_aliases("WARROOM_REPLICAS", "replicas"),
         description="Further repositories (directories or s3:// URLs, comma-separated) that "
-        "every backup and WAL file is also written to.",
+        "every backup and WAL file is also written to; ?keep_days=N&keep_last=N (also daily, "
+        "weekly, monthly) after one gives it its own retention.",
     )
     compression_level: int = Field(
         3, ge=1, le=19, validation_alias=_aliases("WARROOM_COMPRESSION_LEVEL", "compression_level")
     )
+
+    @model_validator(mode="after")
+    def _check_replicas(self) -> Settings:
+        parse_replicas(self.replicas)  # ConfigurationError (exit 2) saying what to fix
+        return self
 
     @model_validator(mode="after")
     def _default_catalog(self) -> Settings:
@@ -313,8 +320,9 @@ class Settings(BaseSettings):
         key = self.encryption_key.get_secret_value() if self.encryption_key else None
         return load_master_keys(key, self.encryption_key_file)
 
-    def replica_urls(self) -> list[str]:
-        return [url.strip() for url in self.replicas.split(",") if url.strip()]
+    def replica_settings(self) -> list[Replica]:
+        """The replicas, each with the retention settings it overrides."""
+        return parse_replicas(self.replicas)
 
     def pickle_signing_key_bytes(self) -> bytes | None:
         if self.pickle_signing_key is None:

@@ -1,8 +1,8 @@
 """Database checkpoints: create, list, verify and restore backups; rebuild the catalog.
 
-The storage layout is ``database/<name>/<part>`` plus ``database/<name>/manifest.json``, written
-last, and ``database/<name>/checks/`` (one record per verification, see
-:mod:`warroom.database.verification`). Nothing else makes a backup exist: a backup that fails
+A backup is its parts, its manifest (written last) and its check records (one per
+verification, see :mod:`warroom.database.verification`), at the keys
+:mod:`warroom.repository.layout` gives. Nothing else makes a backup exist: a backup that fails
 or is interrupted at any point is removed at once, and whatever a killed process leaves behind
 has no manifest and is swept by the next backup (:meth:`BackupService.sweep_leftovers`).
 
@@ -41,10 +41,7 @@ from warroom.database import (
 from warroom.database.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
-    backup_prefix,
     check_source,
-    manifest_key,
-    validate_name,
 )
 from warroom.database.verification import (
     CHECKED,
@@ -52,8 +49,6 @@ from warroom.database.verification import (
     DAMAGED,
     RESTORE_TESTED,
     CheckRecord,
-    check_key,
-    checks_prefix,
     status_of,
 )
 from warroom.errors import (
@@ -64,11 +59,21 @@ from warroom.errors import (
     IntegrityError,
     NameTakenError,
     NotFoundError,
+    StorageError,
     WarroomError,
 )
 from warroom.repository import Locker, Repository
+from warroom.repository.layout import (
+    BACKUPS,
+    backup_prefix,
+    check_key,
+    checks_prefix,
+    manifest_key,
+    part_key,
+    validate_name,
+)
 
-__all__ = ["BackupService", "Progress", "RestoreReport", "VerifyReport"]
+__all__ = ["BackupService", "CopyCheck", "Progress", "RestoreReport", "VerifyReport"]
 
 CHECKPOINT_TYPE = "database"
 CATALOG_LABEL_WIDTH = 500  # the catalog's ``source`` column: the label, for people
@@ -140,6 +145,20 @@ class VerifyReport:
     repository: str = ""  # the copy that was read
 
     def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class CopyCheck:
+    """One repository's copy of a backup, checked: ``state`` is ``intact`` (its manifest and
+    every part read and matched), ``damaged`` (``detail`` says where), ``missing`` (no
+    manifest there) or ``unreachable``."""
+
+    location: str
+    state: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
         return self.__dict__.copy()
 
 
@@ -251,7 +270,7 @@ class BackupService:
         return self.repository.exists(manifest_key(name))
 
     def _write_part(
-        self, prefix: str, progress: Progress, threads: int, written: list[PartRecord]
+        self, backup: str, progress: Progress, threads: int, written: list[PartRecord]
     ) -> WritePart:
         """A ``write_part`` callback that stores each part and appends its record."""
 
@@ -263,7 +282,7 @@ class BackupService:
             copy: tuple[dict[str, Any], ...] = (),
         ) -> PartRecord:
             digest = self.repository.write(
-                prefix + name,
+                part_key(backup, name),
                 progress.counted(chunks),
                 level=self.settings.compression_level,
                 threads=threads,
@@ -311,7 +330,7 @@ class BackupService:
             part = parts[part_name]
             try:
                 reading = repository.read(
-                    backup_prefix(manifest.name) + part_name,
+                    part_key(manifest.name, part_name),
                     label=f"{manifest.name}/{part_name}",
                     hash_plain=hash_plain,
                     name=manifest.name,
@@ -373,7 +392,6 @@ class BackupService:
                         f"a backup named {name!r} already exists; choose another --name",
                         name=name,
                     )
-            prefix = backup_prefix(name)
             source = check_source(engine.source())
             self.sweep_leftovers()
             progress.start(f"backing up {engine.display}")
@@ -382,7 +400,7 @@ class BackupService:
             threads = 1 if jobs == 1 else 0
             written: list[PartRecord] = []
             try:
-                write_part = self._write_part(prefix, progress, threads, written)
+                write_part = self._write_part(name, progress, threads, written)
                 if physical:
                     info = engine.base_backup(write_part)
                 else:
@@ -411,7 +429,7 @@ class BackupService:
                 self.repository.put_document(manifest_key(name), manifest.to_json())
             except BaseException:
                 with suppress(WarroomError):  # the original failure is the one to report
-                    self.storage.delete_prefix(prefix)
+                    self.storage.delete_prefix(backup_prefix(name))
                 raise
         self.catalog.upsert_checkpoint(_record(manifest))
         return manifest
@@ -454,9 +472,7 @@ class BackupService:
         """Compare every part's stored bytes with the manifest without decoding (fast: a
         replaced part is refused before any of it is decompressed), on each copy in turn
         until one is intact; return that copy (the first copy's damage when none is)."""
-        return self.repository.first_intact(
-            lambda copy: self._check_copy(copy, manifest, progress)
-        )
+        return self.repository.first_intact(lambda copy: self._check_copy(copy, manifest, progress))
 
     def _check_copy(
         self, copy: Repository, manifest: Manifest, progress: Progress | None
@@ -464,7 +480,7 @@ class BackupService:
         for part in manifest.parts:
             digest, size = hashlib.sha256(), 0
             try:
-                stored = copy.stored(backup_prefix(manifest.name) + part.name)
+                stored = copy.stored(part_key(manifest.name, part.name))
             except NotFoundError as exc:
                 raise self._missing(manifest.name, part.name) from exc
             with closing(stored) as stream:
@@ -493,7 +509,7 @@ class BackupService:
         storage = (copy or self.repository).storage
         for part in manifest.parts:
             try:
-                size = storage.stat(backup_prefix(manifest.name) + part.name).size
+                size = storage.stat(part_key(manifest.name, part.name)).size
             except NotFoundError:
                 raise IntegrityError(
                     f"backup {manifest.name!r} is damaged: part {part.name!r} is missing",
@@ -527,13 +543,53 @@ class BackupService:
             states[copy.location] = state
         return states
 
+    def verify_copies(self, name: str, progress: Progress | None = None) -> list[CopyCheck]:
+        """Check every copy of backup ``name`` (primary, then replicas) on its own, as
+        :meth:`verify` checks the one it reads: its manifest, then every part's stored and
+        decoded checksums. Nothing is recorded (the backup stays restorable from an intact
+        copy); a copy whose manifest differs from the first copy's is damaged."""
+        progress = progress or Progress()
+        validate_name(name)
+        checks: list[CopyCheck] = []
+        reference: tuple[str, str] | None = None  # where the first readable manifest is, its sum
+        for copy in self.repository.copies():
+            try:
+                data = copy.get_document(manifest_key(name), MAX_MANIFEST_BYTES)
+                manifest = Manifest.from_json(name, data)
+                reference = reference or (copy.location, manifest.checksum)
+                if manifest.checksum != reference[1]:
+                    raise IntegrityError(
+                        f"backup {name!r} is damaged: its manifest differs from the one in "
+                        f"{reference[0]}",
+                        name=name,
+                    )
+                progress.start(f"checking {name} in {copy.location}", manifest.size_stored)
+                self._check_copy(copy, manifest, progress)
+                read_part = self._reader(manifest, progress, source=copy)
+                for part in manifest.parts:
+                    for _chunk in read_part(part.name):
+                        pass
+            except NotFoundError:
+                checks.append(
+                    CopyCheck(
+                        copy.location, "missing", "no manifest there: warroom repo sync copies it"
+                    )
+                )
+            except IntegrityError as exc:
+                checks.append(CopyCheck(copy.location, "damaged", exc.message))
+            except StorageError as exc:
+                checks.append(CopyCheck(copy.location, "unreachable", exc.message))
+            else:
+                checks.append(CopyCheck(copy.location, "intact", f"{len(manifest.parts)} parts"))
+        return checks
+
     # -- check records ----------------------------------------------------------------------
 
     def checks(self, name: str) -> list[CheckRecord]:
         """The verification records of backup ``name`` in the repository, oldest first
         (records that are not sane are left out)."""
         records = []
-        for info in self.storage.list(checks_prefix(backup_prefix(name))):
+        for info in self.storage.list(checks_prefix(name)):
             record = CheckRecord.from_json(name, self.repository.get_document(info.key, 1 << 16))
             if record is not None:
                 records.append(record)
@@ -557,7 +613,7 @@ class BackupService:
                 )
             at = self.clock()
             record = CheckRecord(name, result, at, detail)
-            self.repository.put_document(check_key(backup_prefix(name), at), record.to_json())
+            self.repository.put_document(check_key(name, at), record.to_json())
             status, verified_at = status_of(self.checks(name), at)
             if self.catalog.get_checkpoint(CHECKPOINT_TYPE, name) is not None:
                 self.catalog.set_verified(CHECKPOINT_TYPE, name, status, verified_at or at)
@@ -812,10 +868,29 @@ class BackupService:
             self.storage.delete(manifest_key(name))
             self.storage.delete_prefix(backup_prefix(name))
 
+    def names_on(self, copy: Repository) -> set[str]:
+        """The backups whose manifest is in ``copy`` (one of :meth:`Repository.copies`)."""
+        names = set()
+        for name in copy.storage.children(BACKUPS):
+            try:
+                validate_name(name)
+            except InputError:
+                continue
+            if copy.exists(manifest_key(name)):
+                names.add(name)
+        return names
+
+    def delete_from(self, name: str, copy: Repository) -> None:
+        """Delete backup ``name`` from ``copy`` only (that repository's own retention):
+        manifest, then parts. Its catalog row stays, for the copies that still hold it."""
+        with self.locker.hold(f"name:{validate_name(name)}", f"a backup named {name!r}"):
+            copy.storage.delete(manifest_key(name))
+            copy.storage.delete_prefix(backup_prefix(name))
+
     def sweep_leftovers(self) -> list[str]:
         """Remove backups that have no manifest and that no running backup is writing."""
         removed = []
-        for name in self.storage.children("database"):
+        for name in self.storage.children(BACKUPS):
             try:
                 validate_name(name)
             except InputError:
@@ -840,7 +915,7 @@ class BackupService:
         bounds is reported and skipped; the others are indexed all the same."""
         progress = progress or Progress()
         records, problems = [], []
-        for name in self.storage.children("database"):
+        for name in self.storage.children(BACKUPS):
             try:
                 validate_name(name)
                 if not self.exists(name):

@@ -1,4 +1,5 @@
-"""The backup manifest: ``database/<name>/manifest.json``, written last, the commit point.
+"""The backup manifest (its key: :func:`warroom.repository.layout.manifest_key`), written
+last, the commit point.
 
 A backup without its manifest does not exist. The manifest records everything a restore needs
 (engine, parts and their checksums, the codec chain, database properties) and everything
@@ -29,17 +30,15 @@ from pydantic import (
 )
 
 from warroom.database import PartRecord, Source
-from warroom.errors import ConfigurationError, IntegrityError, InvalidNameError
+from warroom.errors import ConfigurationError, IntegrityError
+from warroom.repository.layout import NAME_PATTERN
 
 __all__ = [
     "MANIFEST_FORMAT",
     "MAX_MANIFEST_BYTES",
     "Manifest",
-    "backup_prefix",
     "check_source",
     "legacy_source",
-    "manifest_key",
-    "validate_name",
 ]
 
 # 3: PostgreSQL sequence values and populated materialized views in parts of their own, and
@@ -47,7 +46,6 @@ __all__ = [
 # (``PartRecord.copy``); 1: in pg_dump archives only.
 MANIFEST_FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # checkpoints and parts
 
 # Bounds on what a manifest may say, far above any real backup and far below what would
 # overflow a catalog column, a sum or memory.
@@ -61,29 +59,6 @@ MAX_TEXT = 4096  # one name, version or URL
 # PostgreSQL stores no NUL: one that does not fit would abort a whole catalog rebuild. (The
 # label, for people, is cut to the column's width in the catalog.)
 MAX_SOURCE_TEXT = 500
-
-
-def validate_name(name: str) -> str:
-    """Return ``name`` if it may name a checkpoint; raise InvalidNameError saying why not."""
-    if not NAME_PATTERN.fullmatch(name):
-        reason = (
-            "it is empty"
-            if not name
-            else f"it is {len(name)} characters long (at most 128)"
-            if len(name) > 128
-            else "it must start with a letter or digit and contain only letters, digits, "
-            "'.', '_' and '-'"
-        )
-        raise InvalidNameError(f"invalid checkpoint name {name!r}: {reason}", name=name)
-    return name
-
-
-def backup_prefix(name: str) -> str:
-    return f"database/{validate_name(name)}/"
-
-
-def manifest_key(name: str) -> str:
-    return backup_prefix(name) + "manifest.json"
 
 
 @dataclass

@@ -7,10 +7,10 @@ One vocabulary everywhere (CLI, API, status, metrics, docs):
 - ``restore-tested``: restored into a scratch database and compared with the backup.
 - ``damaged``: a check found a part missing, truncated or altered.
 
-Every verification writes a check record into the repository beside the manifest,
-``database/<name>/checks/<time>.json``, so the results survive the catalog: ``catalog rebuild``
-reads them back (:func:`status_of`). A record is hostile input like a manifest: it is bounded
-and a bad one is ignored, never promoted.
+Every verification writes a check record into the repository beside the manifest (its key:
+:func:`warroom.repository.layout.check_key`), so the results survive the catalog: ``catalog
+rebuild`` reads them back (:func:`status_of`). A record is hostile input like a manifest: it
+is bounded and a bad one is ignored, never promoted.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ __all__ = [
     "RESTORE_TESTED",
     "STATUSES",
     "CheckRecord",
-    "check_key",
-    "checks_prefix",
     "status_of",
 ]
 
@@ -86,14 +84,6 @@ class CheckRecord:
         if doc.name != name or doc.at.tzinfo is None:
             return None
         return cls(doc.name, doc.result, doc.at, doc.detail)
-
-
-def checks_prefix(backup_prefix: str) -> str:
-    return backup_prefix + "checks/"
-
-
-def check_key(backup_prefix: str, at: datetime) -> str:
-    return f"{checks_prefix(backup_prefix)}{at:%Y%m%dT%H%M%S%fZ}.json"
 
 
 def status_of(

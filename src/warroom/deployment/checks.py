@@ -34,7 +34,9 @@ from warroom.catalog.store import sqlalchemy_url
 from warroom.config import Settings
 from warroom.config.deployment import CommandConfig, DeploymentConfig, FileConfig
 from warroom.database import Source, open_database
+from warroom.errors import WarroomError
 from warroom.redact import redact_url
+from warroom.repository.objects import probe_repository
 from warroom.sources import group_by_source
 
 __all__ = ["Check", "CheckContext", "CheckResult", "build_checks"]
@@ -382,6 +384,16 @@ def _alembic_revisions(ini: Path, url: str) -> tuple[list[str], list[str]]:
     return current, heads
 
 
+def _object_store_problem(label: str, location: str, ctx: CheckContext) -> str | None:
+    """Why the object store at ``location`` cannot be used as configured, or None: reached,
+    written (a probe object, deleted at once) and encrypted exactly when a key is set."""
+    try:
+        probe_repository(location, ctx.settings.master_keys())
+    except WarroomError as exc:
+        return f"{label} {location}: {exc.message}"
+    return None
+
+
 def _storage_check(config: DeploymentConfig) -> Check:
     minimum = config.storage.min_free_mb
 
@@ -390,9 +402,13 @@ def _storage_check(config: DeploymentConfig) -> Check:
         for label, directory in (
             ("CHECKPOINT_DIR", ctx.settings.checkpoint_dir),
             ("BACKUP_DIR", ctx.settings.backup_dir),
+            *(("WARROOM_REPLICAS", r.location) for r in ctx.settings.replica_settings()),
         ):
-            if isinstance(directory, str):
-                continue  # an object store (s3://): its backend reports its own failures
+            if isinstance(directory, str) and "://" in directory:
+                problem = _object_store_problem(label, directory, ctx)
+                if problem:
+                    problems.append(problem)
+                continue
             path = Path(directory)
             if not path.is_dir():
                 problems.append(f"{label} {path} does not exist (create it)")
@@ -414,7 +430,8 @@ def _storage_check(config: DeploymentConfig) -> Check:
             return False, "; ".join(problems), {"free_mb": free}
         return (
             True,
-            f"CHECKPOINT_DIR and BACKUP_DIR writable, at least {minimum} MiB free",
+            f"CHECKPOINT_DIR, BACKUP_DIR and its replicas writable, at least {minimum} MiB "
+            "free on each directory",
             {"free_mb": free},
         )
 

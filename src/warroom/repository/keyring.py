@@ -34,7 +34,8 @@ from typing import Any
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError
-from warroom.repository.storage import KEYS_PREFIX, REPOSITORY_KEY, Storage
+from warroom.repository.layout import KEYS_PREFIX, REPOSITORY_KEY, key_document, key_identity
+from warroom.repository.storage import Storage
 
 __all__ = ["Keyring", "generate_key", "key_id", "load_master_keys"]
 
@@ -119,7 +120,7 @@ class Keyring:
         self.storage.put(key, [json.dumps(document, indent=1, sort_keys=True).encode()])
 
     def _key_file(self, repository_key: str) -> dict[str, Any]:
-        return self._read_json(f"{KEYS_PREFIX}{repository_key}.json")
+        return self._read_json(key_document(repository_key))
 
     def _unwrap(self, repository_key: str, document: dict[str, Any]) -> bytes:
         wrapped = document.get("wrapped")
@@ -158,7 +159,7 @@ class Keyring:
         secret = os.urandom(32)
         identity = os.urandom(8).hex()
         self._write_json(
-            f"{KEYS_PREFIX}{identity}.json",
+            key_document(identity),
             {
                 "format": 1,
                 "id": identity,
@@ -201,9 +202,9 @@ class Keyring:
 
     def _repository_keys(self) -> Iterable[str]:
         for info in self.storage.list(KEYS_PREFIX):
-            name = info.key[len(KEYS_PREFIX) :]
-            if info.key != REPOSITORY_KEY and name.endswith(".json") and "/" not in name:
-                yield name[: -len(".json")]
+            identity = key_identity(info.key)
+            if identity is not None:
+                yield identity
 
     # -- rotation -------------------------------------------------------------------------
 
@@ -215,7 +216,7 @@ class Keyring:
             document = self._key_file(identity)
             secret = self._unwrap(identity, document)
             document["wrapped"][self.current_master] = _b64(aes_key_wrap(master, secret))
-            self._write_json(f"{KEYS_PREFIX}{identity}.json", document)
+            self._write_json(key_document(identity), document)
         new = self._new_repository_key()  # wrapped under every configured master key
         self._set_current(new)
         return new
@@ -239,7 +240,7 @@ class Keyring:
         for identity, document in documents.items():
             if master_id in document["wrapped"]:
                 del document["wrapped"][master_id]
-                self._write_json(f"{KEYS_PREFIX}{identity}.json", document)
+                self._write_json(key_document(identity), document)
                 removed += 1
         return removed
 

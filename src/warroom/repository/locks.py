@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from warroom.errors import ConflictError, NotFoundError, WarroomError
 from warroom.locks import hold_lock, lock_file_name, try_lock
-from warroom.repository.storage import LOCK_PREFIXES
+from warroom.repository.layout import LOCAL_LOCKS, lease_key
 
 if TYPE_CHECKING:
     from warroom.repository.s3 import S3Storage
@@ -77,7 +77,7 @@ class LeaseLocker:
         self.storage, self.ttl, self.clock, self.wait = storage, ttl, clock, wait
 
     def _key(self, identity: str) -> str:
-        return LOCK_PREFIXES[0] + lock_file_name(identity)
+        return lease_key(lock_file_name(identity))
 
     def _acquire(self, key: str, body: bytes) -> tuple[str | None, str]:
         """(our new ETag, "") or (None, who holds the live lease)."""
@@ -170,4 +170,4 @@ def open_locker(location: str | Path) -> Locker:
         from warroom.repository.s3 import S3Storage
 
         return LeaseLocker(S3Storage.from_url(text))
-    return FileLocker(Path(text) / LOCK_PREFIXES[1])
+    return FileLocker(Path(text) / LOCAL_LOCKS)

@@ -14,6 +14,7 @@ which. Damage found after bytes were handed out is raised, not papered over.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
@@ -22,9 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from warroom.codec import Decoder, Digest, Encoder
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError, StorageError
+from warroom.repository.layout import LOCK_PREFIXES, REPOSITORY_KEY, probe_key
 from warroom.repository.storage import (
-    LOCK_PREFIXES,
-    REPOSITORY_KEY,
     ChunkStream,
     Storage,
     open_storage,
@@ -33,7 +33,7 @@ from warroom.repository.storage import (
 if TYPE_CHECKING:
     from warroom.repository.keyring import Keyring
 
-__all__ = ["Reading", "Repository", "open_repository"]
+__all__ = ["Reading", "Repository", "open_repository", "probe_repository"]
 
 T = TypeVar("T")
 
@@ -105,28 +105,14 @@ class Repository:
 
     @classmethod
     def open(cls, storage: Storage, master_keys: Sequence[bytes] = ()) -> Repository:
-        """The repository in ``storage``, with encryption as it says (see the module doc)."""
-        if not master_keys:
-            try:
-                storage.stat(REPOSITORY_KEY)
-            except NotFoundError:
-                return cls(storage)
-            raise ConfigurationError(
-                f"the repository {storage.location} is encrypted: set "
-                "WARROOM_ENCRYPTION_KEY_FILE (or WARROOM_ENCRYPTION_KEY) to its key"
-            )
-        from warroom.repository.keyring import Keyring  # loads cryptography
+        """The repository in ``storage``, with encryption as it says (see the module doc):
+        an empty one is made encrypted when ``master_keys`` are given."""
+        keyring = _existing_keyring(storage, master_keys)
+        if keyring is None and master_keys:
+            from warroom.repository.keyring import Keyring
 
-        keyring = Keyring(storage, master_keys)
-        marker = keyring.marker()
-        if marker is not None:
-            return cls(storage, keyring.open(marker))
-        if any(not info.key.startswith(LOCK_PREFIXES) for info in storage.list()):
-            raise ConfigurationError(
-                f"the repository {storage.location} holds unencrypted objects, and an "
-                "encryption key is set: encrypt a new, empty repository, or unset the key"
-            )
-        return cls(storage, keyring.initialize())
+            keyring = Keyring(storage, master_keys).initialize()
+        return cls(storage, keyring)
 
     @property
     def encrypted(self) -> bool:
@@ -233,6 +219,52 @@ class Repository:
         if failure is not None:
             raise failure
         raise NotFoundError(f"no object {key!r} in {self.location}", key=key)
+
+
+def _existing_keyring(storage: Storage, master_keys: Sequence[bytes]) -> Keyring | None:
+    """The keyring of an encrypted repository, opened with ``master_keys``; None for an
+    unencrypted one (no keys given) or an empty one (keys given). ConfigurationError when
+    the repository and the keys disagree; IntegrityError when no key opens it."""
+    if not master_keys:
+        try:
+            storage.stat(REPOSITORY_KEY)
+        except NotFoundError:
+            return None
+        raise ConfigurationError(
+            f"the repository {storage.location} is encrypted: set "
+            "WARROOM_ENCRYPTION_KEY_FILE (or WARROOM_ENCRYPTION_KEY) to its key"
+        )
+    from warroom.repository.keyring import Keyring  # loads cryptography
+
+    keyring = Keyring(storage, master_keys)
+    marker = keyring.marker()
+    if marker is not None:
+        return keyring.open(marker)
+    if any(not info.key.startswith(LOCK_PREFIXES) for info in storage.list()):
+        raise ConfigurationError(
+            f"the repository {storage.location} holds unencrypted objects, and an "
+            "encryption key is set: encrypt a new, empty repository, or unset the key"
+        )
+    return None
+
+
+def probe_repository(url: str | PathLike[str], master_keys: Sequence[bytes] = ()) -> bool:
+    """Prove that the repository at ``url`` works as configured, leaving it as it was: it is
+    reached, a probe object is stored, read back and deleted, and it is encrypted exactly when
+    ``master_keys`` are given (by one of them), or empty. Return whether it is encrypted
+    (False for an empty one: its first write encrypts it). StorageError, ConfigurationError
+    or IntegrityError say what is wrong."""
+    storage = open_storage(url)
+    key, probe = probe_key(os.urandom(8).hex()), os.urandom(64)
+    storage.put(key, [probe])
+    try:
+        with closing(storage.get(key)) as stream:
+            read = b"".join(stream)
+    finally:
+        storage.delete(key)
+    if read != probe:
+        raise IntegrityError(f"the repository {storage.location} returned other bytes")
+    return _existing_keyring(storage, master_keys) is not None
 
 
 def open_repository(

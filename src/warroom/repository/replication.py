@@ -8,19 +8,21 @@ primary restored empty. It copies the stored bytes (encrypted objects stay encry
 readable there because ``keys/`` is copied first and kept up to date after a rotation), each
 object atomically, data before the commit points (``*.json``: manifests, WAL records), and
 reads every copy back to compare its SHA-256 with the source's. Interrupted, it resumes: a
-rerun copies what is still missing.
+rerun copies what is still missing. A backup a repository's own retention has deleted there
+is not copied back (the caller names those, per destination, in ``skip``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 from warroom.errors import IntegrityError, NotFoundError
-from warroom.repository.storage import KEYS_PREFIX, LOCK_PREFIXES, Storage
+from warroom.repository.layout import KEYS_PREFIX, LOCK_PREFIXES, backup_prefix
+from warroom.repository.storage import Storage
 
 __all__ = ["SyncReport", "sync"]
 
@@ -65,9 +67,10 @@ def _order(key: str) -> int:
     return 0 if key.startswith(KEYS_PREFIX) else 2 if key.endswith(".json") else 1
 
 
-def sync(copies: list[Storage]) -> SyncReport:
+def sync(copies: list[Storage], skip: Mapping[str, Collection[str]] | None = None) -> SyncReport:
     """Give every copy each object another copy has (from the first that has it); key files
-    that differ are replaced by the first copy's. Unfinished uploads and locks are not copied."""
+    that differ are replaced by the first copy's. Unfinished uploads and locks are not copied,
+    nor to a copy the backups ``skip`` names for its location."""
     report = SyncReport()
     listings = {
         id(copy): {i.key: i.size for i in copy.list() if not i.key.startswith(LOCK_PREFIXES)}
@@ -78,8 +81,11 @@ def sync(copies: list[Storage]) -> SyncReport:
     )
     for destination in copies:
         have = listings[id(destination)]
+        unwanted = tuple(backup_prefix(name) for name in (skip or {}).get(destination.location, ()))
         copied = 0
         for key in everything:
+            if key.startswith(unwanted) and key not in have:
+                continue
             source = next(c for c in copies if key in listings[id(c)])
             if source is destination:
                 continue

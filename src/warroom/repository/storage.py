@@ -53,10 +53,6 @@ __all__ = [
 ]
 
 MiB = 1 << 20
-KEYS_PREFIX = "keys/"  # an encrypted repository's keys (see warroom.repository.keyring)
-REPOSITORY_KEY = "keys/repository.json"
-# Locks live beside the objects (leases on S3, flock files locally); they are not objects.
-LOCK_PREFIXES = ("locks/", ".locks/")
 
 
 class ObjectInfo(NamedTuple):

@@ -67,6 +67,7 @@ from warroom.errors import (
     WarroomError,
 )
 from warroom.repository import Repository, Storage, open_repository
+from warroom.repository.layout import BLOBS_PREFIX, blob_digest
 from warroom.scheduler import parse_schedule
 from warroom.workflow.failures import error_text, failure_record, replayed_failure
 from warroom.workflow.handles import WorkflowHandle
@@ -83,7 +84,7 @@ from warroom.workflow.store import (
     StepRow,
     WorkflowStore,
 )
-from warroom.workflow.values import BLOB_PREFIX, ValueCodec
+from warroom.workflow.values import ValueCodec
 
 __all__ = [
     "AutomationEngine",
@@ -1476,8 +1477,8 @@ class AutomationEngine:
         deleted = self._store.delete_expired(self._retention_cutoff(days), EXTERNAL_WORKFLOW)
         referenced = {ref[1:].decode("ascii") for ref in self._store.referenced_results()}
         storage = self._values.storage
-        for blob in storage.list(BLOB_PREFIX):
-            digest = blob.key[len(BLOB_PREFIX) :]
+        for blob in storage.list(BLOBS_PREFIX):
+            digest = blob_digest(blob.key)
             # A blob younger than an hour may belong to a step that is being recorded now.
             if digest not in referenced and now - blob.modified > timedelta(hours=1):
                 storage.delete(blob.key)

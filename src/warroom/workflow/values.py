@@ -31,12 +31,12 @@ from warroom.errors import (
     UnstorableValueError,
 )
 from warroom.repository import Repository
+from warroom.repository.layout import blob_key
 from warroom.workflow.typed import TypedCodec
 
-__all__ = ["BLOB_PREFIX", "ValueCodec"]
+__all__ = ["ValueCodec"]
 
 MSGPACK_TAG, JSON_TAG, PICKLE_TAG, BLOB_TAG = b"m", b"j", b"p", b"b"
-BLOB_PREFIX = "workflow/blobs/"
 SERIALIZERS = ("msgpack", "json", "pickle")
 
 
@@ -77,7 +77,7 @@ class ValueCodec:
         if len(data) <= self.blob_threshold:
             return data
         digest = hashlib.sha256(data).hexdigest()
-        key = BLOB_PREFIX + digest
+        key = blob_key(digest)
         if not self.repository.exists(key):
             self.repository.write(key, [data])
         return BLOB_TAG + digest.encode()
@@ -133,7 +133,7 @@ class ValueCodec:
     def _read_blob(self, digest: str) -> bytes:
         try:
             reading = self.repository.read(
-                BLOB_PREFIX + digest, label=f"blob {digest[:16]}", blob=digest
+                blob_key(digest), label=f"blob {digest[:16]}", blob=digest
             )
         except NotFoundError as exc:
             raise IntegrityError(f"workflow blob {digest} is missing", blob=digest) from exc
