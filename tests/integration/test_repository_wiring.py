@@ -5,6 +5,7 @@ local repository written by the version before the repository was wired in."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -198,10 +199,18 @@ def test_key_rotate_then_retire_then_restore_with_the_new_key(
     env["WARROOM_ENCRYPTION_KEY_FILE"] = str(_key_file(tmp_path, new, old))
     rotated = _warroom(env, "key", "rotate")
     assert rotated.returncode == 0, rotated.stderr
-    old_id = key_id(base64.b64decode(old))
+    old_id, new_id = key_id(base64.b64decode(old)), key_id(base64.b64decode(new))
+    listed = json.loads(_warroom(env, "key", "list", "--json").stdout)["keys"]
+    assert [(k["id"], k["current"], k["repository_keys"], k["of"]) for k in listed] == sorted(
+        [(old_id, False, 2, 2), (new_id, True, 2, 2)]  # the new one is wrapped under both
+    )
     retired = _warroom(env, "key", "retire", old_id)
     assert retired.returncode == 0, retired.stderr
-    assert old not in rotated.stdout + retired.stdout + rotated.stderr + retired.stderr
+    after = _warroom(env, "key", "list")
+    assert after.returncode == 0 and old_id not in after.stdout
+    assert f"{new_id}  yes" in after.stdout and "2 of 2 repository keys" in after.stdout
+    outputs = (rotated, retired, after)
+    assert not any(old in o.stdout + o.stderr or new in o.stdout + o.stderr for o in outputs)
     with build_services(
         _settings(tmp_path, repository, encryption_key_file=_key_file(tmp_path, old))
     ) as services, pytest.raises(IntegrityError, match="none of the configured keys"):

@@ -1,4 +1,4 @@
-"""``warroom key generate|rotate|retire``: the encryption keys of the backup repository.
+"""``warroom key generate|list|rotate|retire``: the encryption keys of the backup repository.
 
 Keys are never printed except by ``generate``, whose one job is to print a new one on stdout.
 """
@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warroom.cli.common import services_for
-from warroom.cli.render import reporting_errors, say
+from warroom.cli.common import JsonOption, services_for
+from warroom.cli.render import emit_json, reporting_errors, say
 from warroom.errors import ConfigurationError
 from warroom.repository import Repository
 
@@ -40,6 +40,37 @@ def generate() -> None:
 
     with reporting_errors():
         typer.echo(generate_key())
+
+
+@key_app.command("list")
+def list_keys(as_json: JsonOption = False) -> None:
+    """Each key (by id, never the key itself) that wraps the repository's keys: whether it is
+    the current key (the first of WARROOM_ENCRYPTION_KEY_FILE), whether it is configured here,
+    and how many repository keys it opens. A key that is not current can be retired."""
+    with services_for(as_json) as services:
+        keyring = _keyring(services.repository)
+        wrapped_by = keyring.wrappings()
+        total = len({identity for identities in wrapped_by.values() for identity in identities})
+        rows = [
+            {
+                "id": master_id,
+                "current": master_id == keyring.current_master,
+                "configured": master_id in keyring.masters,
+                "repository_keys": len(identities),
+                "of": total,
+            }
+            for master_id, identities in sorted(wrapped_by.items())
+        ]
+        if as_json:
+            emit_json({"repository": services.repository.location, "keys": rows})
+            return
+        typer.echo(f"{'KEY':<18}{'CURRENT':<9}{'CONFIGURED':<12}OPENS")
+        for row in rows:
+            typer.echo(
+                f"{row['id']:<18}{'yes' if row['current'] else '':<9}"
+                f"{'yes' if row['configured'] else 'no':<12}"
+                f"{row['repository_keys']} of {total} repository keys"
+            )
 
 
 @key_app.command("rotate")

@@ -206,6 +206,15 @@ class Keyring:
             if identity is not None:
                 yield identity
 
+    def wrappings(self) -> dict[str, list[str]]:
+        """Each master key id that wraps a repository key, with the repository keys it wraps
+        (sorted): what ``key list`` shows and ``key retire`` takes."""
+        wrapped_by: dict[str, list[str]] = {}
+        for identity in sorted(self._repository_keys()):
+            for master_id in self._key_file(identity).get("wrapped", {}):
+                wrapped_by.setdefault(str(master_id), []).append(identity)
+        return wrapped_by
+
     # -- rotation -------------------------------------------------------------------------
 
     def rotate(self) -> str:
