@@ -5,8 +5,8 @@ per step that ran, so a double run fails loudly, with the number of executions i
 critical section at that moment), ``active`` (that section) and ``slots`` (one row per run of
 the scheduled workflow, without a unique key, so a twice-run slot shows; the tests create
 them). ``blocker`` waits for
-the file $RELEASE. Settings come from the environment (WARROOM_CATALOG_URL, CHECKPOINT_DIR,
-WARROOM_WORKFLOW_LEASE_SECONDS).
+the file $RELEASE; ``waiter`` waits for a message under the topic ``go``. Settings come from
+the environment (WARROOM_CATALOG_URL, CHECKPOINT_DIR, WARROOM_WORKFLOW_LEASE_SECONDS).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -88,6 +89,13 @@ def sleeper(seconds: float) -> str:
     engine.sleep(seconds)
     after()
     return "woke"
+
+
+@engine.workflow("waiter")
+def waiter(seconds: float) -> Any:
+    got = engine.recv("go", timeout=seconds)
+    after()
+    return got
 
 
 @engine.workflow("approval")

@@ -7,12 +7,14 @@ expired by moving the catalog's record of them, never by waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -220,6 +222,79 @@ def test_messages_and_events_are_once_across_a_resume(engine: AutomationEngine) 
         engine.recv("orders")
 
 
+def test_a_resumed_get_event_waits_only_until_its_recorded_deadline(
+    tmp_path: Path, catalog_url: str
+) -> None:
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    now = {"t": start}
+    with _engine(tmp_path, catalog_url, clock=lambda: now["t"]) as engine:
+
+        @engine.workflow("watch")
+        def watch() -> Any:
+            return engine.get_event("watch-1", "approved", timeout=3600)
+
+        handle = engine.start_workflow("watch", execution_id="watch-1")
+        _until(lambda: len(engine.get_execution("watch-1").steps) == 1, "the deadline recorded")
+        engine.cancel("watch-1")  # the wait stops here, as a crash would stop it
+        with pytest.raises(ConflictError, match="cancelled"):
+            handle.get_result(timeout=60)
+        assert engine.checkpoints("watch-1")[0][1] == start + timedelta(hours=1)
+        now["t"] = start + timedelta(hours=1, seconds=1)  # the deadline passed meanwhile
+        engine.resume("watch-1")  # a whole new wait would take an hour: it returns at once
+        execution = engine.get_execution("watch-1")
+        assert execution.status == "succeeded" and execution.result is None
+        assert [(s.kind, s.status) for s in execution.steps] == [("event", "succeeded")]
+        with pytest.raises(InputError, match="timeout must be 0 seconds or more"):
+            engine.get_event("watch-1", "approved", timeout=-1)
+
+
+def test_async_workflows_wait_without_blocking_the_loop(engine: AutomationEngine) -> None:
+    @engine.workflow("waiter")
+    async def waiter() -> list[Any]:
+        await engine.sleep_async(0.01)
+        got = await engine.recv_async("go", timeout=30)
+        engine.set_event("got", got)
+        seen = await engine.get_event_async("announcer", "ready", timeout=30)
+        return [got, seen]
+
+    @engine.workflow("announcer")
+    async def announcer() -> None:
+        await engine.recv_async("start", timeout=30)
+        engine.send("waiter", "reply", "sent from an async workflow")
+        engine.set_event("ready", "yes")
+
+    def waiting_at(number: int) -> bool:
+        steps = engine.get_execution("waiter").steps
+        return len(steps) > number and steps[number].status == "started"
+
+    async def operator() -> None:
+        """Runs only if the waits leave the loop free: each waits for what it does."""
+        while not waiting_at(1):  # recv_async recorded its deadline and waits
+            await asyncio.sleep(0.01)
+        engine.send("waiter", "go", "approved")
+        while not waiting_at(3):  # get_event_async waits
+            await asyncio.sleep(0.01)
+        engine.send("announcer", "start", None)
+
+    async def main() -> None:
+        await asyncio.gather(
+            engine.execute_workflow_async("waiter", execution_id="waiter"),
+            engine.execute_workflow_async("announcer", execution_id="announcer"),
+            operator(),
+        )
+
+    asyncio.run(main())
+    assert engine.get_execution("waiter").result == ["approved", "yes"]
+    assert engine.events("waiter") == {"got": "approved"}
+    assert [m["topic"] for m in engine._messages.pending("waiter")] == ["reply"]
+    assert [s.kind for s in engine.get_execution("waiter").steps] == [
+        "sleep",
+        "recv",
+        "event",
+        "event",
+    ]
+
+
 # -- several worker processes on one PostgreSQL catalog --------------------------------------
 
 
@@ -372,6 +447,37 @@ def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], p
         _stop(second)
     assert wake > datetime.now(UTC) + timedelta(minutes=50)
     assert [s.kind for s in app.get_execution("sleepy").steps] == ["sleep", "step"]
+
+
+def test_a_resumed_recv_waits_only_until_its_recorded_deadline(
+    app: AutomationEngine, side: dict[str, str], pg_db: str
+) -> None:
+    handle = app.queues["work"].enqueue("waiter", 600.0, execution_id="waiting")
+    first = _worker(side, "--queue", "work")
+    _until(lambda: len(app.get_execution("waiting").steps) == 1, "the deadline recorded")
+    first.kill()  # SIGKILL in the middle of the wait
+    first.communicate(timeout=60)
+    (step,) = app.get_execution("waiting").steps
+    deadline = app.checkpoints("waiting")[0][1]
+    assert (step.kind, step.status) == ("recv", "started")
+    assert deadline > datetime.now(UTC) + timedelta(minutes=9)
+    # Move the clock: the recorded deadline passed while no worker ran the execution.
+    with closing(open_catalog(pg_db)) as catalog, catalog.transaction() as conn:
+        conn.execute(
+            update(workflow_steps)
+            .where(workflow_steps.c.execution_id == "waiting", workflow_steps.c.number == 0)
+            .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
+        )
+    expire_leases(pg_db)
+    began = time.monotonic()
+    second = _worker(side, "--queue", "work")
+    try:
+        assert handle.get_result(timeout=300) is None  # timed out at once, not 600 s later
+    finally:
+        _stop(second)
+    assert time.monotonic() - began < 120  # generous: a worker's start, not the timeout
+    steps = app.get_execution("waiting").steps
+    assert [(s.kind, s.status) for s in steps] == [("recv", "succeeded"), ("step", "succeeded")]
 
 
 def test_approval_start_and_fork_over_the_api_across_processes(

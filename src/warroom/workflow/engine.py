@@ -42,7 +42,6 @@ import os
 import re
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,12 +77,14 @@ from warroom.workflow.store import (
     PENDING,
     RERUN,
     RUNNING,
+    STARTED,
     SUCCEEDED,
     ExecutionRow,
     StepRow,
     WorkflowStore,
 )
 from warroom.workflow.values import BLOB_PREFIX, ValueCodec
+from warroom.workflow.waits import DurableWaits
 
 __all__ = [
     "AutomationEngine",
@@ -99,10 +100,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")  # topics, event and message keys
 SCHEDULED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 EXTERNAL_WORKFLOW = "external"
-STARTED = "started"
 
 
 class _Cancelled(Exception):
@@ -303,15 +302,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_label(what: str, label: str) -> str:
-    if not LABEL.fullmatch(label):
-        raise InputError(
-            f"invalid {what} {label!r}: 1 to 200 characters, starting with a letter or digit, "
-            "then letters, digits, '.', '_', ':', '@', '/' or '-'"
-        )
-    return label
-
-
 def check_execution_id(execution_id: str) -> str:
     if not EXECUTION_ID.fullmatch(execution_id):
         raise InputError(
@@ -322,7 +312,7 @@ def check_execution_id(execution_id: str) -> str:
     return execution_id
 
 
-class AutomationEngine:
+class AutomationEngine(DurableWaits):
     """Registers workflows and steps, runs executions durably, resumes them.
 
     ``AutomationEngine()`` reads the settings from the environment (catalog at
@@ -760,123 +750,6 @@ class AutomationEngine:
             return registered
 
         return register
-
-    # -- durable sleep, messages and events -------------------------------------------------
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep durably: inside a workflow the wake time is recorded (a step), so a resumed
-        execution sleeps only what is left. A cancellation or a stopping worker cuts the
-        sleep short and stops the execution there. Outside a workflow, an ordinary sleep."""
-        run = self._calling_run("engine.sleep()")
-        if run is None:
-            time.sleep(seconds)
-            return
-        wake = self._once(
-            run, "sleep", "sleep", lambda _: self._clock() + timedelta(seconds=seconds)
-        )
-        left = (wake - self._clock()).total_seconds()
-        if left > 0:
-            run.sleep(left)
-
-    def send(
-        self, execution_id: str, topic: str, value: Any, *, idempotency_key: str | None = None
-    ) -> str:
-        """Send ``value`` to the execution ``execution_id`` under ``topic``; returns the
-        message's key. Delivered once per key: inside a workflow the key is derived from the
-        sender's id and step number (a replayed send delivers nothing more); elsewhere it is
-        ``idempotency_key``, or a new one."""
-        self._get_row(execution_id)
-        _check_label("topic", topic)
-        stored = self._values.dump(value, "the message")
-
-        def deliver(key: str) -> str:
-            self._messages.send(
-                execution_id, topic, _check_label("key", key), stored, self._clock()
-            )
-            with self._mail:
-                self._mail.notify_all()
-            return key
-
-        run = self._calling_run("engine.send()", strict=False)
-        if run is None:
-            return deliver(idempotency_key or uuid.uuid4().hex)
-        return self._once(
-            run,
-            f"send:{topic}",
-            "send",
-            lambda number: deliver(idempotency_key or f"{run.execution_id}:{number}"),
-        )
-
-    def recv(self, topic: str, timeout: float = 60.0) -> Any:
-        """Inside a workflow: the oldest message sent to this execution under ``topic``,
-        waiting up to ``timeout`` seconds for one; None when none came. The message is
-        consumed in the transaction that records this step, so it is received exactly once;
-        a resumed execution gets it back from the record. A wait cut short by a crash starts
-        again, for the whole ``timeout``, when the execution resumes."""
-        run = self._calling_run("engine.recv()")
-        if run is None:
-            raise InputError("engine.recv() waits for a message: call it inside a workflow")
-        number, name = run.next_number(), f"recv:{_check_label('topic', topic)}"
-        recorded = self._recorded(run, number, name)
-        if recorded is not None:
-            return None if recorded.result is None else self._values.load(recorded.result)
-        deadline = time.monotonic() + timeout
-        while True:
-            run.raise_if_stopped()
-            now = self._clock()
-            step = StepRow(number, name, "recv", SUCCEEDED, None, None, 1, now, now, 0.0, None)
-            received = self._messages.receive(run.execution_id, self.worker_id, topic, step)
-            if received is None:
-                run.lease_lost = True
-                run.raise_if_stopped()
-            if received and step.result is not None:
-                run.steps[number] = step
-                return self._values.load(step.result)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                step.result = self._values.dump(None)
-                self._record(run, step)
-                return None
-            with self._mail:
-                self._mail.wait(min(left, self.poll_interval))
-
-    def set_event(self, key: str, value: Any) -> None:
-        """Inside a workflow: publish ``value`` as this execution's event ``key`` (the latest
-        value wins), for :meth:`get_event` and the API to read."""
-        run = self._calling_run("engine.set_event()")
-        if run is None:
-            raise InputError("engine.set_event() publishes a workflow's event: call it inside one")
-        stored = self._values.dump(value, f"event {_check_label('key', key)!r}")
-        self._once(
-            run,
-            f"event:{key}",
-            "event",
-            lambda _: self._messages.set_event(run.execution_id, key, stored, self._clock()),
-        )
-
-    def get_event(self, execution_id: str, key: str, timeout: float = 60.0) -> Any:
-        """The value of ``execution_id``'s event ``key``, waiting up to ``timeout`` seconds
-        for it to be set; None if it was not. Inside a workflow the value read is recorded."""
-        self._get_row(execution_id)
-
-        def read(_: int = 0) -> Any:
-            deadline, pause = time.monotonic() + timeout, threading.Event()
-            while True:
-                found = self._messages.events(execution_id, key)
-                if key in found:
-                    return self._values.load(found[key])
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                pause.wait(min(left, self.poll_interval))
-
-        run = self._calling_run("engine.get_event()", strict=False)
-        return read() if run is None else self._once(run, f"get_event:{key}", "event", read)
-
-    def events(self, execution_id: str) -> dict[str, Any]:
-        """Every event of an execution, key -> latest value."""
-        self._get_row(execution_id)
-        return {k: self._values.load(v) for k, v in self._messages.events(execution_id).items()}
 
     def _once(self, run: _Run, name: str, kind: str, compute: Callable[[int], T]) -> T:
         """An operation of the workflow recorded as a step: on resume its recorded value,
