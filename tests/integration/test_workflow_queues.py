@@ -480,6 +480,30 @@ def test_a_resumed_recv_waits_only_until_its_recorded_deadline(
     assert [(s.kind, s.status) for s in steps] == [("recv", "succeeded"), ("step", "succeeded")]
 
 
+def test_a_replayed_enqueue_or_start_makes_no_second_execution(
+    app: AutomationEngine, side: dict[str, str], pg_db: str
+) -> None:
+    parent = app.queues["work"].enqueue("spawner", execution_id="spawner")
+    doomed = _worker(side, "--queue", "work", fault="spawned")  # killed after both started
+    doomed.communicate(timeout=120)
+    assert doomed.returncode == -9
+    recorded = [(s.name, s.kind) for s in app.get_execution("spawner").steps]
+    assert recorded == [("enqueue:job", "enqueue"), ("start:blocker", "start")]
+    expire_leases(pg_db)
+    Path(side["RELEASE"]).touch()
+    rescuer = _worker(side, "--queue", "work")
+    try:
+        queued, started = parent.get_result(timeout=120)
+        assert app.start_workflow("job", "spawned", execution_id=queued).get_result(60) == "spawned"
+        assert started == "spawner:1"  # the derived id: <parent id>:<step number>
+        assert app.start_workflow("blocker", execution_id=started).get_result(60) == "done"
+    finally:
+        _stop(rescuer)
+    assert [e.id for e in app.list_executions(workflow="job")] == [queued]
+    assert [e.id for e in app.list_executions(workflow="blocker")] == [started]
+    assert app.get_execution("spawner").runs == 2
+
+
 def test_approval_start_and_fork_over_the_api_across_processes(
     app: AutomationEngine, side: dict[str, str], tmp_path: Path, pg_db: str
 ) -> None:

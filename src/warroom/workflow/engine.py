@@ -23,7 +23,10 @@ than the step run again; ``@engine.step(idempotent=True)`` chooses to run it aga
 
 A workflow called (or started with ``execute_workflow``) inside a running workflow is a child:
 a recorded step of its parent, with the id ``<parent id>:<step number>`` unless one is given;
-its result or exception comes back to the parent, and resuming the parent resumes it.
+its result or exception comes back to the parent, and resuming the parent resumes it. A
+``start_workflow`` or ``queue.enqueue`` inside a workflow is a step of the parent too, whose
+recorded result is the new execution's id (by default ``<parent id>:<step number>``): a replay
+returns the same handle and never starts or enqueues a second one.
 
 Only the worker that holds an execution's lease runs it, and every write is conditional on that
 lease, so two workers never run one execution at once. A background thread renews the lease
@@ -622,14 +625,25 @@ class AutomationEngine(DurableWaits):
     ) -> WorkflowHandle:
         """Start ``workflow`` in a background thread of this process and return its handle at
         once (the execution is created, or found, before this returns: its errors are raised
-        here). Inside a running workflow the id is derived from the parent's, and an
-        execution that exists already is not started again."""
+        here). Inside a running workflow the start is a step of the parent (see
+        :meth:`_spawn`)."""
         parent = self._calling_run(f"workflow {workflow!r}", strict=False)
-        if parent is not None:
-            execution_id = execution_id or self._child_id(parent, parent.next_number())
-            if self._store.get(check_execution_id(execution_id)) is not None:
-                self._same_execution(execution_id, workflow, args, kwargs)
-                return WorkflowHandle(self, execution_id)
+        if parent is None:
+            return self._start_in_background(workflow, args, kwargs, execution_id)
+        return self._spawn(
+            parent,
+            f"start:{workflow}",
+            execution_id,
+            lambda child_id: self._start_in_background(workflow, args, kwargs, child_id),
+        )
+
+    def _start_in_background(
+        self,
+        workflow: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+    ) -> WorkflowHandle:
         execution_id, plan = self._start(workflow, args, kwargs, execution_id, resume_failed=True)
         if plan is None:
             return WorkflowHandle(self, execution_id)
@@ -637,6 +651,28 @@ class AutomationEngine(DurableWaits):
             if self._background is None:
                 self._background = ThreadPoolExecutor(32, thread_name_prefix="warroom-workflow")
         return WorkflowHandle(self, execution_id, self._background.submit(self._run_plan, plan))
+
+    def _spawn(
+        self,
+        parent: _Run,
+        name: str,
+        execution_id: str | None,
+        create: Callable[[str], WorkflowHandle],
+    ) -> WorkflowHandle:
+        """Start or enqueue an execution from inside the workflow ``parent``, as its step
+        ``name``: ``create(child id)`` makes the execution, the child id being
+        ``execution_id`` or ``<parent id>:<step number>``, and the step records it. A replay
+        returns a handle of the recorded id and makes nothing; a replay after a crash between
+        the creation and its record finds the child by its derived id (an explicit
+        ``execution_id`` must be stable across runs for that)."""
+        kind = name.partition(":")[0]
+        child_id = self._once(
+            parent,
+            name,
+            kind,
+            lambda number: create(execution_id or self._child_id(parent, number)).execution_id,
+        )
+        return WorkflowHandle(self, child_id)
 
     def queue(
         self,
@@ -667,11 +703,27 @@ class AutomationEngine(DurableWaits):
         placement: tuple[str, int, str | None],
     ) -> WorkflowHandle:
         """:meth:`Queue.enqueue`: insert the execution enqueued at ``placement`` (queue,
-        priority, deduplication id)."""
+        priority, deduplication id); inside a running workflow, as a step of it (see
+        :meth:`_spawn`)."""
         self._registered(workflow)
         parent = self._calling_run(f"enqueue of {workflow!r}", strict=False)
-        if parent is not None and execution_id is None:
-            execution_id = self._child_id(parent, parent.next_number())
+        if parent is None:
+            return self._insert_queued(workflow, args, kwargs, execution_id, placement)
+        return self._spawn(
+            parent,
+            f"enqueue:{workflow}",
+            execution_id,
+            lambda child_id: self._insert_queued(workflow, args, kwargs, child_id, placement),
+        )
+
+    def _insert_queued(
+        self,
+        workflow: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+        placement: tuple[str, int, str | None],
+    ) -> WorkflowHandle:
         execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
         inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
         if self._store.create_execution(
