@@ -567,3 +567,25 @@ def test_a_scheduled_workflow_runs_once_per_slot_with_two_workers(
         _stop(*workers)
     slots = Counter(slot for slot, _ in _rows(pg_db, "SELECT slot, pid FROM slots"))
     assert slots and set(slots.values()) == {1}
+
+
+def test_the_service_and_a_worker_run_each_slot_of_the_apps_schedule_once(
+    app: AutomationEngine, side: dict[str, str], tmp_path: Path, pg_db: str
+) -> None:
+    env = {**side, "WARROOM_APP": APP, "BACKUP_DIR": str(tmp_path / "backups")}
+    with running_server(env, tmp_path):
+        _until(lambda: _rows(pg_db, "SELECT count(*) FROM slots") != [(0,)], "the service ran")
+        worker = _worker(side, "--queue", "work")
+        try:
+            _until(
+                lambda: any(w.state == "running" for w in list_workers(app.catalog, 30)),
+                "the worker ticked the schedule too",
+            )
+        finally:
+            _stop(worker)
+    rows = _rows(pg_db, "SELECT slot, pid FROM slots ORDER BY slot")
+    assert rows[0][1] != worker.pid  # the first slot ran in the service, alone then
+    slots = Counter(slot for slot, _ in rows)
+    assert set(slots.values()) == {1}
+    (execution,) = app.list_executions(workflow="every_minute")[-1:]
+    assert execution.status == "succeeded"

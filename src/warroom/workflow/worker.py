@@ -114,7 +114,7 @@ class Worker:
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="warroom-worker")
         self._housekeeping_due = 0.0
-        self._scheduler = workflow_scheduler(engine, engine.schedule_catch_up, engine._clock)
+        self._scheduler = workflow_scheduler(engine)
 
     # -- the loop ---------------------------------------------------------------------------
 
