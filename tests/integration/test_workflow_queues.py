@@ -401,16 +401,38 @@ def test_a_killed_workers_executions_are_taken_over(
     assert app.get_execution("w-2").runs == 2
 
 
-def test_sigterm_hands_back_at_the_next_step(app: AutomationEngine, side: dict[str, str]) -> None:
+def _worker_shows(app: AutomationEngine, state: str) -> None:
+    _until(
+        lambda: any(w.state == state for w in list_workers(app.catalog, 30)),
+        f"the worker shows it is {state}",
+    )
+
+
+def test_sigterm_drains_what_the_worker_holds(app: AutomationEngine, side: dict[str, str]) -> None:
     handle = app.queues["work"].enqueue("blocker", execution_id="held")
-    first = _worker(side, "--queue", "work")
+    first = _worker(side, "--queue", "work", "--drain-timeout", "600")
     log = Path(side["STEP_LOG"])
     _until(lambda: log.exists() and "wait-start" in log.read_text(), "the step started")
     first.send_signal(signal.SIGTERM)
-    _until(
-        lambda: any(w.state == "draining" for w in list_workers(app.catalog, 30)),
-        "the worker shows it drains",
-    )
+    _worker_shows(app, "draining")
+    Path(side["RELEASE"]).touch()  # within the drain timeout: the execution runs to its end
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert handle.get_result(timeout=0) == "done"
+    ran = [line.split() for line in log.read_text().splitlines()]
+    assert ran == [[word, str(first.pid)] for word in ("wait-start", "wait-done", "after")]
+    assert [w.state for w in list_workers(app.catalog, 30)] == ["stopped"]
+
+
+def test_sigterm_hands_back_at_the_next_step_after_the_drain_timeout(
+    app: AutomationEngine, side: dict[str, str]
+) -> None:
+    handle = app.queues["work"].enqueue("blocker", execution_id="held")
+    first = _worker(side, "--queue", "work", "--drain-timeout", "0")
+    log = Path(side["STEP_LOG"])
+    _until(lambda: log.exists() and "wait-start" in log.read_text(), "the step started")
+    first.send_signal(signal.SIGTERM)
+    _worker_shows(app, "handing-back")  # the drain timed out with the step still running
     Path(side["RELEASE"]).touch()  # the running step finishes and is recorded
     _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err

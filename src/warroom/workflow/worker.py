@@ -7,10 +7,12 @@ records its state (``warroom workflow workers``, ``/metrics``). It wakes as soon
 executions ends, so a busy queue never waits for a poll.
 
 :meth:`Worker.stop` (the CLI calls it on SIGTERM or SIGINT) drains: the worker claims nothing
-more, and each execution it holds stops before its next step and goes back to its queue (or
-becomes pending) for another worker, its finished steps recorded. A step that is running
-finishes first, for up to ``grace`` seconds; after that the worker leaves, and what it still
-holds is taken over when the lease expires, as after a crash.
+more and lets the executions it holds run on, to finish, for up to ``drain_timeout`` seconds
+(state ``draining``). Then each one still running stops before its next step and goes back to
+its queue (or becomes pending) for another worker, its finished steps recorded (state
+``handing-back``); a step that is running finishes first, for up to ``grace`` seconds. After
+that the worker leaves, and what it still holds is taken over when the lease expires, as after
+a crash.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from warroom.workflow.store import SqlClock
 __all__ = ["Worker", "WorkerInfo", "list_workers"]
 
 log = logging.getLogger("warroom.worker")
-RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
+RUNNING, DRAINING, HANDING_BACK, STOPPED = "running", "draining", "handing-back", "stopped"
+LIVE_STATES = (RUNNING, DRAINING, HANDING_BACK)
 HOUSEKEEPING_SECONDS = 1.0  # how often a busy worker ticks the schedules and records itself
 
 
@@ -50,7 +53,7 @@ class WorkerInfo:
     pid: int
     queues: list[str]
     concurrency: int
-    state: str  # running, draining, stopped; "lost" when its heartbeat is older than a lease
+    state: str  # running, draining, handing-back, stopped; "lost": heartbeat older than a lease
     active: int
     completed: int
     started_at: datetime
@@ -75,7 +78,7 @@ def list_workers(catalog: Catalog, lost_after: float) -> list[WorkerInfo]:
     found = []
     for row in rows:
         values = {name: row._mapping[name] for name in WorkerInfo.__dataclass_fields__}
-        if values["state"] != STOPPED and not row.fresh:
+        if values["state"] in LIVE_STATES and not row.fresh:
             values["state"] = "lost"
         found.append(WorkerInfo(**values))
     return found
@@ -92,16 +95,20 @@ class Worker:
         queues: list[str] | None = None,
         concurrency: int = 8,
         grace: float = 30.0,
+        drain_timeout: float = 30.0,
     ) -> None:
         if concurrency < 1:
             raise InputError("worker: concurrency must be 1 or more")
+        if grace < 0 or drain_timeout < 0:
+            raise InputError("worker: grace and drain_timeout must be 0 seconds or more")
         unknown = sorted(set(queues or ()) - set(engine.queues))
         if unknown:
             raise InputError(
                 f"worker: unknown queue(s) {', '.join(unknown)} (declared: "
                 f"{', '.join(sorted(engine.queues)) or 'none'})"
             )
-        self.engine, self.concurrency, self.grace = engine, concurrency, grace
+        self.engine, self.concurrency = engine, concurrency
+        self.grace, self.drain_timeout = grace, drain_timeout
         self.queues: list[Queue] = [
             q for name, q in engine.queues.items() if not queues or name in queues
         ]
@@ -195,14 +202,27 @@ class Worker:
 
     def _drain(self) -> None:
         self.state = DRAINING
-        self._record()
-        self.engine._hand_back()
-        wait(list(self._futures), timeout=self.grace)
+        self._wait_for_runs(self.drain_timeout)
+        if self._futures:
+            self.state = HANDING_BACK
+            self.engine._hand_back()
+            self._wait_for_runs(self.grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._scheduler is not None:
             self._scheduler.stop()
-        self.state = STOPPED if not self._futures else DRAINING
+        self.state = STOPPED if not self._futures else self.state
         self._record()
+
+    def _wait_for_runs(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the executions this worker runs to end, recording its
+        state (and heartbeat) meanwhile."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._record()
+            left = deadline - time.monotonic()
+            if not self._futures or left <= 0:
+                return
+            wait(list(self._futures), timeout=min(left, HOUSEKEEPING_SECONDS))
 
     @property
     def drained(self) -> bool:
