@@ -8,6 +8,7 @@ expired by moving the catalog's record of them, never by waiting."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
 import signal
@@ -293,6 +294,35 @@ def test_async_workflows_wait_without_blocking_the_loop(engine: AutomationEngine
         "event",
         "event",
     ]
+
+
+def test_waits_wake_at_once_at_a_change_made_elsewhere_on_postgresql(
+    tmp_path: Path, pg_db: str
+) -> None:
+    """Two engines on one catalog, whose only path to each other is PostgreSQL's NOTIFY, and
+    an hour between polls: every wait here ends only because a notification came."""
+    with _engine(tmp_path, pg_db) as here, _engine(tmp_path, pg_db) as there:
+        for engine in (here, there):
+            engine.poll_interval = 3600
+            engine.queue("work")
+            engine.workflow("answer")(functools.partial(engine.recv, "go", timeout=600))
+        worker = Worker(here, concurrency=1)
+        idle = threading.Thread(target=worker.run)
+        idle.start()
+        try:
+            began = time.monotonic()
+            handle = there.queues["work"].enqueue("answer", execution_id="answer")  # wakes it
+            _until(lambda: _steps_of(there, "answer") == [("recv", "started")], "it waits")
+            there.send("answer", "go", "yes")  # wakes the recv of the worker
+            assert handle.get_result(timeout=600) == "yes"  # woken when the execution ends
+            assert time.monotonic() - began < 120  # generous; a poll would take an hour
+        finally:
+            worker.stop()
+            idle.join(timeout=60)
+
+
+def _steps_of(engine: AutomationEngine, execution_id: str) -> list[tuple[str, str]]:
+    return [(s.kind, s.status) for s in engine.get_execution(execution_id).steps]
 
 
 # -- several worker processes on one PostgreSQL catalog --------------------------------------

@@ -88,6 +88,7 @@ from warroom.workflow.store import (
 )
 from warroom.workflow.values import BLOB_PREFIX, ValueCodec
 from warroom.workflow.waits import DurableWaits
+from warroom.workflow.wakeups import Wakeups
 
 __all__ = [
     "AutomationEngine",
@@ -363,8 +364,8 @@ class AutomationEngine(DurableWaits):
         self._queues: dict[str, Queue] = {}
         self.queue_store = QueueStore(self._catalog)
         self._messages = MessageStore(self._catalog)
-        self._mail = threading.Condition()  # notified when this process sends a message
-        self.poll_interval = 0.2  # how often waits for messages, events and results look
+        self.wakeups = Wakeups.for_catalog(self._catalog)
+        self.poll_interval = 0.2  # how often waits look when no wakeup comes
         self._background: ThreadPoolExecutor | None = None
         self._background_lock = threading.Lock()
         self.schedules: dict[str, str] = {}  # workflow name -> cron expression
@@ -381,6 +382,7 @@ class AutomationEngine(DurableWaits):
         self._closed.set()
         if self._background is not None:
             self._background.shutdown(wait=True)
+        self.wakeups.close()
         if self._owns_catalog:
             self._catalog.close()
 
@@ -602,6 +604,7 @@ class AutomationEngine(DurableWaits):
                 "executions can be resumed",
                 execution_id=execution_id,
             )
+        self.wakeups.announce()
         return self.get_execution(execution_id)
 
     def cancel(self, execution_id: str) -> str:
@@ -729,6 +732,7 @@ class AutomationEngine(DurableWaits):
         if self._store.create_execution(
             execution_id, workflow, inputs, self._clock(), queue=placement
         ):
+            self.wakeups.announce()
             return WorkflowHandle(self, execution_id)
         if self._store.get(execution_id) is not None:
             self._same_execution(execution_id, workflow, args, kwargs)
@@ -764,8 +768,7 @@ class AutomationEngine(DurableWaits):
         for run in list(self._running.values()):
             run.handed_back = True
             run.wakeup.set()
-        with self._mail:
-            self._mail.notify_all()
+        self.wakeups.wake()
 
     def fork(self, execution_id: str, from_step: int, *, new_id: str | None = None) -> str:
         """A new execution of ``execution_id``'s workflow and inputs whose steps before
@@ -780,6 +783,7 @@ class AutomationEngine(DurableWaits):
         if self._store.get(new_id) is not None:
             raise ConflictError(f"execution {new_id} exists already", execution_id=new_id)
         self._store.fork(source, new_id, from_step, self._clock())
+        self.wakeups.announce()
         return new_id
 
     def scheduled(
@@ -997,6 +1001,7 @@ class AutomationEngine(DurableWaits):
             _in_step.reset(step_token)
             _current_run.reset(run_token)
             self._running.pop(execution_id, None)
+            self.wakeups.announce()  # it ended, or went back to its queue
 
     def _calling_run(self, what: str, strict: bool = True) -> _Run | None:
         """The run a call of a step (or child workflow) belongs to; None for an ordinary call

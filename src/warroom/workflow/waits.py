@@ -13,14 +13,15 @@ and ``set_event`` never wait (one catalog write, like a step's checkpoint): asyn
 call them as they are.
 
 ``recv`` and ``get_event`` are written once, as generators that yield how many seconds to pause
-before looking again; :func:`_pause` and :func:`_pause_async` drive them.
+before looking again (at most the engine's ``poll_interval``; a wakeup from
+:mod:`warroom.workflow.wakeups`, on PostgreSQL a NOTIFY from any process, ends a pause
+early); :func:`_pause` and :func:`_pause_async` drive them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Generator
@@ -31,6 +32,7 @@ from warroom.errors import InputError
 from warroom.workflow.messages import MessageStore
 from warroom.workflow.store import STARTED, SUCCEEDED, ExecutionRow, StepRow
 from warroom.workflow.values import ValueCodec
+from warroom.workflow.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from warroom.workflow.engine import _Run
@@ -65,7 +67,7 @@ class _Engine(Protocol):
     poll_interval: float
     _values: ValueCodec
     _messages: MessageStore
-    _mail: threading.Condition
+    wakeups: Wakeups
     _clock: Callable[[], datetime]
 
     def _calling_run(self, what: str, strict: bool = True) -> _Run | None: ...
@@ -122,8 +124,7 @@ class DurableWaits:
 
         def deliver(key: str) -> str:
             self._messages.send(execution_id, topic, check_label("key", key), stored, self._clock())
-            with self._mail:
-                self._mail.notify_all()
+            self.wakeups.announce()
             return key
 
         run = self._calling_run("engine.send()", strict=False)
@@ -157,12 +158,12 @@ class DurableWaits:
         if run is None:
             raise InputError("engine.set_event() publishes a workflow's event: call it inside one")
         stored = self._values.dump(value, f"event {check_label('key', key)!r}")
-        self._once(
-            run,
-            f"event:{key}",
-            "event",
-            lambda _: self._messages.set_event(run.execution_id, key, stored, self._clock()),
-        )
+
+        def publish(_: int) -> None:
+            self._messages.set_event(run.execution_id, key, stored, self._clock())
+            self.wakeups.announce()
+
+        self._once(run, f"event:{key}", "event", publish)
 
     def get_event(self: _Engine, execution_id: str, key: str, timeout: float = 60.0) -> Any:
         """The value of ``execution_id``'s event ``key``, waiting up to ``timeout`` seconds
@@ -280,30 +281,29 @@ def _wait_until(
 
 
 def _pause(engine: _Engine, waiting: Waiting[T]) -> T:
-    """Run a wait in this thread, pausing as it asks (a message sent by this process
-    ends the pause early)."""
+    """Run a wait in this thread, pausing as it asks; a wakeup (see
+    :mod:`warroom.workflow.wakeups`) that came since it last looked ends a pause early."""
     try:
+        token = engine.wakeups.token()
         seconds = next(waiting)
         while True:
-            _wait_for_mail(engine, seconds)
+            engine.wakeups.wait(token, seconds)
+            token = engine.wakeups.token()
             seconds = waiting.send(None)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 
 
 async def _pause_async(engine: _Engine, waiting: Waiting[T]) -> T:
-    """:meth:`_pause` in the running loop: its catalog calls are made from the loop's
+    """:func:`_pause` in the running loop: its catalog calls are made from the loop's
     thread (as an async workflow's checkpoints are), its pauses in an executor thread."""
     loop = asyncio.get_running_loop()
     try:
+        token = engine.wakeups.token()
         seconds = next(waiting)
         while True:
-            await loop.run_in_executor(None, _wait_for_mail, engine, seconds)
+            await loop.run_in_executor(None, engine.wakeups.wait, token, seconds)
+            token = engine.wakeups.token()
             seconds = waiting.send(None)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
-
-
-def _wait_for_mail(engine: _Engine, seconds: float) -> None:
-    with engine._mail:
-        engine._mail.wait(seconds)

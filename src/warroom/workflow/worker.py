@@ -4,7 +4,8 @@ A worker loops: it takes over the executions of dead workers (expired leases, on
 clock) and pending ones (asked to resume, forked), claims executions from its queues within
 its own ``concurrency`` and each queue's limits, ticks the engine's scheduled workflows, and
 records its state (``warroom workflow workers``, ``/metrics``). It wakes as soon as one of its
-executions ends, so a busy queue never waits for a poll.
+executions ends, and, on PostgreSQL, as soon as any process enqueues, forks or hands back an
+execution (:mod:`warroom.workflow.wakeups`), so a queue never waits for a poll.
 
 :meth:`Worker.stop` (the CLI calls it on SIGTERM or SIGINT) drains: the worker claims nothing
 more and lets the executions it holds run on, to finish, for up to ``drain_timeout`` seconds
@@ -117,7 +118,6 @@ class Worker:
         self._active: dict[str, str | None] = {}  # execution id -> its queue
         self._futures: set[Future[Any]] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="warroom-worker")
         self._housekeeping_due = 0.0
@@ -128,29 +128,32 @@ class Worker:
     def run(self) -> None:
         """Work until :meth:`stop` is called, then drain (see the module docstring)."""
         self._record()
+        wakeups = self.engine.wakeups
         try:
             while not self._stopping.is_set():
-                busy = self.step()
-                if not busy:
-                    self._wake.wait(self.engine.poll_interval)
-                self._wake.clear()
+                token = wakeups.token()  # before looking: a wake after it cuts the wait
+                if not self.step():
+                    wakeups.wait(token, self.engine.poll_interval)
         finally:
             self._drain()
 
     def run_until_idle(self) -> None:
         """Work until nothing is left to claim and nothing runs."""
         self._record()
+        wakeups = self.engine.wakeups
         try:
-            while self.step() or self._futures:
-                self._wake.wait(self.engine.poll_interval)
-                self._wake.clear()
+            while True:
+                token = wakeups.token()
+                if not (self.step() or self._futures):
+                    break
+                wakeups.wait(token, self.engine.poll_interval)
         finally:
             self._drain()
 
     def stop(self) -> None:
         """Ask :meth:`run` to drain and return (safe from a signal handler)."""
         self._stopping.set()
-        self._wake.set()
+        self.engine.wakeups.wake()
 
     def step(self) -> bool:
         """One round: schedules, takeovers and its record (at most every
@@ -196,7 +199,7 @@ class Worker:
                 self._active.pop(plan.execution_id, None)
                 self.completed += 1
             self._futures.discard(future)
-            self._wake.set()
+            self.engine.wakeups.wake()
 
         future.add_done_callback(done)
 
