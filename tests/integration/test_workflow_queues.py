@@ -477,6 +477,17 @@ def test_sigterm_hands_back_at_the_next_step_after_the_drain_timeout(
     assert ran[0][1] == str(first.pid) and ran[2][1] == str(second.pid)
 
 
+def _move_into_the_past(app: AutomationEngine, pg_db: str, execution_id: str) -> None:
+    """Move the clock: the time that step 0 of ``execution_id`` recorded (a wake time, a
+    deadline) is now a second ago."""
+    with closing(open_catalog(pg_db)) as catalog, catalog.transaction() as conn:
+        conn.execute(
+            update(workflow_steps)
+            .where(workflow_steps.c.execution_id == execution_id, workflow_steps.c.number == 0)
+            .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
+        )
+
+
 def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], pg_db: str) -> None:
     handle = app.queues["work"].enqueue("sleeper", 3600.0, execution_id="sleepy")
     first = _worker(side, "--queue", "work")
@@ -484,13 +495,8 @@ def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], p
     first.kill()
     first.communicate(timeout=60)
     wake = app.checkpoints("sleepy")[0][1]
-    # Move the clock: the recorded wake time is now a second from the past.
-    with closing(open_catalog(pg_db)) as catalog, catalog.transaction() as conn:
-        conn.execute(
-            update(workflow_steps)
-            .where(workflow_steps.c.execution_id == "sleepy", workflow_steps.c.number == 0)
-            .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
-        )
+    # The recorded wake time is now a second in the past.
+    _move_into_the_past(app, pg_db, "sleepy")
     expire_leases(pg_db)
     second = _worker(side, "--queue", "work")
     try:
@@ -513,13 +519,8 @@ def test_a_resumed_recv_waits_only_until_its_recorded_deadline(
     deadline = app.checkpoints("waiting")[0][1]
     assert (step.kind, step.status) == ("recv", "started")
     assert deadline > datetime.now(UTC) + timedelta(minutes=9)
-    # Move the clock: the recorded deadline passed while no worker ran the execution.
-    with closing(open_catalog(pg_db)) as catalog, catalog.transaction() as conn:
-        conn.execute(
-            update(workflow_steps)
-            .where(workflow_steps.c.execution_id == "waiting", workflow_steps.c.number == 0)
-            .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
-        )
+    # The recorded deadline passed while no worker ran the execution.
+    _move_into_the_past(app, pg_db, "waiting")
     expire_leases(pg_db)
     began = time.monotonic()
     second = _worker(side, "--queue", "work")

@@ -709,43 +709,34 @@ class AutomationEngine(DurableWaits):
         priority, deduplication id); inside a running workflow, as a step of it (see
         :meth:`_spawn`)."""
         self._registered(workflow)
+        inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
+
+        def insert(execution_id: str | None) -> WorkflowHandle:
+            execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
+            if self._store.create_execution(
+                execution_id, workflow, inputs, self._clock(), queue=placement
+            ):
+                self.wakeups.announce()
+                return WorkflowHandle(self, execution_id)
+            if self._store.get(execution_id) is not None:
+                self._same_execution(execution_id, workflow, args, kwargs)
+                return WorkflowHandle(self, execution_id)
+            queue, _, deduplication_id = placement
+            holder = (
+                self.queue_store.holder_of(queue, deduplication_id) if deduplication_id else None
+            )
+            raise ConflictError(
+                f"queue {queue!r} already has execution {holder or '(just ended)'} with "
+                f"deduplication id {deduplication_id!r}",
+                queue=queue,
+                deduplication_id=deduplication_id,
+                execution_id=holder,
+            )
+
         parent = self._calling_run(f"enqueue of {workflow!r}", strict=False)
         if parent is None:
-            return self._insert_queued(workflow, args, kwargs, execution_id, placement)
-        return self._spawn(
-            parent,
-            f"enqueue:{workflow}",
-            execution_id,
-            lambda child_id: self._insert_queued(workflow, args, kwargs, child_id, placement),
-        )
-
-    def _insert_queued(
-        self,
-        workflow: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        execution_id: str | None,
-        placement: tuple[str, int, str | None],
-    ) -> WorkflowHandle:
-        execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
-        inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
-        if self._store.create_execution(
-            execution_id, workflow, inputs, self._clock(), queue=placement
-        ):
-            self.wakeups.announce()
-            return WorkflowHandle(self, execution_id)
-        if self._store.get(execution_id) is not None:
-            self._same_execution(execution_id, workflow, args, kwargs)
-            return WorkflowHandle(self, execution_id)
-        queue, _, deduplication_id = placement
-        holder = self.queue_store.holder_of(queue, deduplication_id) if deduplication_id else None
-        raise ConflictError(
-            f"queue {queue!r} already has execution {holder or '(just ended)'} with "
-            f"deduplication id {deduplication_id!r}",
-            queue=queue,
-            deduplication_id=deduplication_id,
-            execution_id=holder,
-        )
+            return insert(execution_id)
+        return self._spawn(parent, f"enqueue:{workflow}", execution_id, insert)
 
     def _claim_queued(self, queue: Queue, most: int) -> list[_Plan]:
         """Claim up to ``most`` executions of ``queue`` for this engine to run."""
