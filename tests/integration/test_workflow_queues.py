@@ -321,6 +321,36 @@ def test_waits_wake_at_once_at_a_change_made_elsewhere_on_postgresql(
             idle.join(timeout=60)
 
 
+def test_a_stopping_worker_hands_back_its_scheduled_runs_too(engine: AutomationEngine) -> None:
+    release = threading.Event()
+
+    @engine.step()
+    def hold() -> None:
+        release.wait(120)
+
+    @engine.step()
+    def then() -> None:
+        pass
+
+    @engine.scheduled("* * * * *", name="hourly-sweep")
+    def sweep(slot: datetime) -> None:
+        hold()
+        then()
+
+    worker = Worker(engine, drain_timeout=0)
+    running = threading.Thread(target=worker.run)
+    running.start()
+    _until(lambda: bool(engine._running), "the slot runs")
+    worker.stop()
+    _until(lambda: worker.state == "handing-back", "the drain timed out")
+    release.set()
+    running.join(timeout=60)
+    assert worker.drained and worker.state == "stopped"
+    (execution,) = engine.list_executions(workflow="hourly-sweep")
+    assert execution.status == "pending"  # handed back before its next step
+    assert _steps_of(engine, execution.id) == [("step", "succeeded")]
+
+
 def _steps_of(engine: AutomationEngine, execution_id: str) -> list[tuple[str, str]]:
     return [(s.kind, s.status) for s in engine.get_execution(execution_id).steps]
 

@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -206,30 +206,32 @@ class Worker:
     def _drain(self) -> None:
         self.state = DRAINING
         self._wait_for_runs(self.drain_timeout)
-        if self._futures:
+        if not self.drained:
             self.state = HANDING_BACK
             self.engine._hand_back()
             self._wait_for_runs(self.grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._scheduler is not None:
             self._scheduler.stop()
-        self.state = STOPPED if not self._futures else self.state
+        self.state = STOPPED if self.drained else self.state
         self._record()
 
     def _wait_for_runs(self, seconds: float) -> None:
-        """Wait up to ``seconds`` for the executions this worker runs to end, recording its
-        state (and heartbeat) meanwhile."""
-        deadline = time.monotonic() + seconds
+        """Wait up to ``seconds`` for the executions this worker runs (queued, taken over or
+        scheduled) to end, recording its state (and heartbeat) meanwhile."""
+        deadline, wakeups = time.monotonic() + seconds, self.engine.wakeups
         while True:
+            token = wakeups.token()  # each execution's end wakes it
             self._record()
             left = deadline - time.monotonic()
-            if not self._futures or left <= 0:
+            if self.drained or left <= 0:
                 return
-            wait(list(self._futures), timeout=min(left, HOUSEKEEPING_SECONDS))
+            wakeups.wait(token, min(left, HOUSEKEEPING_SECONDS))
 
     @property
     def drained(self) -> bool:
-        return not self._futures
+        """Nothing runs here any more."""
+        return not self._futures and not self.engine._running
 
     # -- its record in the catalog ----------------------------------------------------------
 
