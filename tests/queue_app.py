@@ -5,16 +5,19 @@ per step that ran, so a double run fails loudly, with the number of executions i
 critical section at that moment), ``active`` (that section) and ``slots`` (one row per run of
 the scheduled workflow, without a unique key, so a twice-run slot shows; the tests create
 them). ``blocker`` waits for
-the file $RELEASE. Settings come from the environment (WARROOM_CATALOG_URL, CHECKPOINT_DIR,
-WARROOM_WORKFLOW_LEASE_SECONDS).
+the file $RELEASE; ``waiter`` waits for a message under the topic ``go``;
+``spawner`` enqueues and starts children. Settings come from
+the environment (WARROOM_CATALOG_URL, CHECKPOINT_DIR, WARROOM_WORKFLOW_LEASE_SECONDS).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -88,6 +91,28 @@ def sleeper(seconds: float) -> str:
     engine.sleep(seconds)
     after()
     return "woke"
+
+
+@engine.workflow("waiter")
+def waiter(seconds: float) -> Any:
+    got = engine.recv("go", timeout=seconds)
+    after()
+    return got
+
+
+@engine.step()
+def mark(point: str) -> None:
+    fault_point(point)
+
+
+@engine.workflow("spawner")
+def spawner() -> list[str]:
+    """Enqueues a job under an id of its own making (a new one each run, as user code may)
+    and starts a blocker, then reaches the fault point ``spawned``."""
+    queued = work.enqueue("job", "spawned", execution_id=f"spawned-{uuid.uuid4().hex}")
+    started = engine.start_workflow("blocker")
+    mark("spawned")
+    return [queued.execution_id, started.execution_id]
 
 
 @engine.workflow("approval")

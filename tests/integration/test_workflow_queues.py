@@ -7,12 +7,15 @@ expired by moving the catalog's record of them, never by waiting."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -220,6 +223,138 @@ def test_messages_and_events_are_once_across_a_resume(engine: AutomationEngine) 
         engine.recv("orders")
 
 
+def test_a_resumed_get_event_waits_only_until_its_recorded_deadline(
+    tmp_path: Path, catalog_url: str
+) -> None:
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    now = {"t": start}
+    with _engine(tmp_path, catalog_url, clock=lambda: now["t"]) as engine:
+
+        @engine.workflow("watch")
+        def watch() -> Any:
+            return engine.get_event("watch-1", "approved", timeout=3600)
+
+        handle = engine.start_workflow("watch", execution_id="watch-1")
+        _until(lambda: len(engine.get_execution("watch-1").steps) == 1, "the deadline recorded")
+        engine.cancel("watch-1")  # the wait stops here, as a crash would stop it
+        with pytest.raises(ConflictError, match="cancelled"):
+            handle.get_result(timeout=60)
+        assert engine.checkpoints("watch-1")[0][1] == start + timedelta(hours=1)
+        now["t"] = start + timedelta(hours=1, seconds=1)  # the deadline passed meanwhile
+        engine.resume("watch-1")  # a whole new wait would take an hour: it returns at once
+        execution = engine.get_execution("watch-1")
+        assert execution.status == "succeeded" and execution.result is None
+        assert [(s.kind, s.status) for s in execution.steps] == [("event", "succeeded")]
+        with pytest.raises(InputError, match="timeout must be 0 seconds or more"):
+            engine.get_event("watch-1", "approved", timeout=-1)
+
+
+def test_async_workflows_wait_without_blocking_the_loop(engine: AutomationEngine) -> None:
+    @engine.workflow("waiter")
+    async def waiter() -> list[Any]:
+        await engine.sleep_async(0.01)
+        got = await engine.recv_async("go", timeout=30)
+        engine.set_event("got", got)
+        seen = await engine.get_event_async("announcer", "ready", timeout=30)
+        return [got, seen]
+
+    @engine.workflow("announcer")
+    async def announcer() -> None:
+        await engine.recv_async("start", timeout=30)
+        engine.send("waiter", "reply", "sent from an async workflow")
+        engine.set_event("ready", "yes")
+
+    def waiting_at(number: int) -> bool:
+        steps = engine.get_execution("waiter").steps
+        return len(steps) > number and steps[number].status == "started"
+
+    async def operator() -> None:
+        """Runs only if the waits leave the loop free: each waits for what it does."""
+        while not waiting_at(1):  # recv_async recorded its deadline and waits
+            await asyncio.sleep(0.01)
+        engine.send("waiter", "go", "approved")
+        while not waiting_at(3):  # get_event_async waits
+            await asyncio.sleep(0.01)
+        engine.send("announcer", "start", None)
+
+    async def main() -> None:
+        await asyncio.gather(
+            engine.execute_workflow_async("waiter", execution_id="waiter"),
+            engine.execute_workflow_async("announcer", execution_id="announcer"),
+            operator(),
+        )
+
+    asyncio.run(main())
+    assert engine.get_execution("waiter").result == ["approved", "yes"]
+    assert engine.events("waiter") == {"got": "approved"}
+    assert [m["topic"] for m in engine._messages.pending("waiter")] == ["reply"]
+    assert [s.kind for s in engine.get_execution("waiter").steps] == [
+        "sleep",
+        "recv",
+        "event",
+        "event",
+    ]
+
+
+def test_waits_wake_at_once_at_a_change_made_elsewhere_on_postgresql(
+    tmp_path: Path, pg_db: str
+) -> None:
+    """Two engines on one catalog, whose only path to each other is PostgreSQL's NOTIFY, and
+    an hour between polls: every wait here ends only because a notification came."""
+    with _engine(tmp_path, pg_db) as here, _engine(tmp_path, pg_db) as there:
+        for engine in (here, there):
+            engine.poll_interval = 3600
+            engine.queue("work")
+            engine.workflow("answer")(functools.partial(engine.recv, "go", timeout=600))
+        worker = Worker(here, concurrency=1)
+        idle = threading.Thread(target=worker.run)
+        idle.start()
+        try:
+            began = time.monotonic()
+            handle = there.queues["work"].enqueue("answer", execution_id="answer")  # wakes it
+            _until(lambda: _steps_of(there, "answer") == [("recv", "started")], "it waits")
+            there.send("answer", "go", "yes")  # wakes the recv of the worker
+            assert handle.get_result(timeout=600) == "yes"  # woken when the execution ends
+            assert time.monotonic() - began < 120  # generous; a poll would take an hour
+        finally:
+            worker.stop()
+            idle.join(timeout=60)
+
+
+def test_a_stopping_worker_hands_back_its_scheduled_runs_too(engine: AutomationEngine) -> None:
+    release = threading.Event()
+
+    @engine.step()
+    def hold() -> None:
+        release.wait(120)
+
+    @engine.step()
+    def then() -> None:
+        pass
+
+    @engine.scheduled("* * * * *", name="hourly-sweep")
+    def sweep(slot: datetime) -> None:
+        hold()
+        then()
+
+    worker = Worker(engine, drain_timeout=0)
+    running = threading.Thread(target=worker.run)
+    running.start()
+    _until(lambda: bool(engine._running), "the slot runs")
+    worker.stop()
+    _until(lambda: worker.state == "handing-back", "the drain timed out")
+    release.set()
+    running.join(timeout=60)
+    assert worker.drained and worker.state == "stopped"
+    (execution,) = engine.list_executions(workflow="hourly-sweep")
+    assert execution.status == "pending"  # handed back before its next step
+    assert _steps_of(engine, execution.id) == [("step", "succeeded")]
+
+
+def _steps_of(engine: AutomationEngine, execution_id: str) -> list[tuple[str, str]]:
+    return [(s.kind, s.status) for s in engine.get_execution(execution_id).steps]
+
+
 # -- several worker processes on one PostgreSQL catalog --------------------------------------
 
 
@@ -326,16 +461,38 @@ def test_a_killed_workers_executions_are_taken_over(
     assert app.get_execution("w-2").runs == 2
 
 
-def test_sigterm_hands_back_at_the_next_step(app: AutomationEngine, side: dict[str, str]) -> None:
+def _worker_shows(app: AutomationEngine, state: str) -> None:
+    _until(
+        lambda: any(w.state == state for w in list_workers(app.catalog, 30)),
+        f"the worker shows it is {state}",
+    )
+
+
+def test_sigterm_drains_what_the_worker_holds(app: AutomationEngine, side: dict[str, str]) -> None:
     handle = app.queues["work"].enqueue("blocker", execution_id="held")
-    first = _worker(side, "--queue", "work")
+    first = _worker(side, "--queue", "work", "--drain-timeout", "600")
     log = Path(side["STEP_LOG"])
     _until(lambda: log.exists() and "wait-start" in log.read_text(), "the step started")
     first.send_signal(signal.SIGTERM)
-    _until(
-        lambda: any(w.state == "draining" for w in list_workers(app.catalog, 30)),
-        "the worker shows it drains",
-    )
+    _worker_shows(app, "draining")
+    Path(side["RELEASE"]).touch()  # within the drain timeout: the execution runs to its end
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert handle.get_result(timeout=0) == "done"
+    ran = [line.split() for line in log.read_text().splitlines()]
+    assert ran == [[word, str(first.pid)] for word in ("wait-start", "wait-done", "after")]
+    assert [w.state for w in list_workers(app.catalog, 30)] == ["stopped"]
+
+
+def test_sigterm_hands_back_at_the_next_step_after_the_drain_timeout(
+    app: AutomationEngine, side: dict[str, str]
+) -> None:
+    handle = app.queues["work"].enqueue("blocker", execution_id="held")
+    first = _worker(side, "--queue", "work", "--drain-timeout", "0")
+    log = Path(side["STEP_LOG"])
+    _until(lambda: log.exists() and "wait-start" in log.read_text(), "the step started")
+    first.send_signal(signal.SIGTERM)
+    _worker_shows(app, "handing-back")  # the drain timed out with the step still running
     Path(side["RELEASE"]).touch()  # the running step finishes and is recorded
     _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
@@ -350,6 +507,17 @@ def test_sigterm_hands_back_at_the_next_step(app: AutomationEngine, side: dict[s
     assert ran[0][1] == str(first.pid) and ran[2][1] == str(second.pid)
 
 
+def _move_into_the_past(app: AutomationEngine, pg_db: str, execution_id: str) -> None:
+    """Move the clock: the time that step 0 of ``execution_id`` recorded (a wake time, a
+    deadline) is now a second ago."""
+    with closing(open_catalog(pg_db)) as catalog, catalog.transaction() as conn:
+        conn.execute(
+            update(workflow_steps)
+            .where(workflow_steps.c.execution_id == execution_id, workflow_steps.c.number == 0)
+            .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
+        )
+
+
 def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], pg_db: str) -> None:
     handle = app.queues["work"].enqueue("sleeper", 3600.0, execution_id="sleepy")
     first = _worker(side, "--queue", "work")
@@ -357,13 +525,8 @@ def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], p
     first.kill()
     first.communicate(timeout=60)
     wake = app.checkpoints("sleepy")[0][1]
-    # Move the clock: the recorded wake time is now a second from the past.
-    with closing(open_catalog(pg_db)) as catalog, catalog.transaction() as conn:
-        conn.execute(
-            update(workflow_steps)
-            .where(workflow_steps.c.execution_id == "sleepy", workflow_steps.c.number == 0)
-            .values(result=app._values.dump(datetime.now(UTC) - timedelta(seconds=1)))
-        )
+    # The recorded wake time is now a second in the past.
+    _move_into_the_past(app, pg_db, "sleepy")
     expire_leases(pg_db)
     second = _worker(side, "--queue", "work")
     try:
@@ -372,6 +535,56 @@ def test_sleep_survives_a_restart(app: AutomationEngine, side: dict[str, str], p
         _stop(second)
     assert wake > datetime.now(UTC) + timedelta(minutes=50)
     assert [s.kind for s in app.get_execution("sleepy").steps] == ["sleep", "step"]
+
+
+def test_a_resumed_recv_waits_only_until_its_recorded_deadline(
+    app: AutomationEngine, side: dict[str, str], pg_db: str
+) -> None:
+    handle = app.queues["work"].enqueue("waiter", 600.0, execution_id="waiting")
+    first = _worker(side, "--queue", "work")
+    _until(lambda: len(app.get_execution("waiting").steps) == 1, "the deadline recorded")
+    first.kill()  # SIGKILL in the middle of the wait
+    first.communicate(timeout=60)
+    (step,) = app.get_execution("waiting").steps
+    deadline = app.checkpoints("waiting")[0][1]
+    assert (step.kind, step.status) == ("recv", "started")
+    assert deadline > datetime.now(UTC) + timedelta(minutes=9)
+    # The recorded deadline passed while no worker ran the execution.
+    _move_into_the_past(app, pg_db, "waiting")
+    expire_leases(pg_db)
+    began = time.monotonic()
+    second = _worker(side, "--queue", "work")
+    try:
+        assert handle.get_result(timeout=300) is None  # timed out at once, not 600 s later
+    finally:
+        _stop(second)
+    assert time.monotonic() - began < 120  # generous: a worker's start, not the timeout
+    steps = app.get_execution("waiting").steps
+    assert [(s.kind, s.status) for s in steps] == [("recv", "succeeded"), ("step", "succeeded")]
+
+
+def test_a_replayed_enqueue_or_start_makes_no_second_execution(
+    app: AutomationEngine, side: dict[str, str], pg_db: str
+) -> None:
+    parent = app.queues["work"].enqueue("spawner", execution_id="spawner")
+    doomed = _worker(side, "--queue", "work", fault="spawned")  # killed after both started
+    doomed.communicate(timeout=120)
+    assert doomed.returncode == -9
+    recorded = [(s.name, s.kind) for s in app.get_execution("spawner").steps]
+    assert recorded == [("enqueue:job", "enqueue"), ("start:blocker", "start")]
+    expire_leases(pg_db)
+    Path(side["RELEASE"]).touch()
+    rescuer = _worker(side, "--queue", "work")
+    try:
+        queued, started = parent.get_result(timeout=120)
+        assert app.start_workflow("job", "spawned", execution_id=queued).get_result(60) == "spawned"
+        assert started == "spawner:1"  # the derived id: <parent id>:<step number>
+        assert app.start_workflow("blocker", execution_id=started).get_result(60) == "done"
+    finally:
+        _stop(rescuer)
+    assert [e.id for e in app.list_executions(workflow="job")] == [queued]
+    assert [e.id for e in app.list_executions(workflow="blocker")] == [started]
+    assert app.get_execution("spawner").runs == 2
 
 
 def test_approval_start_and_fork_over_the_api_across_processes(
@@ -437,3 +650,25 @@ def test_a_scheduled_workflow_runs_once_per_slot_with_two_workers(
         _stop(*workers)
     slots = Counter(slot for slot, _ in _rows(pg_db, "SELECT slot, pid FROM slots"))
     assert slots and set(slots.values()) == {1}
+
+
+def test_the_service_and_a_worker_run_each_slot_of_the_apps_schedule_once(
+    app: AutomationEngine, side: dict[str, str], tmp_path: Path, pg_db: str
+) -> None:
+    env = {**side, "WARROOM_APP": APP, "BACKUP_DIR": str(tmp_path / "backups")}
+    with running_server(env, tmp_path):
+        _until(lambda: _rows(pg_db, "SELECT count(*) FROM slots") != [(0,)], "the service ran")
+        worker = _worker(side, "--queue", "work")
+        try:
+            _until(
+                lambda: any(w.state == "running" for w in list_workers(app.catalog, 30)),
+                "the worker ticked the schedule too",
+            )
+        finally:
+            _stop(worker)
+    rows = _rows(pg_db, "SELECT slot, pid FROM slots ORDER BY slot")
+    assert rows[0][1] != worker.pid  # the first slot ran in the service, alone then
+    slots = Counter(slot for slot, _ in rows)
+    assert set(slots.values()) == {1}
+    (execution,) = app.list_executions(workflow="every_minute")[-1:]
+    assert execution.status == "succeeded"

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from warroom.api.asgi import call_recording_status
 from warroom.app.listing import STATUSES
-from warroom.app.metrics import CatalogFigures, catalog_figures
+from warroom.app.metrics import LIVE_STATES, CatalogFigures, catalog_figures
 from warroom.services import Services
 
 __all__ = ["RequestMetrics", "build_registry"]
@@ -30,7 +30,7 @@ def _worker_metrics(figures: CatalogFigures) -> Iterator[Metric]:
     states = GaugeMetricFamily(
         "warroom_workflow_workers", "Workflow workers, by state.", labels=["state"]
     )
-    for state in ("running", "draining", "stopped", "lost"):
+    for state in (*LIVE_STATES, "stopped", "lost"):
         states.add_metric([state], sum(1 for w in found if w.state == state))
     yield states
     active = GaugeMetricFamily(
@@ -39,7 +39,7 @@ def _worker_metrics(figures: CatalogFigures) -> Iterator[Metric]:
         labels=["worker"],
     )
     for worker in found:
-        if worker.state in ("running", "draining"):
+        if worker.state in LIVE_STATES:
             active.add_metric([worker.id], worker.active)
     yield active
     depth = GaugeMetricFamily(

@@ -15,9 +15,9 @@ from warroom.scheduler import last_runs
 from warroom.services import Services
 from warroom.sources import SourceBackups, group_by_source
 from warroom.status import BACKUP_JOB, archiving_status, workflow_blob_bytes
-from warroom.workflow.worker import WorkerInfo, list_workers
+from warroom.workflow.worker import LIVE_STATES, WorkerInfo, list_workers
 
-__all__ = ["CatalogFigures", "catalog_figures"]
+__all__ = ["LIVE_STATES", "CatalogFigures", "catalog_figures"]
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ workflow_workers = Table(
     Column("pid", Integer, nullable=False),
     Column("queues", JSON, nullable=False),
     Column("concurrency", Integer, nullable=False),
-    Column("state", String(16), nullable=False),  # running, draining, stopped
+    Column("state", String(16), nullable=False),  # running, draining, handing-back, stopped
     Column("active", Integer, nullable=False, default=0),
     Column("completed", Integer, nullable=False, default=0),
     Column("started_at", UTCDateTime, nullable=False),

@@ -47,16 +47,37 @@ def add_worker_commands(app: typer.Typer) -> None:
         concurrency: Annotated[
             int, typer.Option(min=1, help="Executions this worker runs at once.")
         ] = 8,
+        drain_timeout: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                metavar="SECONDS",
+                help="On SIGTERM or Ctrl-C, how long the executions this worker holds may "
+                "run on to finish; then each still running is handed back, for another worker, "
+                "at its next step.",
+            ),
+        ] = 30.0,
         grace: Annotated[
             float,
-            typer.Option(min=0, help="Seconds a stopping worker waits for running steps."),
+            typer.Option(
+                min=0,
+                metavar="SECONDS",
+                help="Once it hands back, how long the worker waits for the steps that are "
+                "running to end; then it leaves them to their leases (exit 1).",
+            ),
         ] = 30.0,
     ) -> None:
         """Run queued workflow executions, take over dead workers' ones and run the scheduled
-        workflows, until SIGTERM or Ctrl-C: then hand back what it holds and stop."""
+        workflows, until SIGTERM or Ctrl-C: then drain (see --drain-timeout) and stop."""
         with reporting_errors(False):
             engine = load_engine(app_path)
-            running = Worker(engine, queues=queue, concurrency=concurrency, grace=grace)
+            running = Worker(
+                engine,
+                queues=queue,
+                concurrency=concurrency,
+                grace=grace,
+                drain_timeout=drain_timeout,
+            )
 
             def stop(_signum: int, _frame: FrameType | None) -> None:
                 running.stop()
@@ -78,8 +99,8 @@ def add_worker_commands(app: typer.Typer) -> None:
 
 @workflow_app.command("workers")
 def workers(as_json: JsonOption = False) -> None:
-    """Workers recorded in the catalog: state (running, draining, stopped, lost), queues,
-    executions running and completed, last heartbeat."""
+    """Workers recorded in the catalog: state (running, draining, handing-back, stopped,
+    lost), queues, executions running and completed, last heartbeat."""
     with services_for(as_json) as services:
         found = list_workers(services.catalog, services.workflows.lease.total_seconds())
         if as_json:

@@ -215,7 +215,8 @@ class Settings(BaseSettings):
         None,
         validation_alias=_aliases("WARROOM_APP", "app"),
         description="module:attribute of the AutomationEngine whose workflows the service "
-        "starts (POST /api/v1/workflows/{name}/start), e.g. myjobs.workflows:engine.",
+        "starts (POST /api/v1/workflows/{name}/start) and whose scheduled workflows it runs, "
+        "e.g. myjobs.workflows:engine.",
     )
     workflow_blob_threshold: int = Field(
         256 * 1024,

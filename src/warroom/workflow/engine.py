@@ -23,7 +23,10 @@ than the step run again; ``@engine.step(idempotent=True)`` chooses to run it aga
 
 A workflow called (or started with ``execute_workflow``) inside a running workflow is a child:
 a recorded step of its parent, with the id ``<parent id>:<step number>`` unless one is given;
-its result or exception comes back to the parent, and resuming the parent resumes it.
+its result or exception comes back to the parent, and resuming the parent resumes it. A
+``start_workflow`` or ``queue.enqueue`` inside a workflow is a step of the parent too, whose
+recorded result is the new execution's id (by default ``<parent id>:<step number>``): a replay
+returns the same handle and never starts or enqueues a second one.
 
 Only the worker that holds an execution's lease runs it, and every write is conditional on that
 lease, so two workers never run one execution at once. A background thread renews the lease
@@ -42,7 +45,6 @@ import os
 import re
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -79,12 +81,15 @@ from warroom.workflow.store import (
     PENDING,
     RERUN,
     RUNNING,
+    STARTED,
     SUCCEEDED,
     ExecutionRow,
     StepRow,
     WorkflowStore,
 )
 from warroom.workflow.values import ValueCodec
+from warroom.workflow.waits import DurableWaits
+from warroom.workflow.wakeups import Wakeups
 
 __all__ = [
     "AutomationEngine",
@@ -100,10 +105,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")  # topics, event and message keys
 SCHEDULED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 EXTERNAL_WORKFLOW = "external"
-STARTED = "started"
 
 
 class _Cancelled(Exception):
@@ -304,15 +307,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_label(what: str, label: str) -> str:
-    if not LABEL.fullmatch(label):
-        raise InputError(
-            f"invalid {what} {label!r}: 1 to 200 characters, starting with a letter or digit, "
-            "then letters, digits, '.', '_', ':', '@', '/' or '-'"
-        )
-    return label
-
-
 def check_execution_id(execution_id: str) -> str:
     if not EXECUTION_ID.fullmatch(execution_id):
         raise InputError(
@@ -323,7 +317,7 @@ def check_execution_id(execution_id: str) -> str:
     return execution_id
 
 
-class AutomationEngine:
+class AutomationEngine(DurableWaits):
     """Registers workflows and steps, runs executions durably, resumes them.
 
     ``AutomationEngine()`` reads the settings from the environment (catalog at
@@ -371,8 +365,8 @@ class AutomationEngine:
         self._queues: dict[str, Queue] = {}
         self.queue_store = QueueStore(self._catalog)
         self._messages = MessageStore(self._catalog)
-        self._mail = threading.Condition()  # notified when this process sends a message
-        self.poll_interval = 0.2  # how often waits for messages, events and results look
+        self.wakeups = Wakeups.for_catalog(self._catalog)
+        self.poll_interval = 0.2  # how often waits look when no wakeup comes
         self._background: ThreadPoolExecutor | None = None
         self._background_lock = threading.Lock()
         self.schedules: dict[str, str] = {}  # workflow name -> cron expression
@@ -389,6 +383,7 @@ class AutomationEngine:
         self._closed.set()
         if self._background is not None:
             self._background.shutdown(wait=True)
+        self.wakeups.close()
         if self._owns_catalog:
             self._catalog.close()
 
@@ -610,6 +605,7 @@ class AutomationEngine:
                 "executions can be resumed",
                 execution_id=execution_id,
             )
+        self.wakeups.announce()
         return self.get_execution(execution_id)
 
     def cancel(self, execution_id: str) -> str:
@@ -633,14 +629,25 @@ class AutomationEngine:
     ) -> WorkflowHandle:
         """Start ``workflow`` in a background thread of this process and return its handle at
         once (the execution is created, or found, before this returns: its errors are raised
-        here). Inside a running workflow the id is derived from the parent's, and an
-        execution that exists already is not started again."""
+        here). Inside a running workflow the start is a step of the parent (see
+        :meth:`_spawn`)."""
         parent = self._calling_run(f"workflow {workflow!r}", strict=False)
-        if parent is not None:
-            execution_id = execution_id or self._child_id(parent, parent.next_number())
-            if self._store.get(check_execution_id(execution_id)) is not None:
-                self._same_execution(execution_id, workflow, args, kwargs)
-                return WorkflowHandle(self, execution_id)
+        if parent is None:
+            return self._start_in_background(workflow, args, kwargs, execution_id)
+        return self._spawn(
+            parent,
+            f"start:{workflow}",
+            execution_id,
+            lambda child_id: self._start_in_background(workflow, args, kwargs, child_id),
+        )
+
+    def _start_in_background(
+        self,
+        workflow: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        execution_id: str | None,
+    ) -> WorkflowHandle:
         execution_id, plan = self._start(workflow, args, kwargs, execution_id, resume_failed=True)
         if plan is None:
             return WorkflowHandle(self, execution_id)
@@ -648,6 +655,28 @@ class AutomationEngine:
             if self._background is None:
                 self._background = ThreadPoolExecutor(32, thread_name_prefix="warroom-workflow")
         return WorkflowHandle(self, execution_id, self._background.submit(self._run_plan, plan))
+
+    def _spawn(
+        self,
+        parent: _Run,
+        name: str,
+        execution_id: str | None,
+        create: Callable[[str], WorkflowHandle],
+    ) -> WorkflowHandle:
+        """Start or enqueue an execution from inside the workflow ``parent``, as its step
+        ``name``: ``create(child id)`` makes the execution, the child id being
+        ``execution_id`` or ``<parent id>:<step number>``, and the step records it. A replay
+        returns a handle of the recorded id and makes nothing; a replay after a crash between
+        the creation and its record finds the child by its derived id (an explicit
+        ``execution_id`` must be stable across runs for that)."""
+        kind = name.partition(":")[0]
+        child_id = self._once(
+            parent,
+            name,
+            kind,
+            lambda number: create(execution_id or self._child_id(parent, number)).execution_id,
+        )
+        return WorkflowHandle(self, child_id)
 
     def queue(
         self,
@@ -678,29 +707,37 @@ class AutomationEngine:
         placement: tuple[str, int, str | None],
     ) -> WorkflowHandle:
         """:meth:`Queue.enqueue`: insert the execution enqueued at ``placement`` (queue,
-        priority, deduplication id)."""
+        priority, deduplication id); inside a running workflow, as a step of it (see
+        :meth:`_spawn`)."""
         self._registered(workflow)
-        parent = self._calling_run(f"enqueue of {workflow!r}", strict=False)
-        if parent is not None and execution_id is None:
-            execution_id = self._child_id(parent, parent.next_number())
-        execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
         inputs = self._values.dump([list(args), kwargs], f"the inputs of {workflow!r}")
-        if self._store.create_execution(
-            execution_id, workflow, inputs, self._clock(), queue=placement
-        ):
-            return WorkflowHandle(self, execution_id)
-        if self._store.get(execution_id) is not None:
-            self._same_execution(execution_id, workflow, args, kwargs)
-            return WorkflowHandle(self, execution_id)
-        queue, _, deduplication_id = placement
-        holder = self.queue_store.holder_of(queue, deduplication_id) if deduplication_id else None
-        raise ConflictError(
-            f"queue {queue!r} already has execution {holder or '(just ended)'} with "
-            f"deduplication id {deduplication_id!r}",
-            queue=queue,
-            deduplication_id=deduplication_id,
-            execution_id=holder,
-        )
+
+        def insert(execution_id: str | None) -> WorkflowHandle:
+            execution_id = check_execution_id(execution_id or uuid.uuid4().hex)
+            if self._store.create_execution(
+                execution_id, workflow, inputs, self._clock(), queue=placement
+            ):
+                self.wakeups.announce()
+                return WorkflowHandle(self, execution_id)
+            if self._store.get(execution_id) is not None:
+                self._same_execution(execution_id, workflow, args, kwargs)
+                return WorkflowHandle(self, execution_id)
+            queue, _, deduplication_id = placement
+            holder = (
+                self.queue_store.holder_of(queue, deduplication_id) if deduplication_id else None
+            )
+            raise ConflictError(
+                f"queue {queue!r} already has execution {holder or '(just ended)'} with "
+                f"deduplication id {deduplication_id!r}",
+                queue=queue,
+                deduplication_id=deduplication_id,
+                execution_id=holder,
+            )
+
+        parent = self._calling_run(f"enqueue of {workflow!r}", strict=False)
+        if parent is None:
+            return insert(execution_id)
+        return self._spawn(parent, f"enqueue:{workflow}", execution_id, insert)
 
     def _claim_queued(self, queue: Queue, most: int) -> list[_Plan]:
         """Claim up to ``most`` executions of ``queue`` for this engine to run."""
@@ -723,8 +760,7 @@ class AutomationEngine:
         for run in list(self._running.values()):
             run.handed_back = True
             run.wakeup.set()
-        with self._mail:
-            self._mail.notify_all()
+        self.wakeups.wake()
 
     def fork(self, execution_id: str, from_step: int, *, new_id: str | None = None) -> str:
         """A new execution of ``execution_id``'s workflow and inputs whose steps before
@@ -739,6 +775,7 @@ class AutomationEngine:
         if self._store.get(new_id) is not None:
             raise ConflictError(f"execution {new_id} exists already", execution_id=new_id)
         self._store.fork(source, new_id, from_step, self._clock())
+        self.wakeups.announce()
         return new_id
 
     def scheduled(
@@ -761,123 +798,6 @@ class AutomationEngine:
             return registered
 
         return register
-
-    # -- durable sleep, messages and events -------------------------------------------------
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep durably: inside a workflow the wake time is recorded (a step), so a resumed
-        execution sleeps only what is left. A cancellation or a stopping worker cuts the
-        sleep short and stops the execution there. Outside a workflow, an ordinary sleep."""
-        run = self._calling_run("engine.sleep()")
-        if run is None:
-            time.sleep(seconds)
-            return
-        wake = self._once(
-            run, "sleep", "sleep", lambda _: self._clock() + timedelta(seconds=seconds)
-        )
-        left = (wake - self._clock()).total_seconds()
-        if left > 0:
-            run.sleep(left)
-
-    def send(
-        self, execution_id: str, topic: str, value: Any, *, idempotency_key: str | None = None
-    ) -> str:
-        """Send ``value`` to the execution ``execution_id`` under ``topic``; returns the
-        message's key. Delivered once per key: inside a workflow the key is derived from the
-        sender's id and step number (a replayed send delivers nothing more); elsewhere it is
-        ``idempotency_key``, or a new one."""
-        self._get_row(execution_id)
-        _check_label("topic", topic)
-        stored = self._values.dump(value, "the message")
-
-        def deliver(key: str) -> str:
-            self._messages.send(
-                execution_id, topic, _check_label("key", key), stored, self._clock()
-            )
-            with self._mail:
-                self._mail.notify_all()
-            return key
-
-        run = self._calling_run("engine.send()", strict=False)
-        if run is None:
-            return deliver(idempotency_key or uuid.uuid4().hex)
-        return self._once(
-            run,
-            f"send:{topic}",
-            "send",
-            lambda number: deliver(idempotency_key or f"{run.execution_id}:{number}"),
-        )
-
-    def recv(self, topic: str, timeout: float = 60.0) -> Any:
-        """Inside a workflow: the oldest message sent to this execution under ``topic``,
-        waiting up to ``timeout`` seconds for one; None when none came. The message is
-        consumed in the transaction that records this step, so it is received exactly once;
-        a resumed execution gets it back from the record. A wait cut short by a crash starts
-        again, for the whole ``timeout``, when the execution resumes."""
-        run = self._calling_run("engine.recv()")
-        if run is None:
-            raise InputError("engine.recv() waits for a message: call it inside a workflow")
-        number, name = run.next_number(), f"recv:{_check_label('topic', topic)}"
-        recorded = self._recorded(run, number, name)
-        if recorded is not None:
-            return None if recorded.result is None else self._values.load(recorded.result)
-        deadline = time.monotonic() + timeout
-        while True:
-            run.raise_if_stopped()
-            now = self._clock()
-            step = StepRow(number, name, "recv", SUCCEEDED, None, None, 1, now, now, 0.0, None)
-            received = self._messages.receive(run.execution_id, self.worker_id, topic, step)
-            if received is None:
-                run.lease_lost = True
-                run.raise_if_stopped()
-            if received and step.result is not None:
-                run.steps[number] = step
-                return self._values.load(step.result)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                step.result = self._values.dump(None)
-                self._record(run, step)
-                return None
-            with self._mail:
-                self._mail.wait(min(left, self.poll_interval))
-
-    def set_event(self, key: str, value: Any) -> None:
-        """Inside a workflow: publish ``value`` as this execution's event ``key`` (the latest
-        value wins), for :meth:`get_event` and the API to read."""
-        run = self._calling_run("engine.set_event()")
-        if run is None:
-            raise InputError("engine.set_event() publishes a workflow's event: call it inside one")
-        stored = self._values.dump(value, f"event {_check_label('key', key)!r}")
-        self._once(
-            run,
-            f"event:{key}",
-            "event",
-            lambda _: self._messages.set_event(run.execution_id, key, stored, self._clock()),
-        )
-
-    def get_event(self, execution_id: str, key: str, timeout: float = 60.0) -> Any:
-        """The value of ``execution_id``'s event ``key``, waiting up to ``timeout`` seconds
-        for it to be set; None if it was not. Inside a workflow the value read is recorded."""
-        self._get_row(execution_id)
-
-        def read(_: int = 0) -> Any:
-            deadline, pause = time.monotonic() + timeout, threading.Event()
-            while True:
-                found = self._messages.events(execution_id, key)
-                if key in found:
-                    return self._values.load(found[key])
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                pause.wait(min(left, self.poll_interval))
-
-        run = self._calling_run("engine.get_event()", strict=False)
-        return read() if run is None else self._once(run, f"get_event:{key}", "event", read)
-
-    def events(self, execution_id: str) -> dict[str, Any]:
-        """Every event of an execution, key -> latest value."""
-        self._get_row(execution_id)
-        return {k: self._values.load(v) for k, v in self._messages.events(execution_id).items()}
 
     def _once(self, run: _Run, name: str, kind: str, compute: Callable[[int], T]) -> T:
         """An operation of the workflow recorded as a step: on resume its recorded value,
@@ -1073,6 +993,7 @@ class AutomationEngine:
             _in_step.reset(step_token)
             _current_run.reset(run_token)
             self._running.pop(execution_id, None)
+            self.wakeups.announce()  # it ended, or went back to its queue
 
     def _calling_run(self, what: str, strict: bool = True) -> _Run | None:
         """The run a call of a step (or child workflow) belongs to; None for an ordinary call

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -37,8 +36,9 @@ class WorkflowHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._run is not None:
             self._run.exception(timeout)  # its errors are recorded on the execution
-        wait = threading.Event()
+        wakeups = self.engine.wakeups
         while True:
+            token = wakeups.token()  # before looking: a wake after it ends the wait below
             execution = self.engine.get_execution(self.execution_id)
             if execution.status in TERMINAL:
                 break
@@ -47,9 +47,8 @@ class WorkflowHandle:
                 raise TimeoutError(
                     f"execution {self.execution_id} is {execution.status} after {timeout} s"
                 )
-            wait.wait(
-                self.engine.poll_interval if left is None else min(left, self.engine.poll_interval)
-            )
+            poll = self.engine.poll_interval
+            wakeups.wait(token, poll if left is None else min(left, poll))
         if execution.status == FAILED:
             raise StepFailedError(
                 f"execution {self.execution_id} failed: {execution.error}",

@@ -80,10 +80,13 @@ class MessageStore:
                 return False
             conn.execute(update(messages).where(m.id == row.id).values(consumed=True))
             step.result = row.value
+            values = {name: getattr(step, name) for name in StepRow.__dataclass_fields__}
+            record = self._insert(steps).values(execution_id=execution_id, **values)
+            # Replaces the started step that holds the wait's deadline, if there is one.
             conn.execute(
-                steps.insert().values(
-                    execution_id=execution_id,
-                    **{name: getattr(step, name) for name in StepRow.__dataclass_fields__},
+                record.on_conflict_do_update(
+                    index_elements=["execution_id", "number"],
+                    set_={name: record.excluded[name] for name in values if name != "number"},
                 )
             )
             return True

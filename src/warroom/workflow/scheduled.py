@@ -5,12 +5,12 @@ workflows. A slot is claimed under the key (``workflow:<name>``, slot time) that
 scheduler of the catalog shares, and the claimer runs the workflow with the slot's time as the
 execution ``<name>:<slot>``: two workers, a restart or a service replica never run one slot
 twice, and a slot missed while every worker was down runs once within the catch-up window.
+``warroom serve`` with an app (WARROOM_APP) ticks the same scheduler over the same claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from warroom.scheduler import ScheduledJob, Scheduler
@@ -35,13 +35,14 @@ class _WorkflowJob(ScheduledJob):
         return {"execution_id": execution_id, "status": execution.status}
 
 
-def workflow_scheduler(
-    engine: AutomationEngine, catch_up: timedelta, clock: Callable[[], datetime]
-) -> Scheduler | None:
-    """The scheduler of ``engine``'s scheduled workflows, None when it has none."""
+def workflow_scheduler(engine: AutomationEngine) -> Scheduler | None:
+    """The scheduler of ``engine``'s scheduled workflows (on its catalog and clock, under its
+    worker id), None when it has none."""
     jobs: list[ScheduledJob] = [
         _WorkflowJob(engine, workflow, cron) for workflow, cron in engine.schedules.items()
     ]
     if not jobs:
         return None
-    return Scheduler(engine.catalog, jobs, engine.worker_id, catch_up, clock=clock)
+    return Scheduler(
+        engine.catalog, jobs, engine.worker_id, engine.schedule_catch_up, clock=engine._clock
+    )

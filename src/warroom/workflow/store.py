@@ -53,6 +53,7 @@ RUNNING, PENDING, SUCCEEDED, FAILED, CANCELLED, ENQUEUED = (
     "cancelled",
     "enqueued",
 )
+STARTED = "started"  # a step begun and not finished: a critical step, or a wait's deadline
 RERUN = "failed-rerun"  # a step failure that ended its execution: run again on resume
 STATUSES = (ENQUEUED, PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
@@ -68,9 +69,9 @@ class StepRow:
     error: str | None
     attempts: int
     started_at: datetime | None
-    finished_at: datetime | None
-    duration_seconds: float | None
-    metadata: dict[str, Any] | None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -326,8 +327,8 @@ class WorkflowStore:
             )
 
     def fork(self, source: ExecutionRow, new_id: str, from_step: int, now: datetime) -> None:
-        """A new pending execution of ``source``'s workflow and inputs, with its steps before
-        ``from_step`` copied (so they replay); any worker's recover() runs it."""
+        """A new pending execution of ``source``'s workflow and inputs, with its finished steps
+        before ``from_step`` copied (so they replay); any worker's recover() runs it."""
         columns = [column for column in steps.c if column.name != "execution_id"]
         with self.catalog.transaction() as conn:
             conn.execute(
@@ -346,7 +347,9 @@ class WorkflowStore:
                 steps.insert().from_select(
                     ["execution_id", *(c.name for c in columns)],
                     select(literal(new_id, String()), *columns).where(
-                        steps.c.execution_id == source.id, steps.c.number < from_step
+                        steps.c.execution_id == source.id,
+                        steps.c.number < from_step,
+                        steps.c.status != STARTED,  # a step begun, never ended, runs again
                     ),
                 )
             )

@@ -4,13 +4,16 @@ A worker loops: it takes over the executions of dead workers (expired leases, on
 clock) and pending ones (asked to resume, forked), claims executions from its queues within
 its own ``concurrency`` and each queue's limits, ticks the engine's scheduled workflows, and
 records its state (``warroom workflow workers``, ``/metrics``). It wakes as soon as one of its
-executions ends, so a busy queue never waits for a poll.
+executions ends, and, on PostgreSQL, as soon as any process enqueues, forks or hands back an
+execution (:mod:`warroom.workflow.wakeups`), so a queue never waits for a poll.
 
 :meth:`Worker.stop` (the CLI calls it on SIGTERM or SIGINT) drains: the worker claims nothing
-more, and each execution it holds stops before its next step and goes back to its queue (or
-becomes pending) for another worker, its finished steps recorded. A step that is running
-finishes first, for up to ``grace`` seconds; after that the worker leaves, and what it still
-holds is taken over when the lease expires, as after a crash.
+more and lets the executions it holds run on, to finish, for up to ``drain_timeout`` seconds
+(state ``draining``). Then each one still running stops before its next step and goes back to
+its queue (or becomes pending) for another worker, its finished steps recorded (state
+``handing-back``); a step that is running finishes first, for up to ``grace`` seconds. After
+that the worker leaves, and what it still holds is taken over when the lease expires, as after
+a crash.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +42,8 @@ from warroom.workflow.store import SqlClock
 __all__ = ["Worker", "WorkerInfo", "list_workers"]
 
 log = logging.getLogger("warroom.worker")
-RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
+RUNNING, DRAINING, HANDING_BACK, STOPPED = "running", "draining", "handing-back", "stopped"
+LIVE_STATES = (RUNNING, DRAINING, HANDING_BACK)
 HOUSEKEEPING_SECONDS = 1.0  # how often a busy worker ticks the schedules and records itself
 
 
@@ -50,7 +54,7 @@ class WorkerInfo:
     pid: int
     queues: list[str]
     concurrency: int
-    state: str  # running, draining, stopped; "lost" when its heartbeat is older than a lease
+    state: str  # running, draining, handing-back, stopped; "lost": heartbeat older than a lease
     active: int
     completed: int
     started_at: datetime
@@ -75,7 +79,7 @@ def list_workers(catalog: Catalog, lost_after: float) -> list[WorkerInfo]:
     found = []
     for row in rows:
         values = {name: row._mapping[name] for name in WorkerInfo.__dataclass_fields__}
-        if values["state"] != STOPPED and not row.fresh:
+        if values["state"] in LIVE_STATES and not row.fresh:
             values["state"] = "lost"
         found.append(WorkerInfo(**values))
     return found
@@ -92,16 +96,20 @@ class Worker:
         queues: list[str] | None = None,
         concurrency: int = 8,
         grace: float = 30.0,
+        drain_timeout: float = 30.0,
     ) -> None:
         if concurrency < 1:
             raise InputError("worker: concurrency must be 1 or more")
+        if grace < 0 or drain_timeout < 0:
+            raise InputError("worker: grace and drain_timeout must be 0 seconds or more")
         unknown = sorted(set(queues or ()) - set(engine.queues))
         if unknown:
             raise InputError(
                 f"worker: unknown queue(s) {', '.join(unknown)} (declared: "
                 f"{', '.join(sorted(engine.queues)) or 'none'})"
             )
-        self.engine, self.concurrency, self.grace = engine, concurrency, grace
+        self.engine, self.concurrency = engine, concurrency
+        self.grace, self.drain_timeout = grace, drain_timeout
         self.queues: list[Queue] = [
             q for name, q in engine.queues.items() if not queues or name in queues
         ]
@@ -110,40 +118,42 @@ class Worker:
         self._active: dict[str, str | None] = {}  # execution id -> its queue
         self._futures: set[Future[Any]] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="warroom-worker")
         self._housekeeping_due = 0.0
-        self._scheduler = workflow_scheduler(engine, engine.schedule_catch_up, engine._clock)
+        self._scheduler = workflow_scheduler(engine)
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
         """Work until :meth:`stop` is called, then drain (see the module docstring)."""
         self._record()
+        wakeups = self.engine.wakeups
         try:
             while not self._stopping.is_set():
-                busy = self.step()
-                if not busy:
-                    self._wake.wait(self.engine.poll_interval)
-                self._wake.clear()
+                token = wakeups.token()  # before looking: a wake after it cuts the wait
+                if not self.step():
+                    wakeups.wait(token, self.engine.poll_interval)
         finally:
             self._drain()
 
     def run_until_idle(self) -> None:
         """Work until nothing is left to claim and nothing runs."""
         self._record()
+        wakeups = self.engine.wakeups
         try:
-            while self.step() or self._futures:
-                self._wake.wait(self.engine.poll_interval)
-                self._wake.clear()
+            while True:
+                token = wakeups.token()
+                if not (self.step() or self._futures):
+                    break
+                wakeups.wait(token, self.engine.poll_interval)
         finally:
             self._drain()
 
     def stop(self) -> None:
         """Ask :meth:`run` to drain and return (safe from a signal handler)."""
         self._stopping.set()
-        self._wake.set()
+        self.engine.wakeups.wake()
 
     def step(self) -> bool:
         """One round: schedules, takeovers and its record (at most every
@@ -189,24 +199,39 @@ class Worker:
                 self._active.pop(plan.execution_id, None)
                 self.completed += 1
             self._futures.discard(future)
-            self._wake.set()
+            self.engine.wakeups.wake()
 
         future.add_done_callback(done)
 
     def _drain(self) -> None:
         self.state = DRAINING
-        self._record()
-        self.engine._hand_back()
-        wait(list(self._futures), timeout=self.grace)
+        self._wait_for_runs(self.drain_timeout)
+        if not self.drained:
+            self.state = HANDING_BACK
+            self.engine._hand_back()
+            self._wait_for_runs(self.grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._scheduler is not None:
             self._scheduler.stop()
-        self.state = STOPPED if not self._futures else DRAINING
+        self.state = STOPPED if self.drained else self.state
         self._record()
+
+    def _wait_for_runs(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the executions this worker runs (queued, taken over or
+        scheduled) to end, recording its state (and heartbeat) meanwhile."""
+        deadline, wakeups = time.monotonic() + seconds, self.engine.wakeups
+        while True:
+            token = wakeups.token()  # each execution's end wakes it
+            self._record()
+            left = deadline - time.monotonic()
+            if self.drained or left <= 0:
+                return
+            wakeups.wait(token, min(left, HOUSEKEEPING_SECONDS))
 
     @property
     def drained(self) -> bool:
-        return not self._futures
+        """Nothing runs here any more."""
+        return not self._futures and not self.engine._running
 
     # -- its record in the catalog ----------------------------------------------------------
 

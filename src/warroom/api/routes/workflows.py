@@ -17,8 +17,8 @@ from warroom.api.deps import Operator, ServicesDep
 from warroom.api.models import ERRORS, EXECUTION_ID, Body, Storable
 from warroom.errors import NotFoundError
 from warroom.workflow import AutomationEngine
-from warroom.workflow.engine import LABEL
 from warroom.workflow.loading import load_engine
+from warroom.workflow.waits import LABEL
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=ERRORS)
 ExecutionId = Annotated[str, Path(pattern=EXECUTION_ID)]
