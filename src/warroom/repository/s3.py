@@ -9,7 +9,9 @@ carry S3's error code and message only, with anything shaped like an access key 
 
 Writes: an object of one part is one ``PutObject``; a larger one is a multipart upload whose
 parts are sent in parallel, visible only once ``CompleteMultipartUpload`` succeeds, and aborted
-on any failure; a killed writer's upload is what :meth:`S3Storage.sweep_uploads` aborts.
+on any failure; a killed writer's upload is what :meth:`S3Storage.sweep_uploads` aborts. The
+objects written at once share ``parallel_parts`` upload slots, so their parts in memory are at
+most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of writers.
 botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
@@ -23,11 +25,11 @@ import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from warroom.errors import (
@@ -93,6 +95,21 @@ def translate(action: str, where: str, exc: Exception) -> WarroomError:
             _mask(f"cannot {action} {where}: {type(exc).__name__}"), location=where
         )
     return StorageError(_mask(f"cannot {action} {where}: {exc}"), location=where)
+
+
+def new_client(parallel_parts: int) -> S3Client:
+    """A botocore S3 client (boto3's session would load s3transfer too, a third of the start-up
+    of ``wal push``). No retries of its own (see the module docstring); connections enough
+    for the parts of the objects written at once. The payload is not SHA-256-signed over plain
+    HTTP either, as it is not over HTTPS: each request carries a CRC32 checksum, which S3
+    checks, and every object its own SHA-256 in the manifest (hashing each part twice more
+    cost a quarter of the client's CPU of an upload)."""
+    config = Config(
+        retries={"total_max_attempts": 1},
+        max_pool_connections=max(10, parallel_parts * 4),
+        s3={"payload_signing_enabled": False},
+    )
+    return cast("S3Client", botocore.session.get_session().create_client("s3", config=config))
 
 
 _BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
@@ -233,13 +250,9 @@ class S3Storage(PartWiseWrites):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size, self.parallel_parts = part_size, parallel_parts
-        self.client: S3Client = client or boto3.session.Session().client(
-            "s3",
-            config=Config(
-                retries={"total_max_attempts": 1},
-                max_pool_connections=max(10, parallel_parts * 2),
-            ),
-        )
+        # Every object written at once shares the parts in flight (a backup writes several).
+        self.upload_slots: threading.Semaphore | None = threading.BoundedSemaphore(parallel_parts)
+        self.client: S3Client = client or new_client(parallel_parts)
 
     @classmethod
     def from_url(cls, url: str) -> S3Storage:
