@@ -21,6 +21,7 @@ NotFoundError; missing credentials are ConfigurationError; anything else is Stor
 from __future__ import annotations
 
 import builtins
+import io
 import re
 import threading
 from collections.abc import Iterator
@@ -141,6 +142,13 @@ class _BodyChunks:
         self._body.close()
 
 
+def _body(data: bytes) -> io.BytesIO:
+    """A part as a request body: botocore copies a ``bytes`` body into one buffer with the
+    request's headers (a second copy of every part in flight); a file is sent as it is read
+    (``BytesIO`` shares the bytes it is made from)."""
+    return io.BytesIO(data)
+
+
 class _MultipartUpload:
     """Part 1 is held back until a second part shows the object needs a multipart upload;
     an object of one part is then a single PutObject at commit."""
@@ -176,7 +184,7 @@ class _MultipartUpload:
                 Key=self._key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=_body(data),
             )
         except _BOTO_ERRORS as exc:
             self._fail(f"upload part {number} of", exc)
@@ -202,7 +210,7 @@ class _MultipartUpload:
         client, bucket = self._storage.client, self._storage.bucket
         try:
             if self._upload_id is None:
-                client.put_object(Bucket=bucket, Key=self._key, Body=self._first or b"")
+                client.put_object(Bucket=bucket, Key=self._key, Body=_body(self._first or b""))
                 return
             if self._first is not None:
                 self._send(1, self._first)
