@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -192,6 +193,7 @@ def main() -> None:
                 results[label]["wal_push_ms"] = wal_push_ms(label, env, work, options.segments)
             moto_rss = peak_rss_mb(s3.pid)
     finally:
+        shutil.rmtree(work)  # the local repository holds a copy of the database
         if not options.db:
             drop(GENERATED)
     local = results["local"]
