@@ -426,6 +426,26 @@ def test_objects_written_at_once_share_the_parts_in_memory(
     assert data(storage, "o1") == b"\x01" * 3 * size and data(storage, "o2") == b"\x02" * 3 * size
 
 
+def test_the_s3_backend_starts_light(s3_server: S3Server) -> None:
+    """What a ``wal push`` to an unencrypted S3 repository loads: botocore, but not boto3 and
+    s3transfer (a third of its start-up) nor cryptography."""
+    script = (
+        "import sys; from warroom.repository import open_repository; "
+        "r = open_repository(sys.argv[1]); r.storage.put('k', [b'v']); assert not r.encrypted; "
+        "print(sorted({'boto3', 's3transfer', 'cryptography', 'botocore'} "
+        "& {name.split('.')[0] for name in sys.modules}))"
+    )
+    url = f"s3://{s3_server.new_bucket()}/r"
+    result = subprocess.run(
+        [sys.executable, "-c", script, url],
+        env={**os.environ, **s3_server.environment()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "['botocore']"
+
+
 def test_s3_errors_never_show_credentials(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
