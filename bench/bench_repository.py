@@ -3,12 +3,18 @@ encryption, against a local repository; ``warroom wal push`` to S3 against local
 
 Each step runs the CLI as a subprocess (``warroom create database``, ``warroom restore
 database --new-db``, ``warroom wal push``) and reports the median wall time of ``--rounds``
-runs and the peak resident memory of the process (``wait4``). The database is made here with
-``generate_series`` (``--rows``, about 100 bytes a row), not the 1.26 GB reference database,
-so a run fits a busy shared machine; the load average is printed with the figures. Not a test:
-run by hand, figures into bench/RESULTS.md.
+runs, its ratio to the local repository, the peak resident memory of our process (``wait4``)
+and, apart, of the moto server (it is the test's S3, its memory is not ours), the load average
+before and after, and a verdict per target of issue 16 (S3 at most 1.2x local for backup and
+restore, ``wal push`` to S3 at most 1.5x local, peak memory under 200 MB).
 
-    .venv/bin/python bench/bench_repository.py [--rows 2000000] [--rounds 3]
+The database is either an existing one (``--db warroom_bench``, the reference database: it is
+only read; each restore goes to a new database, dropped at once) or a table made here with
+``generate_series`` (``--rows``, about 100 bytes a row) for quick iterations. Not a test: run by
+hand, figures into bench/RESULTS.md.
+
+    .venv/bin/python bench/bench_repository.py --rows 1000000 --rounds 2
+    .venv/bin/python bench/bench_repository.py --db warroom_bench --rounds 2
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,6 +37,18 @@ sys.path.insert(0, str(ROOT))
 from tests.s3server import moto_server  # noqa: E402  (the same S3 server the tests use)
 
 SERVER = os.environ.get("WARROOM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+GENERATED = "bench_repo_src"
+TARGETS = {"backup_s": 1.2, "restore_s": 1.2, "wal_push_ms": 1.5}  # at most, x local
+MEMORY_LIMIT_MB = 200
+
+
+def clean_environment() -> dict[str, str]:
+    """Ours without any warroom setting, so only what a step names is configured."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WARROOM_", "AWS_")) and key not in ("DATABASE_URL", "BACKUP_DIR")
+    }
 
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -37,107 +56,161 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "warroom", *args],
-        env={**os.environ, **env},
+        env={**clean_environment(), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    assert process.stderr is not None
+    errors = process.stderr.read()  # before waiting: a full pipe would block the child
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    assert process.stderr is not None
+    process.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"warroom {' '.join(args)} failed: {process.stderr.read().decode()}")
+        raise SystemExit(f"warroom {' '.join(args)} failed: {errors.decode()}")
     return elapsed, usage.ru_maxrss // 1024
 
 
-def make_database(name: str, rows: int) -> str:
+def peak_rss_mb(pid: int) -> int:
+    """The peak resident memory (MB) of a running process, from /proc (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def database_url(name: str) -> str:
+    return SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+def make_database(rows: int) -> str:
     with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = SERVER.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{GENERATED}"')
+        conn.execute(f'CREATE DATABASE "{GENERATED}"')
+    with psycopg.connect(database_url(GENERATED), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v, "
             f"now() AS at FROM generate_series(1, {rows}) g"
         )
-    return url
+    return database_url(GENERATED)
 
 
-def drop(names: list[str]) -> None:
+def drop(name: str) -> None:
     with psycopg.connect(SERVER, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_size_mb(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None
+    return int(row[0]) >> 20
+
+
+def measure(label: str, env: dict[str, str], source: str, rounds: int) -> dict[str, float]:
+    """Median backup and restore seconds of ``rounds`` rounds, and the peak RSS of both."""
+    backups, restores, memory = [], [], []
+    for number in range(rounds):
+        seconds, rss = run(["create", "database", "--url", source, "--name", f"b{number}"], env)
+        backups.append(seconds)
+        memory.append(rss)
+        target = f"bench_repo_{label.replace('-', '_')}_{number}"
+        try:
+            restore = ["restore", "database", f"b{number}", "--new-db", target, "--url", source]
+            seconds, rss = run(restore, env)
+        finally:
+            drop(target)  # at once: a copy of the reference database is 1.3 GB
+        restores.append(seconds)
+        memory.append(rss)
+        print(
+            f"{label} round {number}: backup {backups[-1]:.2f} s, restore {seconds:.2f} s",
+            file=sys.stderr,
+        )
+    return {
+        "backup_s": round(statistics.median(backups), 2),
+        "restore_s": round(statistics.median(restores), 2),
+        "peak_rss_mb": max(memory),
+    }
+
+
+def wal_push_ms(label: str, env: dict[str, str], work: Path, segments: int) -> float:
+    """The median milliseconds of ``warroom wal push`` of ``segments`` 16 MiB segments."""
+    times = []
+    for number in range(segments):
+        path = work / "segments" / label / f"000000010000000000000{number:03X}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(1 << 20) + bytes(15 << 20))
+        times.append(run(["wal", "push", str(path)], env)[0])
+    return round(statistics.median(times) * 1000, 1)
+
+
+def verdicts(results: dict[str, dict[str, float]]) -> dict[str, str]:
+    local = results["local"]
+    found = {}
+    for label, values in results.items():
+        if label == "local":
+            continue
+        for metric, limit in TARGETS.items():
+            ratio = values[metric] / local[metric]
+            verdict = "met" if ratio <= limit else "missed"
+            found[f"{label} {metric}"] = f"{verdict}: {ratio:.2f}x (target {limit}x)"
+    for label, values in results.items():
+        verdict = "met" if values["peak_rss_mb"] < MEMORY_LIMIT_MB else "missed"
+        found[f"{label} peak_rss_mb"] = (
+            f"{verdict}: {values['peak_rss_mb']} MB (target < {MEMORY_LIMIT_MB})"
+        )
+    return found
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="back up this existing database (only read)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="else: a generated table")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--segments", type=int, default=10)
     options = parser.parse_args()
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="warroom-bench-repo-"))
-    source = make_database("bench_repo_src", options.rows)
-    created: list[str] = []
+    source = database_url(options.db) if options.db else make_database(options.rows)
     results: dict[str, dict[str, float]] = {}
-    with moto_server() as s3:
-        key_file = work / "key"
-        generate = [sys.executable, "-m", "warroom", "key", "generate"]
-        key_file.write_text(subprocess.check_output(generate, text=True))
-        targets = {
-            "local": {"BACKUP_DIR": str(work / "local")},
-            "s3": {**s3.environment(), "BACKUP_DIR": f"s3://{s3.new_bucket()}/r"},
-            "s3-encrypted": {
-                **s3.environment(),
-                "BACKUP_DIR": f"s3://{s3.new_bucket()}/r",
-                "WARROOM_ENCRYPTION_KEY_FILE": str(key_file),
-            },
-        }
-        for label, env in targets.items():
-            env = {**env, "WARROOM_CATALOG_URL": f"sqlite:///{work}/{label}.db"}
-            backups, restores, memory = [], [], []
-            for number in range(options.rounds):
-                seconds, rss = run(
-                    ["create", "database", "--url", source, "--name", f"b{number}"], env
-                )
-                backups.append(seconds)
-                memory.append(rss)
-                target = f"bench_repo_{label.replace('-', '_')}_{number}"
-                created.append(target)
-                seconds, rss = run(
-                    ["restore", "database", f"b{number}", "--new-db", target, "--url", source],
-                    env,
-                )
-                restores.append(seconds)
-                memory.append(rss)
-            results[label] = {
-                "backup_s": statistics.median(backups),
-                "restore_s": statistics.median(restores),
-                "peak_rss_mb": max(memory),
+    try:
+        with moto_server() as s3:
+            key_file = work / "key"
+            generate = [sys.executable, "-m", "warroom", "key", "generate"]
+            key_file.write_text(subprocess.check_output(generate, text=True))
+            targets = {
+                "local": {"BACKUP_DIR": str(work / "local")},
+                "s3": {**s3.environment(), "BACKUP_DIR": f"s3://{s3.new_bucket()}/r"},
+                "s3-encrypted": {
+                    **s3.environment(),
+                    "BACKUP_DIR": f"s3://{s3.new_bucket()}/r",
+                    "WARROOM_ENCRYPTION_KEY_FILE": str(key_file),
+                },
             }
-        segment = work / "seg"
-        segment.mkdir()
-        for label in ("local", "s3", "s3-encrypted"):
-            env = targets[label]
-            times = []
-            for number in range(options.segments):
-                path = segment / label / f"000000010000000000000{number:03X}"
-                path.parent.mkdir(exist_ok=True)
-                path.write_bytes(os.urandom(1 << 20) + bytes(15 << 20))
-                times.append(run(["wal", "push", str(path)], env)[0])
-            results[label]["wal_push_ms"] = round(statistics.median(times) * 1000, 1)
-    drop(["bench_repo_src", *created])
+            for label, env in targets.items():
+                env = {**env, "WARROOM_CATALOG_URL": f"sqlite:///{work}/{label}.db"}
+                results[label] = measure(label, env, source, options.rounds)
+            for label, env in targets.items():
+                results[label]["wal_push_ms"] = wal_push_ms(label, env, work, options.segments)
+            moto_rss = peak_rss_mb(s3.pid)
+    finally:
+        shutil.rmtree(work)  # the local repository holds a copy of the database
+        if not options.db:
+            drop(GENERATED)
     local = results["local"]
     report = {
-        "rows": options.rows,
-        "load_average": os.getloadavg(),
+        "database": options.db or f"generated, {options.rows} rows",
+        "database_mb": None if not options.db else database_size_mb(source),
+        "rounds": options.rounds,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "results": results,
+        "moto_server_peak_rss_mb": moto_rss,
         "ratios_to_local": {
-            label: {
-                metric: round(values[metric] / local[metric], 2)
-                for metric in ("backup_s", "restore_s", "wal_push_ms")
-            }
+            label: {metric: round(values[metric] / local[metric], 2) for metric in TARGETS}
             for label, values in results.items()
             if label != "local"
         },
+        "verdicts": verdicts(results),
     }
     print(json.dumps(report, indent=2))
 

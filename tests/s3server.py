@@ -28,6 +28,7 @@ ENVIRONMENT = {
 
 class S3Server(NamedTuple):
     endpoint: str
+    pid: int  # the server's process (the benchmark reads its memory apart from ours)
 
     def environment(self) -> dict[str, str]:
         return {**ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint}
@@ -70,7 +71,7 @@ def moto_server() -> Iterator[S3Server]:
         # Keep reading its request log, or the pipe fills and the server blocks.
         drain = threading.Thread(target=process.stderr.read, daemon=True)
         drain.start()
-        yield S3Server(match.group(1))
+        yield S3Server(match.group(1), process.pid)
     finally:
         process.terminate()
         process.wait()

@@ -14,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -348,6 +349,101 @@ def test_killed_writer_leaves_nothing_visible_and_is_swept(
     assert storage.sweep_uploads(LONG_AGO) == 0
     assert storage.sweep_uploads(datetime.now(UTC) + timedelta(hours=1)) == 1
     assert not storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")
+
+
+def test_an_upload_failing_mid_stream_is_aborted_and_leaves_nothing(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = s3_storage(s3_server, monkeypatch)
+    storage.put("database/x/copy-00001", [b"old"])
+    # Once part 2 is sent, the server loses the upload: the parts still to come or the
+    # completion fail (S3 answers NoSuchUpload, moto a 500).
+    abort_all = (
+        "import sys, boto3; c = boto3.client('s3'); b = sys.argv[1]; "
+        "[c.abort_multipart_upload(Bucket=b, Key=u['Key'], UploadId=u['UploadId']) "
+        "for u in c.list_multipart_uploads(Bucket=b).get('Uploads', [])]"
+    )
+    monkeypatch.setenv("WARROOM_FAULT_POINT", "upload-part-2-written")
+    monkeypatch.setenv(
+        "WARROOM_FAULT_COMMAND", f'{sys.executable} -c "{abort_all}" {storage.bucket}'
+    )
+    with pytest.raises(StorageError, match="database/x/copy-00001"):
+        storage.put("database/x/copy-00001", [os.urandom(16 * MiB)])
+    monkeypatch.delenv("WARROOM_FAULT_POINT")
+    assert data(storage, "database/x/copy-00001") == b"old"
+    assert keys(storage) == ["database/x/copy-00001"]
+    assert not storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")
+    assert storage.upload_slots is not None and storage.upload_slots.acquire(blocking=False)
+
+
+def test_objects_written_at_once_share_the_parts_in_memory(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two objects of three parts each, written at once, each allowed 3 parts in flight: at no
+    time are more than the storage's 3 upload slots of parts cut and not yet written."""
+    storage = s3_storage(s3_server, monkeypatch)
+    size = storage.part_size
+    lock = threading.Lock()
+    counts = {"cut": 0, "written": 0, "most": 0}
+
+    class Counted:
+        def __init__(self, inner: Upload) -> None:
+            self.inner = inner
+
+        def write(self, part: Part) -> None:
+            self.inner.write(part)
+            with lock:
+                counts["written"] += 1
+
+        def commit(self, size: int, parts: int) -> None:
+            self.inner.commit(size, parts)
+
+        def abort(self) -> None:
+            self.inner.abort()
+
+    class Counting(RetryStorage):
+        def begin(self, key: str) -> Upload:
+            return Counted(self.inner.begin(key))
+
+    counting = Counting(storage)
+
+    def source(seed: bytes) -> Iterator[bytes]:
+        for _ in range(3):  # each chunk completes a part, cut as soon as it is handed out
+            with lock:
+                counts["cut"] += 1
+                counts["most"] = max(counts["most"], counts["cut"] - counts["written"])
+            yield seed * size
+
+    writers = [
+        threading.Thread(target=counting.put, args=(f"o{n}", source(bytes([n])))) for n in (1, 2)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert counts == {"cut": 6, "written": 6, "most": counts["most"]}
+    assert 1 <= counts["most"] <= storage.parallel_parts == 3
+    assert data(storage, "o1") == b"\x01" * 3 * size and data(storage, "o2") == b"\x02" * 3 * size
+
+
+def test_the_s3_backend_starts_light(s3_server: S3Server) -> None:
+    """What a ``wal push`` to an unencrypted S3 repository loads: botocore, but not boto3 and
+    s3transfer (a third of its start-up) nor cryptography."""
+    script = (
+        "import sys; from warroom.repository import open_repository; "
+        "r = open_repository(sys.argv[1]); r.storage.put('k', [b'v']); assert not r.encrypted; "
+        "print(sorted({'boto3', 's3transfer', 'cryptography', 'botocore'} "
+        "& {name.split('.')[0] for name in sys.modules}))"
+    )
+    url = f"s3://{s3_server.new_bucket()}/r"
+    result = subprocess.run(
+        [sys.executable, "-c", script, url],
+        env={**os.environ, **s3_server.environment()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "['botocore']"
 
 
 def test_s3_errors_never_show_credentials(

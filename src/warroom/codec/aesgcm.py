@@ -60,10 +60,16 @@ def seal_chunks(
     counter = 0
     for data in chunks:
         buffer += data
-        while len(buffer) > chunk:  # strictly: the last record is sealed as last
-            yield cipher.encrypt(_nonce(counter, False), bytes(buffer[:chunk]), aad)
-            del buffer[:chunk]
+        start = 0
+        while len(buffer) - start > chunk:  # strictly: the last record is sealed as last
+            # a view, not a copy; the buffer is shifted once per input, not once per record
+            record = memoryview(buffer)[start : start + chunk]
+            sealed = cipher.encrypt(_nonce(counter, False), record, aad)
+            record.release()
+            yield sealed
+            start += chunk
             counter += 1
+        del buffer[:start]
     yield cipher.encrypt(_nonce(counter, True), bytes(buffer), aad)
 
 
@@ -93,10 +99,12 @@ def open_chunks(
 
     for data in records:
         buffer += data
-        while len(buffer) > size:
-            yield opened(bytes(buffer[:size]), False)
-            del buffer[:size]
+        start = 0
+        while len(buffer) - start > size:  # as seal_chunks cuts them
+            yield opened(bytes(memoryview(buffer)[start : start + size]), False)
+            start += size
             counter += 1
+        del buffer[:start]
     if len(buffer) < TAG:
         raise IntegrityError(f"{label} is truncated", **details)
     yield opened(bytes(buffer), True)

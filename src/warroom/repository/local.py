@@ -105,6 +105,7 @@ class LocalStorage(PartWiseWrites):
 
     part_size = 8 * MiB
     parallel_parts = 1  # the disk is not faster with more writers; the encoder is the work
+    upload_slots = None  # one part at a time per object already
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()

@@ -9,7 +9,9 @@ carry S3's error code and message only, with anything shaped like an access key 
 
 Writes: an object of one part is one ``PutObject``; a larger one is a multipart upload whose
 parts are sent in parallel, visible only once ``CompleteMultipartUpload`` succeeds, and aborted
-on any failure; a killed writer's upload is what :meth:`S3Storage.sweep_uploads` aborts.
+on any failure; a killed writer's upload is what :meth:`S3Storage.sweep_uploads` aborts. The
+objects written at once share ``parallel_parts`` upload slots, so their parts in memory are at
+most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of writers.
 botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
@@ -19,15 +21,16 @@ NotFoundError; missing credentials are ConfigurationError; anything else is Stor
 from __future__ import annotations
 
 import builtins
+import io
 import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit
 
-import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from warroom.errors import (
@@ -95,6 +98,21 @@ def translate(action: str, where: str, exc: Exception) -> WarroomError:
     return StorageError(_mask(f"cannot {action} {where}: {exc}"), location=where)
 
 
+def new_client(parallel_parts: int) -> S3Client:
+    """A botocore S3 client (boto3's session would load s3transfer too, a third of the start-up
+    of ``wal push``). No retries of its own (see the module docstring); connections enough
+    for the parts of the objects written at once. The payload is not SHA-256-signed over plain
+    HTTP either, as it is not over HTTPS: each request carries a CRC32 checksum, which S3
+    checks, and every object its own SHA-256 in the manifest (hashing each part twice more
+    cost a quarter of the client's CPU of an upload)."""
+    config = Config(
+        retries={"total_max_attempts": 1},
+        max_pool_connections=max(10, parallel_parts * 4),
+        s3={"payload_signing_enabled": False},
+    )
+    return cast("S3Client", botocore.session.get_session().create_client("s3", config=config))
+
+
 _BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
@@ -122,6 +140,13 @@ class _BodyChunks:
 
     def close(self) -> None:
         self._body.close()
+
+
+def _body(data: bytes) -> io.BytesIO:
+    """A part as a request body: botocore copies a ``bytes`` body into one buffer with the
+    request's headers (a second copy of every part in flight); a file is sent as it is read
+    (``BytesIO`` shares the bytes it is made from)."""
+    return io.BytesIO(data)
 
 
 class _MultipartUpload:
@@ -159,7 +184,7 @@ class _MultipartUpload:
                 Key=self._key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=_body(data),
             )
         except _BOTO_ERRORS as exc:
             self._fail(f"upload part {number} of", exc)
@@ -185,7 +210,7 @@ class _MultipartUpload:
         client, bucket = self._storage.client, self._storage.bucket
         try:
             if self._upload_id is None:
-                client.put_object(Bucket=bucket, Key=self._key, Body=self._first or b"")
+                client.put_object(Bucket=bucket, Key=self._key, Body=_body(self._first or b""))
                 return
             if self._first is not None:
                 self._send(1, self._first)
@@ -233,13 +258,9 @@ class S3Storage(PartWiseWrites):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size, self.parallel_parts = part_size, parallel_parts
-        self.client: S3Client = client or boto3.session.Session().client(
-            "s3",
-            config=Config(
-                retries={"total_max_attempts": 1},
-                max_pool_connections=max(10, parallel_parts * 2),
-            ),
-        )
+        # Every object written at once shares the parts in flight (a backup writes several).
+        self.upload_slots: threading.Semaphore | None = threading.BoundedSemaphore(parallel_parts)
+        self.client: S3Client = client or new_client(parallel_parts)
 
     @classmethod
     def from_url(cls, url: str) -> S3Storage:

@@ -39,6 +39,7 @@ from warroom.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from threading import Semaphore
 
 __all__ = [
     "ChunkStream",
@@ -113,6 +114,14 @@ class Storage(Protocol):
         """How many parts of one object may be in flight at once."""
         ...
 
+    @property
+    def upload_slots(self) -> Semaphore | None:
+        """Shared by every upload to this storage: :func:`write_stream` takes a slot before
+        it cuts a part and the slot is given back once the part is written, so all the
+        objects written at once hold at most that many parts in memory (a backup writes
+        several). None: each upload is bounded by its own ``parallel_parts`` only."""
+        ...
+
     def begin(self, key: str) -> Upload: ...
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
@@ -155,30 +164,57 @@ def check_key(key: str) -> None:
 
 
 def _parts(chunks: Iterable[bytes], size: int) -> Iterator[Part]:
-    """``chunks`` regrouped into parts of exactly ``size`` bytes (the last one shorter)."""
-    buffer = bytearray()
-    number = offset = 0
+    """``chunks`` regrouped into parts of exactly ``size`` bytes (the last one shorter). Each
+    byte is copied once, into its part: the chunks of a part are joined when it is full (a
+    growing buffer sliced into bytes held three copies of a part at once)."""
+    pieces: list[bytes] = []
+    held = number = offset = 0
     for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
+        while held + len(chunk) >= size:
+            cut = size - held
+            pieces.append(chunk[:cut])
             number += 1
-            yield Part(number, offset, bytes(buffer[:size]))
-            del buffer[:size]
-            offset += size
-    if buffer or number == 0:
-        yield Part(number + 1, offset, bytes(buffer))
+            yield Part(number, offset, b"".join(pieces))
+            pieces, held, offset = [], 0, offset + size
+            chunk = chunk[cut:]
+        if chunk:
+            pieces.append(chunk)
+            held += len(chunk)
+    if pieces or number == 0:
+        yield Part(number + 1, offset, b"".join(pieces))
 
 
-def _write(upload: Upload, part: Part) -> None:
-    upload.write(part)
-    fault_point(f"upload-part-{part.number}-written")  # the crash tests kill the writer here
+def _write(upload: Upload, part: Part, slots: Semaphore | None = None) -> None:
+    try:
+        upload.write(part)
+        fault_point(f"upload-part-{part.number}-written")  # the crash tests kill the writer here
+    finally:
+        if slots is not None:
+            slots.release()
+
+
+def _next_part(parts: Iterator[Part], slots: Semaphore | None) -> Part | None:
+    """The next of ``parts``, cut once it holds one of ``slots`` (:func:`_write` gives it
+    back); None at the end."""
+    if slots is None:
+        return next(parts, None)
+    slots.acquire()
+    try:
+        part = next(parts, None)
+    except BaseException:
+        slots.release()
+        raise
+    if part is None:
+        slots.release()
+    return part
 
 
 def write_stream(
     storage: Storage, key: str, chunks: Iterable[bytes], *, part_size: int, parallel: int
 ) -> int:
     """Upload ``chunks`` to ``key`` as parts of ``part_size`` bytes, up to ``parallel`` at once,
-    holding at most ``parallel + 1`` parts in memory; return the size stored. On any failure
+    holding at most ``parallel + 1`` parts in memory (and no more than the storage's
+    ``upload_slots`` with every other upload to it); return the size stored. On any failure
     the upload is aborted and the failure raised. The calling thread reads ``chunks``."""
     upload = storage.begin(key)
     size = count = 0
@@ -187,24 +223,32 @@ def write_stream(
             for part in _parts(chunks, part_size):
                 _write(upload, part)
                 size, count = size + len(part.data), part.number
+                del part  # written: not held while the next one is cut
         else:
             from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+            slots = storage.upload_slots
             with ThreadPoolExecutor(parallel, thread_name_prefix="upload") as pool:
                 pending: set[Future[None]] = set()
+                parts = _parts(chunks, part_size)
                 try:
-                    for part in _parts(chunks, part_size):
+                    while True:
                         while len(pending) >= parallel:
                             done, pending = wait(pending, return_when=FIRST_COMPLETED)
                             for future in done:
                                 future.result()
-                        pending.add(pool.submit(_write, upload, part))
-                        size, count = size + len(part.data), part.number
+                        cut = _next_part(parts, slots)
+                        if cut is None:
+                            break
+                        pending.add(pool.submit(_write, upload, cut, slots))
+                        size, count = size + len(cut.data), cut.number
+                        del cut  # its future holds it until it is written, no longer
                     for future in pending:
                         future.result()
                 finally:
                     for future in pending:
-                        future.cancel()
+                        if future.cancel() and slots is not None:
+                            slots.release()  # a part that never ran gives its slot back
         upload.commit(size, count)
     except BaseException:
         upload.abort()

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from warroom.errors import NotFoundError, ReadOnlyStorageError, StorageError, TransientStorageError
 from warroom.repository.storage import (
@@ -25,6 +25,9 @@ from warroom.repository.storage import (
 )
 
 __all__ = ["MirrorStorage", "ReadOnlyStorage", "RetryStorage"]
+
+if TYPE_CHECKING:
+    from threading import Semaphore
 
 log = logging.getLogger("warroom.repository")
 T = TypeVar("T")
@@ -47,6 +50,10 @@ class _Wrapper(PartWiseWrites):
     @property
     def parallel_parts(self) -> int:
         return self.inner.parallel_parts
+
+    @property
+    def upload_slots(self) -> Semaphore | None:
+        return self.inner.upload_slots
 
     def begin(self, key: str) -> Upload:
         return self.inner.begin(key)
