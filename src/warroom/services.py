@@ -1,50 +1,143 @@
-"""The composition root: settings in, every service out, each built once and passed down."""
+"""The composition root: settings in, every service out, each built once and passed down.
+
+What a backup needs (the catalog, the repository, the backups and the WAL archive) is built at
+once; the rest (workflows, deployments, cleanup, notifications, point-in-time recovery,
+tokens) on first use, with its imports, so a short-lived command pays only for what it uses.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from warroom.auth import TokenStore
 from warroom.catalog import Catalog, open_catalog
 from warroom.catalog.legacy import adopt_old_catalog
-from warroom.cleanup import CleanupService
 from warroom.config import Settings, default_catalog_url
 from warroom.database.backups import BackupService
-from warroom.database.pitr import PointInTimeRecovery
-from warroom.deployment.service import DeploymentService
-from warroom.notify import Notifier
-from warroom.repository import Repository, Storage, open_locker, open_repository
+from warroom.repository import Locker, Repository, Storage, open_locker, open_repository
 from warroom.wal import WalArchive
-from warroom.workflow import AutomationEngine
+
+if TYPE_CHECKING:
+    from warroom.auth import TokenStore
+    from warroom.cleanup import CleanupService
+    from warroom.database.pitr import PointInTimeRecovery
+    from warroom.deployment.service import DeploymentService
+    from warroom.notify import Notifier
+    from warroom.workflow import AutomationEngine
 
 __all__ = ["Services", "build_services"]
 
 log = logging.getLogger("warroom")
 
+T = TypeVar("T")
 
-@dataclass
+
+class _OnFirstUse(Generic[T]):
+    """A service built by ``build(services)`` on first access, once even when threads of the
+    service ask for it together."""
+
+    def __init__(self, build: Callable[[Services], T]) -> None:
+        self._build = build
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, services: None, owner: type) -> _OnFirstUse[T]: ...
+
+    @overload
+    def __get__(self, services: Services, owner: type) -> T: ...
+
+    def __get__(self, services: Services | None, owner: type) -> T | _OnFirstUse[T]:
+        if services is None:
+            return self
+        built: dict[str, Any] = services.__dict__
+        if self._name not in built:
+            with services._building:
+                if self._name not in built:
+                    built[self._name] = self._build(services)
+        value: T = built[self._name]
+        return value
+
+
+def _workflows(services: Services) -> AutomationEngine:
+    from warroom.workflow import AutomationEngine
+
+    return AutomationEngine(settings=services.settings, catalog=services.catalog)
+
+
+def _notifier(services: Services) -> Notifier:
+    from warroom.notify import Notifier
+
+    return Notifier.from_setting(services.settings.webhook_urls)
+
+
+def _deployments(services: Services) -> DeploymentService:
+    from warroom.deployment.service import DeploymentService
+
+    return DeploymentService(
+        services.settings,
+        services.catalog,
+        services.backups,
+        locker=services.locker,
+        notifier=services.notifier,
+    )
+
+
+def _cleanup(services: Services) -> CleanupService:
+    from warroom.cleanup import CleanupService
+
+    return CleanupService(
+        services.settings, services.catalog, services.backups, services.workflows, services.wal
+    )
+
+
+def _pitr(services: Services) -> PointInTimeRecovery:
+    from warroom.database.pitr import PointInTimeRecovery
+
+    return PointInTimeRecovery(services.backups, services.wal)
+
+
+def _tokens(services: Services) -> TokenStore:
+    from warroom.auth import TokenStore
+
+    return TokenStore(services.catalog)
+
+
 class Services:
     """Everything the faces (CLI, API, web UI) call, through :mod:`warroom.app`. Close it (or
     use ``with``) when done."""
 
-    settings: Settings
-    catalog: Catalog
-    backup_storage: Storage
-    repository: Repository
-    backups: BackupService
-    workflows: AutomationEngine
-    deployments: DeploymentService
-    cleanup: CleanupService
-    notifier: Notifier
-    wal: WalArchive
-    pitr: PointInTimeRecovery
-    tokens: TokenStore
+    workflows = _OnFirstUse(_workflows)
+    notifier = _OnFirstUse(_notifier)
+    deployments = _OnFirstUse(_deployments)
+    cleanup = _OnFirstUse(_cleanup)
+    pitr = _OnFirstUse(_pitr)
+    tokens = _OnFirstUse(_tokens)
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        repository: Repository,
+        locker: Locker,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.repository = repository
+        self.backup_storage: Storage = repository.storage
+        self.locker = locker
+        self.backups = BackupService(settings, repository, catalog, locker)
+        self.wal = WalArchive(repository)
+        self._building = threading.RLock()  # a service built may need another
 
     def close(self) -> None:
-        self.workflows.close()
+        if "workflows" in self.__dict__:
+            self.workflows.close()
         self.catalog.close()
 
     def __enter__(self) -> Services:
@@ -80,22 +173,4 @@ def build_services(settings: Settings | None = None) -> Services:
         settings.master_keys(),
         [replica.location for replica in settings.replica_settings()],
     )
-    locker = open_locker(settings.backup_dir)
-    backups = BackupService(settings, repository, catalog, locker)
-    workflows = AutomationEngine(settings=settings, catalog=catalog)
-    notifier = Notifier.from_setting(settings.webhook_urls)
-    wal = WalArchive(repository)
-    return Services(
-        settings=settings,
-        catalog=catalog,
-        backup_storage=repository.storage,
-        repository=repository,
-        backups=backups,
-        workflows=workflows,
-        deployments=DeploymentService(settings, catalog, backups, locker=locker, notifier=notifier),
-        cleanup=CleanupService(settings, catalog, backups, workflows, wal),
-        notifier=notifier,
-        wal=wal,
-        pitr=PointInTimeRecovery(backups, wal),
-        tokens=TokenStore(catalog),
-    )
+    return Services(settings, catalog, repository, open_locker(settings.backup_dir))

@@ -45,6 +45,7 @@ HISTORY_NAME = re.compile(r"^[0-9A-F]{8}\.history$")
 SEGMENT_SIZE = 16 * 1024 * 1024
 CHUNK = 1 << 20
 MAX_RECORD = 1 << 16
+PUSH_THREADS = 1
 
 
 def segment_lsn_range(name: str, segment_size: int = SEGMENT_SIZE) -> tuple[int, int]:
@@ -117,9 +118,9 @@ class WalArchive:
                 data = handle.read()
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
-        digest = hashlib.sha256(data).hexdigest()
         recorded = self._recorded(name)
         if recorded is not None:
+            digest = hashlib.sha256(data).hexdigest()
             if recorded.sha256 == digest:
                 return "already archived"
             raise IntegrityError(
@@ -128,11 +129,12 @@ class WalArchive:
                 "overwrite it. Is another cluster archiving into this repository?",
                 segment=name,
             )
-        # One zstd worker compresses while this thread hashes and writes.
+        # The encoder hashes the plain bytes as it compresses them (the only hash of a new
+        # segment); PUSH_THREADS zstd workers compress while this thread hashes and writes.
         chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
-        stored = self.repository.write(key, chunks, level=self.level, threads=1)
+        stored = self.repository.write(key, chunks, level=self.level, threads=PUSH_THREADS)
         record = {
-            "sha256": digest,
+            "sha256": stored.plain_sha256,
             "size": len(data),
             "archived_at": datetime.now(UTC).isoformat(),
             "stored_sha256": stored.stored_sha256,

@@ -3,6 +3,7 @@ archiving through ``warroom wal push``, a physical base backup, and recovery to 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -193,6 +194,9 @@ def test_wal_push_is_idempotent_and_refuses_different_content(tmp_path: Path) ->
     segment = tmp_path / "000000010000000000000007"
     segment.write_bytes(b"\x01" * 1000)
     assert archive.push(segment) == "archived"
+    # The record's checksum is the segment's, hashed once while it was compressed.
+    (recorded,) = archive.segments()
+    assert (recorded.sha256, recorded.size) == (hashlib.sha256(b"\x01" * 1000).hexdigest(), 1000)
     assert archive.push(segment) == "already archived"
     segment.write_bytes(b"\x02" * 1000)
     with pytest.raises(IntegrityError, match="different content"):

@@ -3,6 +3,10 @@
 Exit codes: 0 done; 1 the operation failed; 2 bad input or configuration (the message says
 which and how to fix it); 3 integrity failure. With ``--json`` stdout holds one JSON document
 and nothing else; progress and messages go to stderr.
+
+Importing the commands loads the CLI framework and nothing of the services: each command
+imports what it calls in its body, so ``--help`` is fast and a backup does not pay for the
+workflow engine, the API's tokens or the listing.
 """
 
 from __future__ import annotations
@@ -11,12 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from warroom import __version__
-from warroom.app.listing import checkpoint_listing
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.deployment import add_deployment_commands
 from warroom.cli.key import key_app
@@ -38,11 +41,11 @@ from warroom.cli.selftest import selftest
 from warroom.cli.service import add_service_commands
 from warroom.cli.worker import add_worker_commands
 from warroom.cli.workflow import workflow_app
-from warroom.database.backups import Progress
-from warroom.database.pitr import RecoveryTarget
 from warroom.errors import InputError
-from warroom.repository.layout import validate_name
-from warroom.wal import parse_lsn
+
+if TYPE_CHECKING:
+    from warroom.database.backups import Progress
+    from warroom.database.pitr import RecoveryTarget
 
 app = typer.Typer(
     name="warroom",
@@ -70,13 +73,15 @@ app.add_typer(repo_app, name="repo")
 add_worker_commands(app)
 
 JobsOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--jobs",
         "-j",
         min=1,
         max=64,
-        help="Tables dumped at once (big tables are stored parts of their own whatever it is).",
+        help="Parts dumped at once (default 2: the schema's pg_dump and a stream of table rows "
+        "beside it; big tables are stored parts of their own whatever it is).",
+        show_default=False,
     ),
 ]
 LoadJobsOption = Annotated[
@@ -137,6 +142,8 @@ def _root(
 
 def _check_names(as_json: bool, *names: str | None) -> None:
     """Refuse a bad checkpoint name before any file (catalog, lock, repository) is touched."""
+    from warroom.repository.layout import validate_name
+
     with reporting_errors(as_json):
         for name in names:
             if name is not None:
@@ -144,6 +151,8 @@ def _check_names(as_json: bool, *names: str | None) -> None:
 
 
 def _progress() -> tuple[Progress, ProgressPrinter]:
+    from warroom.database.backups import Progress
+
     printer = ProgressPrinter()
     return Progress(printer), printer
 
@@ -157,7 +166,7 @@ def create_database(
         ),
     ] = None,
     url: UrlOption = None,
-    jobs: JobsOption = 1,
+    jobs: JobsOption = None,
     physical: Annotated[
         bool,
         typer.Option(
@@ -258,6 +267,8 @@ def list_checkpoints(
 ) -> None:
     """List checkpoints: database backups by source (newest restore-tested, point-in-time
     window), then the others, oldest first (workflow checkpoints: one row per execution)."""
+    from warroom.app.listing import checkpoint_listing
+
     with services_for(as_json) as services:
         listing = checkpoint_listing(
             services,
@@ -505,6 +516,10 @@ def restore_database(
 def _recovery_target(
     time_: str | None, lsn: str | None, restore_point: str | None, data_dir: Path | None
 ) -> RecoveryTarget:
+    from warroom.database.pitr import RecoveryTarget
+    from warroom.repository.layout import validate_name
+    from warroom.wal import parse_lsn
+
     if sum(value is not None for value in (time_, lsn, restore_point)) != 1:
         raise InputError("give one of --target-time, --target-lsn and --target-name")
     if data_dir is None:

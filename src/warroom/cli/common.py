@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from warroom.cli.render import reporting_errors
-from warroom.services import Services, build_services
+
+if TYPE_CHECKING:
+    from warroom.services import Services
 
 __all__ = ["JsonOption", "services_for"]
 
@@ -20,6 +22,10 @@ JsonOption = Annotated[
 
 @contextmanager
 def services_for(as_json: bool) -> Iterator[Services]:
-    """The services, closed afterwards; our errors become a message and their exit code."""
+    """The services, closed afterwards; our errors become a message and their exit code. The
+    composition root is imported here, not with the CLI: ``--help`` and bad input need none
+    of it."""
+    from warroom.services import build_services
+
     with reporting_errors(as_json), build_services() as services:
         yield services

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import checkpoint_table, emit_json, escape, result, say, warn
-from warroom.deployment.junit import junit_xml
-from warroom.deployment.runner import ValidationReport
 from warroom.errors import WarroomError
+
+if TYPE_CHECKING:
+    from warroom.deployment.runner import ValidationReport
 
 __all__ = ["add_deployment_commands"]
 
@@ -69,6 +70,8 @@ def _stage_printer(as_json: bool) -> Callable[[str, dict[str, Any]], None]:
 
 def _finish(report: ValidationReport, as_json: bool, junit: Path | None) -> None:
     if junit is not None:
+        from warroom.deployment.junit import junit_xml
+
         junit.write_bytes(junit_xml(report))
     if as_json:
         emit_json(report.to_dict())

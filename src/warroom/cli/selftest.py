@@ -11,14 +11,16 @@ import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from warroom.cli.render import escape, reporting_errors, result
-from warroom.config import Settings
 from warroom.errors import WarroomError
-from warroom.services import Services, build_services
-from warroom.workflow import AutomationEngine
+
+if TYPE_CHECKING:
+    from warroom.services import Services
+    from warroom.workflow import AutomationEngine
 
 __all__ = ["selftest"]
 
@@ -63,6 +65,9 @@ def _example_database(directory: Path) -> str:
 
 def selftest() -> None:
     """Self-test: workflow, database backup, verify, restore test, deployment validation."""
+    from warroom.config import Settings
+    from warroom.services import build_services
+
     with reporting_errors(), tempfile.TemporaryDirectory(prefix="warroom-selftest-") as tmp:
         base = Path(tmp)
         configured = Settings.load()

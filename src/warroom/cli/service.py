@@ -7,12 +7,10 @@ import errno
 import socket
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warroom.app import tokens
-from warroom.app.schedules import schedule_table
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     checkpoint_table,
@@ -24,8 +22,9 @@ from warroom.cli.render import (
     say,
 )
 from warroom.errors import ConfigurationError
-from warroom.status import StatusReport, system_status
-from warroom.storage.files import os_reason
+
+if TYPE_CHECKING:
+    from warroom.status import StatusReport
 
 schedule_app = typer.Typer(help="The scheduled jobs.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
@@ -110,6 +109,8 @@ def add_service_commands(app: typer.Typer) -> None:
     def status(as_json: JsonOption = False) -> None:
         """Per database: newest intact and restore-tested backup, their age, the point-in-time
         window; storage used, failing jobs. Exit 1 when unhealthy."""
+        from warroom.status import system_status
+
         with services_for(as_json) as services:
             report = system_status(services, datetime.now(UTC))
             if as_json:
@@ -170,6 +171,8 @@ def create_token(
     as_json: JsonOption = False,
 ) -> None:
     """Create a token. It is printed once, on stdout; only its hash is stored."""
+    from warroom.app import tokens
+
     with services_for(as_json) as services:
         created = tokens.create_token(services, name=name, role=role)
         if as_json:
@@ -182,6 +185,8 @@ def create_token(
 @token_app.command("list")
 def list_tokens(as_json: JsonOption = False) -> None:
     """Tokens with their role, creation and last use (never the tokens themselves)."""
+    from warroom.app import tokens
+
     with services_for(as_json) as services:
         listing = tokens.list_tokens(services).to_dict()
         if as_json:
@@ -209,6 +214,8 @@ def revoke_token(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a token: it stops working at once."""
+    from warroom.app import tokens
+
     with services_for(as_json) as services:
         info = tokens.revoke_token(services, name)
         if as_json:
@@ -270,6 +277,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(2048)
     except OSError as exc:
+        from warroom.storage.files import os_reason
+
         sock.close()
         fix = (
             "the port is in use by another process: stop it, or choose another port with "
@@ -289,6 +298,8 @@ def _listen(host: str, port: int) -> socket.socket:
 @schedule_app.command("list")
 def list_schedule(as_json: JsonOption = False) -> None:
     """Each scheduled job: its cron expression, next run, and last run with its outcome."""
+    from warroom.app.schedules import schedule_table
+
     with services_for(as_json) as services:
         table = schedule_table(services, datetime.now(UTC))
         if as_json:

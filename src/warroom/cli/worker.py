@@ -21,8 +21,6 @@ from warroom.cli.render import (
     warn,
 )
 from warroom.cli.workflow import ExecutionIdArgument, workflow_app
-from warroom.workflow.loading import load_engine
-from warroom.workflow.worker import Worker, list_workers
 
 __all__ = ["add_worker_commands"]
 
@@ -69,6 +67,9 @@ def add_worker_commands(app: typer.Typer) -> None:
     ) -> None:
         """Run queued workflow executions, take over dead workers' ones and run the scheduled
         workflows, until SIGTERM or Ctrl-C: then drain (see --drain-timeout) and stop."""
+        from warroom.workflow.loading import load_engine
+        from warroom.workflow.worker import Worker
+
         with reporting_errors(False):
             engine = load_engine(app_path)
             running = Worker(
@@ -101,6 +102,8 @@ def add_worker_commands(app: typer.Typer) -> None:
 def workers(as_json: JsonOption = False) -> None:
     """Workers recorded in the catalog: state (running, draining, handing-back, stopped,
     lost), queues, executions running and completed, last heartbeat."""
+    from warroom.workflow.worker import list_workers
+
     with services_for(as_json) as services:
         found = list_workers(services.catalog, services.workflows.lease.total_seconds())
         if as_json:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from warroom.app import workflows
 from warroom.cli.common import JsonOption, services_for
 from warroom.cli.render import (
     checkpoint_table,
@@ -17,7 +16,6 @@ from warroom.cli.render import (
     result,
     say,
 )
-from warroom.workflow.loading import load_engine
 
 ExecutionIdArgument = Annotated[
     str,
@@ -42,6 +40,8 @@ def list_executions(
     as_json: JsonOption = False,
 ) -> None:
     """Workflow executions, newest first."""
+    from warroom.app import workflows
+
     with services_for(as_json) as services:
         listing = workflows.list_executions(services, status=status, workflow=workflow).to_dict()
         if as_json:
@@ -104,6 +104,8 @@ def cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel an execution; a running one stops before its next step."""
+    from warroom.app import workflows
+
     with services_for(as_json) as services:
         cancelled = workflows.cancel_execution(
             services, services.workflows.resolve_id(execution_id)
@@ -132,6 +134,8 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Run a failed or cancelled execution again from its first unfinished step."""
+    from warroom.workflow.loading import load_engine
+
     with reporting_errors(as_json):
         engine = load_engine(app_path)
         execution_id = engine.resolve_id(execution_id)

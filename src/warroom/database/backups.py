@@ -124,6 +124,14 @@ class Progress:
             yield chunk
 
 
+# A backup's parts dumped at once, unless told: the schema's pg_dump reads the catalog for
+# about as long as the table rows take to stream, so a second job lets them stream beside it
+# (on 3,000 small tables: 1.2 s against 1.9 s with one job; on the 1.3 GB reference database
+# both take under half of pg_dump -Fc's time, and two use less memory than one with its zstd
+# worker). More only pays for several big tables, at the cost of the production server's CPU.
+BACKUP_JOBS = 2
+
+
 def parallel_jobs(jobs: int | None) -> int:
     """``jobs`` once checked; None: one per CPU this process may use (at most 16)."""
     if jobs is None:
@@ -351,14 +359,14 @@ class BackupService:
         *,
         url: str | None = None,
         name: str | None = None,
-        jobs: int = 1,
+        jobs: int | None = None,
         progress: Progress | None = None,
         physical: bool = False,
     ) -> Manifest:
-        """Back up the database at ``url`` (default DATABASE_URL) as checkpoint ``name``;
-        ``physical``: a base backup of the whole PostgreSQL cluster, for point-in-time
-        recovery."""
-        jobs = parallel_jobs(jobs)
+        """Back up the database at ``url`` (default DATABASE_URL) as checkpoint ``name``,
+        ``jobs`` parts at a time (default :data:`BACKUP_JOBS`); ``physical``: a base backup of
+        the whole PostgreSQL cluster, for point-in-time recovery."""
+        jobs = BACKUP_JOBS if jobs is None else parallel_jobs(jobs)
         engine = self._engine(self._source_url(url))
         if physical and not engine.supports_physical_backups:
             raise InputError(

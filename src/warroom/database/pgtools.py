@@ -88,17 +88,21 @@ def find_tools(
 ) -> dict[str, PgTool]:
     """Each named tool at a version no older than the server's major version; with ``exact``
     (the server's own programs, pg_ctl and pg_controldata: a data directory runs only under
-    its own major version), at that version."""
+    its own major version), at that version. Candidates are probed newest first and the
+    first usable one is taken: the rest (Debian's ``pg_wrapper`` on PATH is a Perl script
+    that costs a backup tens of milliseconds per probe) run only when it is not there."""
     tools: dict[str, PgTool] = {}
     for name in names:
-        seen = [tool for path in _candidates(name, bin_dir) if (tool := _probe(path))]
-        usable = [
-            tool
-            for tool in seen
-            if (tool.major == server_major if exact else tool.major >= server_major)
-        ]
-        if usable:
-            tools[name] = usable[0]
+        seen: list[PgTool] = []
+        for path in _candidates(name, bin_dir):
+            tool = _probe(path)
+            if tool is None:
+                continue
+            if (tool.major == server_major) if exact else (tool.major >= server_major):
+                tools[name] = tool
+                break
+            seen.append(tool)
+        if name in tools:
             continue
         where = f"in {bin_dir}" if bin_dir else "in /usr/lib/postgresql/*/bin or on PATH"
         wanted = f"PostgreSQL {server_major}'s {name}" if exact else name
