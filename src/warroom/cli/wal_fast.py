@@ -59,7 +59,8 @@ def _open_archive() -> WalArchive:
 
         keys = load_master_keys(key or None, Path(key_file) if key_file else None)
     replicas = [replica.location for replica in parse_replicas(_setting("WARROOM_REPLICAS"))]
-    return WalArchive(open_repository(_setting("BACKUP_DIR", "./data/backups"), keys, replicas))
+    repository = _setting("BACKUP_DIR", "./data/backups")
+    return WalArchive(open_repository(repository, keys, replicas, short_lived=True))
 
 
 def run_wal_command(args: list[str]) -> int:
