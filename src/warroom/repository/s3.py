@@ -87,18 +87,20 @@ def _answer(exc: Exception) -> tuple[str, int, str] | None:
     return None
 
 
-def _no_answer(exc: Exception) -> bool:
-    """Whether ``exc`` is a connection that failed, was cut short or timed out."""
+def _no_answer(exc: Exception) -> str | None:
+    """What went wrong when ``exc`` is a connection that failed, was cut short or timed out;
+    None for any other failure."""
     if isinstance(exc, S3WireConnectionError):
-        return True
+        return str(exc)  # the socket's error: "ConnectionRefusedError: [Errno 111] ..."
     boto = sys.modules.get("botocore.exceptions")
-    return boto is not None and isinstance(
+    failed = boto is not None and isinstance(
         exc,
         boto.ConnectionError
         | boto.HTTPClientError
         | boto.ResponseStreamingError
         | boto.IncompleteReadError,
     )
+    return type(exc).__name__ if failed else None
 
 
 def translate(action: str, where: str, exc: Exception) -> WarroomError:
@@ -120,10 +122,9 @@ def translate(action: str, where: str, exc: Exception) -> WarroomError:
         if code in _TRANSIENT_CODES or status >= 500:
             return TransientStorageError(message, location=where)
         return StorageError(message, location=where)
-    if _no_answer(exc):
-        return TransientStorageError(
-            _mask(f"cannot {action} {where}: {type(exc).__name__}"), location=where
-        )
+    failure = _no_answer(exc)
+    if failure is not None:
+        return TransientStorageError(_mask(f"cannot {action} {where}: {failure}"), location=where)
     return StorageError(_mask(f"cannot {action} {where}: {exc}"), location=where)
 
 
