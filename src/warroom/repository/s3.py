@@ -16,6 +16,11 @@ botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorag
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
 NotFoundError; missing credentials are ConfigurationError; anything else is StorageError.
+
+The client is botocore's, or for a short-lived process (``wal push``, see :func:`new_client`)
+the minimal one of :mod:`warroom.repository.s3wire` when the environment allows it: the same
+calls, answers and errors, so this is the one S3 backend. botocore is imported only when its
+client is made.
 """
 
 from __future__ import annotations

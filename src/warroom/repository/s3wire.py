@@ -293,15 +293,10 @@ class _StreamingBody:
 
 
 class _Paginator:
-    def __init__(self, client: WireClient, operation: str) -> None:
-        self._client, self._operation = client, operation
+    """botocore's paginator of one listing: ``paginate(**arguments)`` yields its pages."""
 
-    def paginate(self, **arguments: Any) -> Iterator[dict[str, Any]]:
-        if self._operation == "list_objects_v2":
-            return self._client.pages_of_objects(**arguments)
-        if self._operation == "list_multipart_uploads":
-            return self._client.pages_of_uploads(**arguments)
-        raise ValueError(f"no paginator {self._operation!r} in the minimal S3 client")
+    def __init__(self, pages: Callable[..., Iterator[dict[str, Any]]]) -> None:
+        self.paginate = pages
 
 
 class WireClient:
@@ -309,19 +304,19 @@ class WireClient:
 
     def __init__(self, credentials: Credentials, region: str, endpoint: str | None) -> None:
         self._credentials, self._region = credentials, region
-        self._path_style = endpoint is not None
+        self._endpoint: _Pool | None = None  # None: AWS, by region
         if endpoint is not None:
             parts = urlsplit(endpoint)
-            assert parts.hostname is not None  # checked by wire_client
-            self._base = _Pool(parts.hostname, parts.port, parts.scheme == "https")
+            host = parts.hostname or ""  # checked by wire_client
+            self._endpoint = _Pool(host, parts.port, parts.scheme == "https")
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
 
     def _route(self, bucket: str, key: str) -> tuple[_Pool, str]:
         """The connections to use and the encoded path of ``key`` in ``bucket``."""
         encoded = quote(key, safe="/~")
-        if self._path_style:
-            return self._base, f"/{quote(bucket, safe='~')}/{encoded}"
+        if self._endpoint is not None:  # path-style, as botocore addresses a set endpoint
+            return self._endpoint, f"/{quote(bucket, safe='~')}/{encoded}"
         aws = (
             "s3.amazonaws.com"
             if self._region == "us-east-1"
@@ -333,7 +328,7 @@ class WireClient:
             pool = self._pools.setdefault(host, _Pool(host, None, True))
         return pool, f"/{encoded}" if virtual else f"/{quote(bucket, safe='~')}/{encoded}"
 
-    def _call(
+    def _send(
         self,
         method: str,
         bucket: str,
@@ -343,9 +338,9 @@ class WireClient:
         body: bytes | memoryview = b"",
         *,
         signed_payload: bool = True,
-        stream: bool = False,
-    ) -> tuple[http.client.HTTPResponse, bytes | _StreamingBody]:
-        """Send one request; its answer and body (read, or streamed when ``stream``)."""
+    ) -> tuple[_Pool, http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send one request; the connection it took and its successful answer, body unread
+        (an error answer is read, the connection given back, and raised)."""
         pool, path = self._route(bucket, key)
         text = _query(query or {})
         sent = dict(headers or {})
@@ -356,31 +351,42 @@ class WireClient:
         )
         if body or method in ("PUT", "POST"):
             sent["content-length"] = str(len(body))
-        sent = sign(
-            method,
-            pool.header,
-            path,
-            text,
-            sent,
-            self._credentials,
-            self._region,
-            datetime.now(UTC),
-        )
+        now = datetime.now(UTC)
+        sent = sign(method, pool.header, path, text, sent, self._credentials, self._region, now)
         connection = pool.take()
         try:
             connection.request(method, f"{path}?{text}" if text else path, body or None, sent)
             response = connection.getresponse()
-            if stream and response.status < 300:
-                return response, _StreamingBody(
-                    response, lambda: pool.give(connection, response), connection.close
-                )
+            if response.status < 300:
+                return pool, connection, response
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise S3WireConnectionError(exc) from exc
         pool.give(connection, response)
-        if response.status >= 300:
-            raise _error(response.status, data)
+        raise _error(response.status, data)
+
+    def _call(
+        self,
+        method: str,
+        bucket: str,
+        key: str = "",
+        query: Mapping[str, str | int | None] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | memoryview = b"",
+        *,
+        signed_payload: bool = True,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """Send one request; its successful answer and body."""
+        pool, connection, response = self._send(
+            method, bucket, key, query, headers, body, signed_payload=signed_payload
+        )
+        try:
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise S3WireConnectionError(exc) from exc
+        pool.give(connection, response)
         return response, data
 
     @staticmethod
@@ -409,7 +415,6 @@ class WireClient:
 
     def create_multipart_upload(self, *, Bucket: str, Key: str) -> dict[str, Any]:
         _, data = self._call("POST", Bucket, Key, {"uploads": ""})
-        assert isinstance(data, bytes)
         return {"UploadId": _text(_xml(data), "UploadId")}
 
     def upload_part(
@@ -430,7 +435,6 @@ class WireClient:
         )
         body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
         _, data = self._call("POST", Bucket, Key, {"uploadId": UploadId}, None, body)
-        assert isinstance(data, bytes)
         root = _xml(data)
         if root.tag == "Error":  # S3 may fail a completion after answering 200
             raise S3WireError(200, _text(root, "Code"), _text(root, "Message"))
@@ -441,7 +445,8 @@ class WireClient:
         return {}
 
     def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        response, body = self._call("GET", Bucket, Key, stream=True)
+        pool, connection, response = self._send("GET", Bucket, Key)
+        body = _StreamingBody(response, lambda: pool.give(connection, response), connection.close)
         return {
             "Body": body,
             "ETag": response.getheader("ETag", ""),
@@ -469,29 +474,30 @@ class WireClient:
         body = f"<Delete><Quiet>{quiet}</Quiet>{objects}</Delete>".encode()
         md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
         _, data = self._call("POST", Bucket, "", {"delete": ""}, {"content-md5": md5}, body)
-        assert isinstance(data, bytes)
         errors = [
             {"Key": _text(item, "Key"), "Code": _text(item, "Code")}
             for item in _xml(data).findall("Error")
         ]
         return {"Errors": errors} if errors else {}
 
-    def list_multipart_uploads(self, **arguments: Any) -> dict[str, Any]:
-        return next(self.pages_of_uploads(**arguments))
-
     def get_paginator(self, operation: str) -> _Paginator:
-        return _Paginator(self, operation)
+        listings = {
+            "list_objects_v2": self._pages_of_objects,
+            "list_multipart_uploads": self._pages_of_uploads,
+        }
+        if operation not in listings:
+            raise ValueError(f"no paginator {operation!r} in the minimal S3 client")
+        return _Paginator(listings[operation])
 
     def _list(self, bucket: str, query: dict[str, str | int | None]) -> ElementTree.Element:
         _, data = self._call("GET", bucket, "", query)
-        assert isinstance(data, bytes)
         return _xml(data)
 
     @staticmethod
     def _prefixes(root: ElementTree.Element) -> list[dict[str, Any]]:
         return [{"Prefix": _text(item, "Prefix")} for item in root.findall("CommonPrefixes")]
 
-    def pages_of_objects(
+    def _pages_of_objects(
         self, *, Bucket: str, Prefix: str = "", Delimiter: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """ListObjectsV2, page by page (``Contents``, ``CommonPrefixes``)."""
@@ -522,7 +528,7 @@ class WireClient:
                 return
             query["continuation-token"] = token
 
-    def pages_of_uploads(
+    def _pages_of_uploads(
         self, *, Bucket: str, Prefix: str = "", Delimiter: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """ListMultipartUploads, page by page (``Uploads``, ``CommonPrefixes``)."""
