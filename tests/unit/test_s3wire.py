@@ -54,6 +54,7 @@ def no_aws_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         {"HTTPS_PROXY": "http://proxy:3128"},
         {"AWS_CA_BUNDLE": "/etc/ssl/private-ca.pem"},  # over HTTPS: botocore's to honour
         {"AWS_ENDPOINT_URL": "http://minio.internal:9000"},  # plain HTTP off loopback
+        {"AWS_ENDPOINT_URL": "http://127.0.0.1.nip.io:9000"},
         {"AWS_ENDPOINT_URL": "https://gateway.internal/s3"},  # an endpoint with a path
         {"AWS_REGION": "", "AWS_DEFAULT_REGION": ""},  # botocore would find the region
         {"AWS_SECRET_ACCESS_KEY": ""},  # credentials from elsewhere
