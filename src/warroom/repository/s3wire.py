@@ -28,6 +28,7 @@ the session token nor a signature is ever part of an error: they exist only in r
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import http.client
@@ -290,6 +291,62 @@ class _StreamingBody:
             self._discard()
 
 
+class _Answer(NamedTuple):
+    """A successful answer whose body is still to be read, on the connection it came on."""
+
+    pool: _Pool
+    connection: http.client.HTTPConnection
+    response: http.client.HTTPResponse
+
+    def read(self) -> tuple[http.client.HTTPResponse, bytes]:
+        """The answer and its whole body; the connection goes back to the pool."""
+        try:
+            data = self.response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.connection.close()
+            raise S3WireConnectionError(exc) from exc
+        self.pool.give(self.connection, self.response)
+        return self.response, data
+
+    def stream(self) -> _StreamingBody:
+        """The body as botocore streams it; the connection goes back once it is read."""
+        return _StreamingBody(
+            self.response,
+            lambda: self.pool.give(self.connection, self.response),
+            self.connection.close,
+        )
+
+
+class _Listing(NamedTuple):
+    """One S3 listing: its query, the element of each item and where botocore puts the items,
+    each item's fields and how they are parsed, and the markers of the next page (the answer's
+    field, the next request's parameter)."""
+
+    query: dict[str, str | int | None]
+    element: str
+    key: str
+    fields: dict[str, Callable[[str], Any]]
+    markers: dict[str, str]
+
+
+_LISTINGS = {
+    "list_objects_v2": _Listing(
+        {"list-type": 2},
+        "Contents",
+        "Contents",
+        {"Key": str, "Size": int, "LastModified": _time, "ETag": str},
+        {"NextContinuationToken": "continuation-token"},
+    ),
+    "list_multipart_uploads": _Listing(
+        {"uploads": ""},
+        "Upload",
+        "Uploads",
+        {"Key": str, "UploadId": str, "Initiated": _time},
+        {"NextKeyMarker": "key-marker", "NextUploadIdMarker": "upload-id-marker"},
+    ),
+}
+
+
 class _Paginator:
     """botocore's paginator of one listing: ``paginate(**arguments)`` yields its pages."""
 
@@ -326,7 +383,7 @@ class WireClient:
             pool = self._pools.setdefault(host, _Pool(host, None, True))
         return pool, f"/{encoded}" if virtual else f"/{quote(bucket, safe='~')}/{encoded}"
 
-    def _send(
+    def _request(
         self,
         method: str,
         bucket: str,
@@ -336,9 +393,9 @@ class WireClient:
         body: bytes | memoryview = b"",
         *,
         signed_payload: bool = True,
-    ) -> tuple[_Pool, http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send one request; the connection it took and its successful answer, body unread
-        (an error answer is read, the connection given back, and raised)."""
+    ) -> _Answer:
+        """Send one request; its successful answer, body unread (an error answer is read,
+        its connection given back, and raised)."""
         pool, path = self._route(bucket, key)
         text = _query(query or {})
         sent = dict(headers or {})
@@ -356,36 +413,13 @@ class WireClient:
             connection.request(method, f"{path}?{text}" if text else path, body or None, sent)
             response = connection.getresponse()
             if response.status < 300:
-                return pool, connection, response
+                return _Answer(pool, connection, response)
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise S3WireConnectionError(exc) from exc
         pool.give(connection, response)
         raise _error(response.status, data)
-
-    def _call(
-        self,
-        method: str,
-        bucket: str,
-        key: str = "",
-        query: Mapping[str, str | int | None] | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | memoryview = b"",
-        *,
-        signed_payload: bool = True,
-    ) -> tuple[http.client.HTTPResponse, bytes]:
-        """Send one request; its successful answer and body."""
-        pool, connection, response = self._send(
-            method, bucket, key, query, headers, body, signed_payload=signed_payload
-        )
-        try:
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise S3WireConnectionError(exc) from exc
-        pool.give(connection, response)
-        return response, data
 
     @staticmethod
     def _payload(body: bytes | BytesIO) -> tuple[bytes | memoryview, dict[str, str]]:
@@ -408,11 +442,13 @@ class WireClient:
             headers["if-match"] = IfMatch
         if IfNoneMatch is not None:
             headers["if-none-match"] = IfNoneMatch
-        response, _ = self._call("PUT", Bucket, Key, None, headers, data, signed_payload=False)
+        response, _ = self._request(
+            "PUT", Bucket, Key, None, headers, data, signed_payload=False
+        ).read()
         return {"ETag": response.getheader("ETag", "")}
 
     def create_multipart_upload(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        _, data = self._call("POST", Bucket, Key, {"uploads": ""})
+        _, data = self._request("POST", Bucket, Key, {"uploads": ""}).read()
         return {"UploadId": _text(_xml(data), "UploadId")}
 
     def upload_part(
@@ -420,7 +456,9 @@ class WireClient:
     ) -> dict[str, Any]:
         data, headers = self._payload(Body)
         query: dict[str, str | int | None] = {"partNumber": PartNumber, "uploadId": UploadId}
-        response, _ = self._call("PUT", Bucket, Key, query, headers, data, signed_payload=False)
+        response, _ = self._request(
+            "PUT", Bucket, Key, query, headers, data, signed_payload=False
+        ).read()
         return {"ETag": response.getheader("ETag", "")}
 
     def complete_multipart_upload(
@@ -432,19 +470,19 @@ class WireClient:
             for part in MultipartUpload["Parts"]
         )
         body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
-        _, data = self._call("POST", Bucket, Key, {"uploadId": UploadId}, None, body)
+        _, data = self._request("POST", Bucket, Key, {"uploadId": UploadId}, None, body).read()
         root = _xml(data)
         if root.tag == "Error":  # S3 may fail a completion after answering 200
             raise S3WireError(200, _text(root, "Code"), _text(root, "Message"))
         return {"ETag": _text(root, "ETag")}
 
     def abort_multipart_upload(self, *, Bucket: str, Key: str, UploadId: str) -> dict[str, Any]:
-        self._call("DELETE", Bucket, Key, {"uploadId": UploadId})
+        self._request("DELETE", Bucket, Key, {"uploadId": UploadId}).read()
         return {}
 
     def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        pool, connection, response = self._send("GET", Bucket, Key)
-        body = _StreamingBody(response, lambda: pool.give(connection, response), connection.close)
+        answer = self._request("GET", Bucket, Key)
+        response, body = answer.response, answer.stream()
         return {
             "Body": body,
             "ETag": response.getheader("ETag", ""),
@@ -453,7 +491,7 @@ class WireClient:
         }
 
     def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        response, _ = self._call("HEAD", Bucket, Key)
+        response, _ = self._request("HEAD", Bucket, Key).read()
         return {
             "ETag": response.getheader("ETag", ""),
             "ContentLength": int(response.getheader("Content-Length", "0")),
@@ -461,7 +499,7 @@ class WireClient:
         }
 
     def delete_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        self._call("DELETE", Bucket, Key)
+        self._request("DELETE", Bucket, Key).read()
         return {}
 
     def delete_objects(self, *, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
@@ -471,7 +509,9 @@ class WireClient:
         quiet = "true" if Delete.get("Quiet") else "false"
         body = f"<Delete><Quiet>{quiet}</Quiet>{objects}</Delete>".encode()
         md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-        _, data = self._call("POST", Bucket, "", {"delete": ""}, {"content-md5": md5}, body)
+        _, data = self._request(
+            "POST", Bucket, "", {"delete": ""}, {"content-md5": md5}, body
+        ).read()
         errors = [
             {"Key": _text(item, "Key"), "Code": _text(item, "Code")}
             for item in _xml(data).findall("Error")
@@ -479,79 +519,40 @@ class WireClient:
         return {"Errors": errors} if errors else {}
 
     def get_paginator(self, operation: str) -> _Paginator:
-        listings = {
-            "list_objects_v2": self._pages_of_objects,
-            "list_multipart_uploads": self._pages_of_uploads,
-        }
-        if operation not in listings:
+        if operation not in _LISTINGS:
             raise ValueError(f"no paginator {operation!r} in the minimal S3 client")
-        return _Paginator(listings[operation])
+        return _Paginator(functools.partial(self._pages, _LISTINGS[operation]))
 
     def _list(self, bucket: str, query: dict[str, str | int | None]) -> ElementTree.Element:
-        _, data = self._call("GET", bucket, "", query)
+        _, data = self._request("GET", bucket, "", query).read()
         return _xml(data)
 
     @staticmethod
     def _prefixes(root: ElementTree.Element) -> list[dict[str, Any]]:
         return [{"Prefix": _text(item, "Prefix")} for item in root.findall("CommonPrefixes")]
 
-    def _pages_of_objects(
-        self, *, Bucket: str, Prefix: str = "", Delimiter: str | None = None
+    def _pages(
+        self, listing: _Listing, *, Bucket: str, Prefix: str = "", Delimiter: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """ListObjectsV2, page by page (``Contents``, ``CommonPrefixes``)."""
+        """The pages of ``listing`` under ``Prefix``, as botocore's paginator yields them."""
         query: dict[str, str | int | None] = {
-            "list-type": 2,
+            **listing.query,
             "prefix": Prefix,
             "delimiter": Delimiter,
         }
         while True:
             root = self._list(Bucket, query)
             page: dict[str, Any] = {}
-            contents = [
-                {
-                    "Key": _text(item, "Key"),
-                    "Size": int(_text(item, "Size") or 0),
-                    "LastModified": _time(_text(item, "LastModified")),
-                    "ETag": _text(item, "ETag"),
-                }
-                for item in root.findall("Contents")
+            items = [
+                {name: parse(_text(item, name)) for name, parse in listing.fields.items()}
+                for item in root.findall(listing.element)
             ]
-            if contents:
-                page["Contents"] = contents
+            if items:
+                page[listing.key] = items
             if prefixes := self._prefixes(root):
                 page["CommonPrefixes"] = prefixes
             yield page
-            token = _text(root, "NextContinuationToken")
-            if _text(root, "IsTruncated") != "true" or not token:
+            markers = {parameter: _text(root, name) for name, parameter in listing.markers.items()}
+            if _text(root, "IsTruncated") != "true" or not any(markers.values()):
                 return
-            query["continuation-token"] = token
-
-    def _pages_of_uploads(
-        self, *, Bucket: str, Prefix: str = "", Delimiter: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """ListMultipartUploads, page by page (``Uploads``, ``CommonPrefixes``)."""
-        query: dict[str, str | int | None] = {
-            "uploads": "",
-            "prefix": Prefix,
-            "delimiter": Delimiter,
-        }
-        while True:
-            root = self._list(Bucket, query)
-            page: dict[str, Any] = {}
-            uploads = [
-                {
-                    "Key": _text(item, "Key"),
-                    "UploadId": _text(item, "UploadId"),
-                    "Initiated": _time(_text(item, "Initiated")),
-                }
-                for item in root.findall("Upload")
-            ]
-            if uploads:
-                page["Uploads"] = uploads
-            if prefixes := self._prefixes(root):
-                page["CommonPrefixes"] = prefixes
-            yield page
-            if _text(root, "IsTruncated") != "true":
-                return
-            query["key-marker"] = _text(root, "NextKeyMarker")
-            query["upload-id-marker"] = _text(root, "NextUploadIdMarker")
+            query.update(markers)
