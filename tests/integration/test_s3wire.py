@@ -69,8 +69,10 @@ def test_objects_cross_clients_byte_identical(
 @pytest.fixture(scope="module")
 def checking_server() -> Iterator[tuple[S3Server, dict[str, str]]]:
     """A moto server that checks every request's signature, with a user allowed all of S3
-    (its four set-up requests are the unchecked ones), and that user's environment."""
-    with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "4"}) as server:
+    (its four set-up requests are the unchecked ones), and that user's environment. Its
+    listings have pages of two keys, so that paging (signed continuation tokens) is tested."""
+    settings = {"INITIAL_NO_AUTH_ACTION_COUNT": "4", "MOTO_S3_DEFAULT_MAX_KEYS": "2"}
+    with moto_server(settings) as server:
         import boto3
 
         options = {
@@ -106,13 +108,20 @@ def test_a_server_checking_signatures_accepts_every_call(
     _, environment = checking_server
     storage = S3Storage("signed", "p q+r", part_size=5 * MiB, client=wire(environment))
     storage.put("wal/a b+c~d", [b"small"])
+    for name in "vwxyz":
+        storage.put(f"wal/{name}", [name.encode()])
+        storage.put(f"keys/{name}/k", [name.encode()])
+    expected = ["wal/a b+c~d", *(f"wal/{name}" for name in "vwxyz")]
+    assert [info.key for info in storage.list("wal/")] == expected
+    assert storage.children("keys") == list("vwxyz")
+    storage.delete_prefix("keys")
     storage.put("database/x/copy-00001", [os.urandom(11 * MiB)])  # multipart, three parts
     assert b"".join(storage.get("wal/a b+c~d")) == b"small"
     assert storage.stat("database/x/copy-00001").size == 11 * MiB
     assert storage.children("database") == ["x"]
     assert storage.swap("lease", b"1", None) and storage.swap("lease", b"2", None) is None
     storage.delete_prefix("database")
-    storage.delete("wal/a b+c~d")
+    storage.delete_prefix("wal")
     assert [info.key for info in storage.list()] == ["lease"]
 
 
