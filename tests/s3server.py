@@ -50,14 +50,16 @@ class S3Server(NamedTuple):
 
 
 @contextmanager
-def moto_server() -> Iterator[S3Server]:
+def moto_server(environment: dict[str, str] | None = None) -> Iterator[S3Server]:
+    """The server, its process started with ``environment`` added to ours (moto's settings,
+    such as INITIAL_NO_AUTH_ACTION_COUNT to have it check signatures)."""
     binary = Path(sys.executable).with_name("moto_server")
     process = subprocess.Popen(
         [str(binary), "-H", "127.0.0.1", "-p", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **(environment or {})},
     )
     drain = None
     try:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 
@@ -40,6 +40,10 @@ from warroom.repository import (
 )
 from warroom.repository.local import LocalStorage
 from warroom.repository.s3 import S3Storage
+from warroom.repository.s3wire import wire_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MiB = 1 << 20
 # moto dates every multipart upload 2010-11-10, so "not old enough" is tested with an older date.
@@ -94,13 +98,25 @@ class Case(NamedTuple):
     writer: Storage  # what the tests write with (the same, except for read-only)
 
 
-def s3_storage(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
+def s3_storage(
+    server: S3Server, monkeypatch: pytest.MonkeyPatch, *, wire: bool = False
+) -> S3Storage:
+    """S3Storage over botocore's client, or over the minimal one (``wire``: what ``wal push``
+    uses; the same backend, so the same suite)."""
     for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
-    return S3Storage(server.new_bucket(), "repo/prefix", part_size=5 * MiB, parallel_parts=3)
+    client = wire_client(server.environment()) if wire else None
+    assert client is not None or not wire
+    return S3Storage(
+        server.new_bucket(),
+        "repo/prefix",
+        part_size=5 * MiB,
+        parallel_parts=3,
+        client=cast("S3Client", client),
+    )
 
 
-BACKENDS = ["local", "s3", "retry", "mirror", "read-only"]
+BACKENDS = ["local", "s3", "s3-wire", "retry", "mirror", "read-only"]
 WRITABLE = BACKENDS[:-1]
 
 
@@ -110,8 +126,8 @@ def make_case(
     local = LocalStorage(tmp_path / "repo")
     if kind == "local":
         return Case(local, local)
-    if kind == "s3":
-        s3 = s3_storage(request.getfixturevalue("s3_server"), monkeypatch)
+    if kind in ("s3", "s3-wire"):
+        s3 = s3_storage(request.getfixturevalue("s3_server"), monkeypatch, wire=kind == "s3-wire")
         return Case(s3, s3)
     if kind == "retry":
         retry = RetryStorage(Flaky(local), sleep=lambda seconds: None)  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ catalog, no pydantic) because PostgreSQL runs them once per WAL segment.
 The repository is BACKUP_DIR (default ./data/backups, or ``backup_dir`` in warroom.toml): an
 absolute directory or ``s3://bucket/prefix``, mirrored to WARROOM_REPLICAS and encrypted with
 WARROOM_ENCRYPTION_KEY(_FILE), read as BACKUP_DIR is (see :func:`_setting`). A
-fetch served by a replica says so on stderr.
+fetch served by a replica says so on stderr. S3 goes through the minimal client of
+:mod:`warroom.repository.s3wire` when the environment holds static credentials and nothing
+else botocore would honour (AWS_PROFILE, config files, ...: then through botocore).
 Exit codes: 0 done; 1 push failed (PostgreSQL keeps the segment and retries) or fetch found
 nothing (the normal end of the archive); 2 bad usage; 255 when a fetch fails for any other
 reason (a damaged segment, an unreachable repository). PostgreSQL reads any code up to 125 as
@@ -59,7 +61,8 @@ def _open_archive() -> WalArchive:
 
         keys = load_master_keys(key or None, Path(key_file) if key_file else None)
     replicas = [replica.location for replica in parse_replicas(_setting("WARROOM_REPLICAS"))]
-    return WalArchive(open_repository(_setting("BACKUP_DIR", "./data/backups"), keys, replicas))
+    repository = _setting("BACKUP_DIR", "./data/backups")
+    return WalArchive(open_repository(repository, keys, replicas, short_lived=True))
 
 
 def run_wal_command(args: list[str]) -> int:

@@ -271,13 +271,16 @@ def open_repository(
     url: str | PathLike[str],
     master_keys: Sequence[bytes] = (),
     replicas: Sequence[str | PathLike[str]] = (),
+    *,
+    short_lived: bool = False,
 ) -> Repository:
     """The repository at ``url``, mirrored to ``replicas`` (every write goes to each, reads
     come from the first intact copy), encrypted as it says (see :meth:`Repository.open`,
-    decided on first use)."""
-    storage = open_storage(url)
+    decided on first use). ``short_lived``: see :func:`~warroom.repository.storage.open_storage`."""
+    storage = open_storage(url, short_lived=short_lived)
     if replicas:
         from warroom.repository.wrappers import MirrorStorage
 
-        storage = MirrorStorage(storage, [open_storage(replica) for replica in replicas])
+        copies = [open_storage(replica, short_lived=short_lived) for replica in replicas]
+        storage = MirrorStorage(storage, copies)
     return Repository(storage, master_keys=master_keys)

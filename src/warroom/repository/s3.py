@@ -16,6 +16,11 @@ botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorag
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
 NotFoundError; missing credentials are ConfigurationError; anything else is StorageError.
+
+The client is botocore's, or for a short-lived process (``wal push``, see :func:`new_client`)
+the minimal one of :mod:`warroom.repository.s3wire` when the environment allows it: the same
+calls, answers and errors, so this is the one S3 backend. botocore is imported only when its
+client is made.
 """
 
 from __future__ import annotations
@@ -23,15 +28,12 @@ from __future__ import annotations
 import builtins
 import io
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit
-
-import botocore.exceptions
-import botocore.session
-from botocore.config import Config
 
 from warroom.errors import (
     ConfigurationError,
@@ -40,6 +42,7 @@ from warroom.errors import (
     TransientStorageError,
     WarroomError,
 )
+from warroom.repository.s3wire import S3WireConnectionError, S3WireError, wire_client
 from warroom.repository.storage import MiB, ObjectInfo, Part, PartWiseWrites, check_key
 
 if TYPE_CHECKING:
@@ -68,52 +71,94 @@ def _mask(text: str) -> str:
     return _ACCESS_KEY_ID.sub(lambda m: m.group(1) + "…", text)
 
 
+def _client_errors() -> tuple[type[Exception], ...]:
+    """What an S3 client's calls raise: the minimal client's error, and botocore's once
+    botocore is loaded (none of them can be raised before; a wal push never loads it)."""
+    boto = sys.modules.get("botocore.exceptions")
+    if boto is None:
+        return (S3WireError,)
+    return (S3WireError, boto.BotoCoreError, boto.ClientError)
+
+
+def _answer(exc: Exception) -> tuple[str, int, str] | None:
+    """S3's error code, HTTP status and message in ``exc``, or None when S3 did not answer."""
+    if isinstance(exc, S3WireError) and not isinstance(exc, S3WireConnectionError):
+        return exc.code, exc.status, exc.message
+    boto = sys.modules.get("botocore.exceptions")
+    if boto is not None and isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return str(error.get("Code", "")), status, str(error.get("Message", ""))
+    return None
+
+
+def _no_answer(exc: Exception) -> str | None:
+    """What went wrong when ``exc`` is a connection that failed, was cut short or timed out;
+    None for any other failure."""
+    if isinstance(exc, S3WireConnectionError):
+        return str(exc)  # the socket's error: "ConnectionRefusedError: [Errno 111] ..."
+    boto = sys.modules.get("botocore.exceptions")
+    failed = boto is not None and isinstance(
+        exc,
+        boto.ConnectionError
+        | boto.HTTPClientError
+        | boto.ResponseStreamingError
+        | boto.IncompleteReadError,
+    )
+    return type(exc).__name__ if failed else None
+
+
 def translate(action: str, where: str, exc: Exception) -> WarroomError:
-    """Our error for a botocore failure of ``action`` on ``where`` (see the module docstring)."""
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+    """Our error for a failure of an S3 client (botocore's or the minimal one) to ``action``
+    ``where`` (see the module docstring)."""
+    boto = sys.modules.get("botocore.exceptions")
+    if boto is not None and isinstance(exc, boto.NoCredentialsError):
         return ConfigurationError(
             f"no AWS credentials to {action} {where}: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
         )
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "")) or "error"
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = _mask(f"cannot {action} {where}: {code}: {error.get('Message', '')}".strip())
+    answer = _answer(exc)
+    if answer is not None:
+        code, status, text = answer
+        code = code or "error"
+        message = _mask(f"cannot {action} {where}: {code}: {text}".strip())
         if code in _NOT_FOUND_CODES:
             return NotFoundError(message, key=where)
         if code in _TRANSIENT_CODES or status >= 500:
             return TransientStorageError(message, location=where)
         return StorageError(message, location=where)
-    if isinstance(
-        exc,
-        botocore.exceptions.ConnectionError
-        | botocore.exceptions.HTTPClientError
-        | botocore.exceptions.ResponseStreamingError
-        | botocore.exceptions.IncompleteReadError,
-    ):
-        return TransientStorageError(
-            _mask(f"cannot {action} {where}: {type(exc).__name__}"), location=where
-        )
+    failure = _no_answer(exc)
+    if failure is not None:
+        return TransientStorageError(_mask(f"cannot {action} {where}: {failure}"), location=where)
     return StorageError(_mask(f"cannot {action} {where}: {exc}"), location=where)
 
 
-def new_client(parallel_parts: int) -> S3Client:
-    """A botocore S3 client (boto3's session would load s3transfer too, a third of the start-up
+def new_client(parallel_parts: int, *, short_lived: bool = False) -> S3Client:
+    """An S3 client. ``short_lived`` (a process that makes a few requests, such as ``wal
+    push``): the minimal client of :mod:`warroom.repository.s3wire` when the environment lets
+    it do exactly what botocore would, which starts in milliseconds instead of half a second.
+
+    Otherwise botocore's (boto3's session would load s3transfer too, a third of the start-up
     of ``wal push``). No retries of its own (see the module docstring); connections enough
     for the parts of the objects written at once. The payload is not SHA-256-signed over plain
     HTTP either, as it is not over HTTPS: each request carries a CRC32 checksum, which S3
     checks, and every object its own SHA-256 in the manifest (hashing each part twice more
     cost a quarter of the client's CPU of an upload)."""
+    if short_lived:
+        wire = wire_client()
+        if wire is not None:
+            # The subset of S3Client's methods S3Storage calls (the conformance suite runs
+            # S3Storage over both clients).
+            return cast("S3Client", wire)
+    import botocore.session
+    from botocore.config import Config
+
     config = Config(
         retries={"total_max_attempts": 1},
         max_pool_connections=max(10, parallel_parts * 4),
         s3={"payload_signing_enabled": False},
     )
     return cast("S3Client", botocore.session.get_session().create_client("s3", config=config))
-
-
-_BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 class _BodyChunks:
@@ -133,7 +178,7 @@ class _BodyChunks:
         except StopIteration:
             self.close()
             raise
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             self.close()
             raise translate("read", self._where, exc) from exc
         return chunk
@@ -171,7 +216,7 @@ class _MultipartUpload:
                     answer = self._storage.client.create_multipart_upload(
                         Bucket=self._storage.bucket, Key=self._key
                     )
-                except _BOTO_ERRORS as exc:
+                except _client_errors() as exc:
                     self._fail("start an upload to", exc)
                 self._upload_id = answer["UploadId"]
             return self._upload_id
@@ -186,7 +231,7 @@ class _MultipartUpload:
                 PartNumber=number,
                 Body=_body(data),
             )
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             self._fail(f"upload part {number} of", exc)
         with self._lock:
             self._etags[number] = answer["ETag"]
@@ -226,7 +271,7 @@ class _MultipartUpload:
                     ]
                 },
             )
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             self._fail("write", exc)
 
     def abort(self) -> None:
@@ -237,7 +282,7 @@ class _MultipartUpload:
             self._storage.client.abort_multipart_upload(
                 Bucket=self._storage.bucket, Key=self._key, UploadId=self._upload_id
             )
-        except _BOTO_ERRORS:
+        except _client_errors():
             pass  # left for sweep_uploads
 
 
@@ -252,6 +297,7 @@ class S3Storage(PartWiseWrites):
         part_size: int = 8 * MiB,
         parallel_parts: int = 4,
         client: S3Client | None = None,
+        short_lived: bool = False,
     ) -> None:
         if part_size < 5 * MiB:
             raise ConfigurationError("S3 multipart parts must be at least 5 MiB")
@@ -260,18 +306,19 @@ class S3Storage(PartWiseWrites):
         self.part_size, self.parallel_parts = part_size, parallel_parts
         # Every object written at once shares the parts in flight (a backup writes several).
         self.upload_slots: threading.Semaphore | None = threading.BoundedSemaphore(parallel_parts)
-        self.client: S3Client = client or new_client(parallel_parts)
+        self.client: S3Client = client or new_client(parallel_parts, short_lived=short_lived)
 
     @classmethod
-    def from_url(cls, url: str) -> S3Storage:
-        """``s3://bucket[/prefix]``; ConfigurationError when there is no bucket."""
+    def from_url(cls, url: str, *, short_lived: bool = False) -> S3Storage:
+        """``s3://bucket[/prefix]``; ConfigurationError when there is no bucket. ``short_lived``:
+        see :func:`new_client`."""
         parts = urlsplit(url)
         if not parts.netloc or "@" in parts.netloc:
             raise ConfigurationError(
                 "an S3 repository is s3://bucket/prefix; credentials come from the AWS "
                 "settings (AWS_ACCESS_KEY_ID, AWS_PROFILE ...), never from the URL"
             )
-        return cls(parts.netloc, parts.path)
+        return cls(parts.netloc, parts.path, short_lived=short_lived)
 
     @property
     def location(self) -> str:
@@ -293,14 +340,14 @@ class S3Storage(PartWiseWrites):
     def get(self, key: str) -> _BodyChunks:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             raise translate("read", self._where(key), exc) from exc
         return _BodyChunks(answer["Body"], self._where(key))
 
     def stat(self, key: str) -> ObjectInfo:
         try:
             answer = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             raise translate("read", self._where(key), exc) from exc
         return ObjectInfo(key, answer["ContentLength"], answer["LastModified"])
 
@@ -309,7 +356,7 @@ class S3Storage(PartWiseWrites):
             yield from self.client.get_paginator(operation).paginate(  # type: ignore[call-overload]
                 Bucket=self.bucket, **arguments
             )
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             raise translate(action, self.location, exc) from exc
 
     def _relative(self, full: str) -> str:
@@ -349,12 +396,14 @@ class S3Storage(PartWiseWrites):
                 answer = put(Bucket=self.bucket, Key=name, Body=data, IfMatch=expected)
             else:
                 answer = put(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
-        except botocore.exceptions.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+        except _client_errors() as exc:
+            failure = _answer(exc)
+            if failure and failure[0] in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+                "NoSuchKey",
+            ):
                 return None
-            raise translate("write", self._where(key), exc) from exc
-        except botocore.exceptions.BotoCoreError as exc:
             raise translate("write", self._where(key), exc) from exc
         return str(answer["ETag"])
 
@@ -363,13 +412,13 @@ class S3Storage(PartWiseWrites):
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             return answer["Body"].read(), str(answer["ETag"]), answer["LastModified"]
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             raise translate("read", self._where(key), exc) from exc
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
-        except _BOTO_ERRORS as exc:
+        except _client_errors() as exc:
             raise translate("delete", self._where(key), exc) from exc
 
     def _abort_uploads(self, prefix: str, started_before: datetime | None) -> int:
@@ -382,7 +431,7 @@ class S3Storage(PartWiseWrites):
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
-                except _BOTO_ERRORS as exc:
+                except _client_errors() as exc:
                     raise translate("abort an upload to", upload["Key"], exc) from exc
                 aborted += 1
         return aborted
@@ -397,7 +446,7 @@ class S3Storage(PartWiseWrites):
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
-            except _BOTO_ERRORS as exc:
+            except _client_errors() as exc:
                 raise translate("delete", self._where(prefix), exc) from exc
         self._abort_uploads(prefix, None)
 

@@ -270,10 +270,11 @@ class PartWiseWrites:
         return [cast(Storage, self)]
 
 
-def open_storage(url: str | PathLike[str]) -> Storage:
+def open_storage(url: str | PathLike[str], *, short_lived: bool = False) -> Storage:
     """Open the repository at ``url``: ``s3://bucket/prefix`` (with retries of transient
-    errors), ``file:///path`` or a plain directory path. ConfigurationError for any other
-    scheme."""
+    errors; ``short_lived``: for a process making a few requests, see
+    :func:`~warroom.repository.s3.new_client`), ``file:///path`` or a plain directory path.
+    ConfigurationError for any other scheme."""
     from pathlib import Path
     from urllib.parse import unquote, urlsplit  # here: wal push imports this module
 
@@ -288,7 +289,7 @@ def open_storage(url: str | PathLike[str]) -> Storage:
         from warroom.repository.s3 import S3Storage
         from warroom.repository.wrappers import RetryStorage
 
-        return RetryStorage(S3Storage.from_url(text))
+        return RetryStorage(S3Storage.from_url(text, short_lived=short_lived))
     raise ConfigurationError(
         f"unsupported storage URL scheme {parts.scheme!r} in {text!r}; "
         "use a directory path, a file:// URL or s3://bucket/prefix"
