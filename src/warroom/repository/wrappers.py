@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import builtins
 import heapq
-import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,9 +26,17 @@ from warroom.repository.storage import (
 __all__ = ["MirrorStorage", "ReadOnlyStorage", "RetryStorage"]
 
 if TYPE_CHECKING:
+    from logging import Logger
     from threading import Semaphore
 
-log = logging.getLogger("warroom.repository")
+
+def _log() -> Logger:
+    """The repository's logger, imported when something is logged: the WAL commands run once
+    per segment, and most of them never log."""
+    import logging
+
+    return logging.getLogger("warroom.repository")
+
 T = TypeVar("T")
 
 
@@ -115,7 +122,7 @@ class RetryStorage(_Wrapper):
                     raise
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
                 delay *= 0.5 + self.jitter() / 2
-                log.warning(
+                _log().warning(
                     "%s (attempt %d of %d); trying again in %.2fs",
                     exc.message,
                     attempt,
@@ -233,10 +240,10 @@ class MirrorStorage(_Wrapper):
                 continue
             except StorageError as exc:
                 failure = failure or exc
-                log.warning("%s; trying the next copy", exc.message)
+                _log().warning("%s; trying the next copy", exc.message)
                 continue
             if number:
-                log.info("read %s from %s (copy %d)", key, member.location, number + 1)
+                _log().info("read %s from %s (copy %d)", key, member.location, number + 1)
             return result
         if failure is not None:
             raise failure
