@@ -260,10 +260,11 @@ def test_retry_retries_transient_errors_with_back_off(tmp_path: Path) -> None:
     waits: list[float] = []
     flaky = Flaky(LocalStorage(tmp_path))
     retry = RetryStorage(flaky, sleep=waits.append, jitter=lambda: 1.0)  # type: ignore[arg-type]
-    retry.put("k", [os.urandom(20 * MiB)])
+    size = 2 * retry.part_size + 1
+    retry.put("k", [os.urandom(size)])
     assert flaky.failures == 5  # begin, three parts, commit, and nothing else
     assert waits == [0.25] * 5
-    assert len(data(retry, "k")) == 20 * MiB and flaky.failures == 6 and len(waits) == 6
+    assert len(data(retry, "k")) == size and flaky.failures == 6 and len(waits) == 6
 
 
 def test_retry_gives_up_and_never_retries_permanent_errors(tmp_path: Path) -> None:
