@@ -276,10 +276,11 @@ def test_retry_retries_transient_errors_with_back_off(tmp_path: Path) -> None:
     waits: list[float] = []
     flaky = Flaky(LocalStorage(tmp_path))
     retry = RetryStorage(flaky, sleep=waits.append, jitter=lambda: 1.0)  # type: ignore[arg-type]
-    retry.put("k", [os.urandom(20 * MiB)])
+    size = 2 * retry.part_size + 1
+    retry.put("k", [os.urandom(size)])
     assert flaky.failures == 5  # begin, three parts, commit, and nothing else
     assert waits == [0.25] * 5
-    assert len(data(retry, "k")) == 20 * MiB and flaky.failures == 6 and len(waits) == 6
+    assert len(data(retry, "k")) == size and flaky.failures == 6 and len(waits) == 6
 
 
 def test_retry_gives_up_and_never_retries_permanent_errors(tmp_path: Path) -> None:
@@ -396,20 +397,32 @@ def test_objects_written_at_once_share_the_parts_in_memory(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two objects of three parts each, written at once, each allowed 3 parts in flight: at no
-    time are more than the storage's 3 upload slots of parts cut and not yet written."""
+    time are more bytes handed out and not yet written than the storage's 3 upload slots of
+    parts, plus the one chunk each writer reads ahead to tell whether a full part is the last.
+    Part 1 too is sent within its slot, not held until part 2 arrives."""
     storage = s3_storage(s3_server, monkeypatch)
     size = storage.part_size
+    chunk = size // 4
     lock = threading.Lock()
-    counts = {"cut": 0, "written": 0, "most": 0}
+    counts = {"handed": 0, "written": 0, "most": 0, "first_parts_sent": 0}
+
+    def sent(key: str) -> list[int]:
+        """The parts S3 holds of the multipart upload to ``key``."""
+        client, bucket, name = storage.client, storage.bucket, storage.object_key(key)
+        (upload,) = client.list_multipart_uploads(Bucket=bucket, Prefix=name)["Uploads"]
+        answer = client.list_parts(Bucket=bucket, Key=name, UploadId=upload["UploadId"])
+        return [part["PartNumber"] for part in answer.get("Parts", [])]
 
     class Counted:
-        def __init__(self, inner: Upload) -> None:
-            self.inner = inner
+        def __init__(self, inner: Upload, key: str) -> None:
+            self.inner, self.key = inner, key
 
         def write(self, part: Part) -> None:
             self.inner.write(part)
             with lock:
-                counts["written"] += 1
+                counts["written"] += len(part.data)
+            if part.number == 1 and 1 in sent(self.key):
+                counts["first_parts_sent"] += 1
 
         def commit(self, size: int, parts: int) -> None:
             self.inner.commit(size, parts)
@@ -419,16 +432,16 @@ def test_objects_written_at_once_share_the_parts_in_memory(
 
     class Counting(RetryStorage):
         def begin(self, key: str) -> Upload:
-            return Counted(self.inner.begin(key))
+            return Counted(self.inner.begin(key), key)
 
     counting = Counting(storage)
 
     def source(seed: bytes) -> Iterator[bytes]:
-        for _ in range(3):  # each chunk completes a part, cut as soon as it is handed out
+        for _ in range(12):
             with lock:
-                counts["cut"] += 1
-                counts["most"] = max(counts["most"], counts["cut"] - counts["written"])
-            yield seed * size
+                counts["handed"] += chunk
+                counts["most"] = max(counts["most"], counts["handed"] - counts["written"])
+            yield seed * chunk
 
     writers = [
         threading.Thread(target=counting.put, args=(f"o{n}", source(bytes([n])))) for n in (1, 2)
@@ -437,8 +450,10 @@ def test_objects_written_at_once_share_the_parts_in_memory(
         writer.start()
     for writer in writers:
         writer.join()
-    assert counts == {"cut": 6, "written": 6, "most": counts["most"]}
-    assert 1 <= counts["most"] <= storage.parallel_parts == 3
+    assert counts["handed"] == counts["written"] == 6 * size
+    assert counts["first_parts_sent"] == 2  # each part 1 was sent by its own write
+    assert size <= counts["most"] <= storage.parallel_parts * size + 2 * chunk
+    assert storage.parallel_parts == 3
     assert data(storage, "o1") == b"\x01" * 3 * size and data(storage, "o2") == b"\x02" * 3 * size
 
 

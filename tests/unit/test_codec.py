@@ -36,6 +36,19 @@ def test_round_trip_and_digests(size: int) -> None:
     decoder.check(encoder.digest.plain_sha256, encoder.digest.stored_sha256)
 
 
+def test_a_zstd_worker_hands_out_small_pieces() -> None:
+    """With a worker thread, zstd compresses 1 MiB jobs: a piece of its output is the few
+    jobs done meanwhile (it has four job slots), not one of its default jobs (8 MiB at level
+    3): that is what a writer holds at once."""
+    data = os.urandom(32 << 20)  # incompressible: a job's output is as big as the job
+    encoder = Encoder(level=3, threads=1)
+    pieces = list(encoder.encode(data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)))
+    assert max(len(piece) for piece in pieces) < 6 << 20
+    plain, decoder = _decode(b"".join(pieces), chunk=1 << 20)
+    assert plain == data
+    decoder.check(encoder.digest.plain_sha256, encoder.digest.stored_sha256)
+
+
 def test_compresses_repetitive_data() -> None:
     stored, encoder = _encode(b"row,1,some text\n" * 100_000)
     assert encoder.digest.stored_size < encoder.digest.plain_size / 20

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["ChunkReader", "Decoder", "Digest", "Encoder"]
 
 _OUT_CHUNK = 1 << 20
+# A zstd worker compresses jobs of this size. zstd's default (four windows: 8 MiB at level 3)
+# held about 40 MB of job buffers for one worker and released its output in several-MiB
+# pieces; 1 MiB jobs compress as fast and as small (measured: bench/RESULTS.md).
+_JOB_SIZE = 1 << 20
 
 
 class Digest(NamedTuple):
@@ -79,8 +83,8 @@ class Encoder:
     """Encodes one stream: ``for stored_chunk in encoder.encode(plain_chunks)``.
 
     ``digest`` is available once the returned iterator is exhausted. Compression runs on
-    ``threads`` zstd worker threads (0: in the calling thread). With ``keys`` the compressed
-    stream is encrypted under a fresh data key, bound to ``context``.
+    ``threads`` zstd worker threads (0: in the calling thread), in jobs of 1 MiB. With ``keys``
+    the compressed stream is encrypted under a fresh data key, bound to ``context``.
     """
 
     def __init__(
@@ -91,9 +95,10 @@ class Encoder:
         keys: DataKeys | None = None,
         context: bytes = b"",
     ) -> None:
-        self._compressor = zstandard.ZstdCompressor(
-            level=level, threads=threads, write_checksum=True
+        parameters = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=_JOB_SIZE if threads else 0, write_checksum=True
         )
+        self._compressor = zstandard.ZstdCompressor(compression_params=parameters)
         self._keys, self._context = keys, context
         self._digest: Digest | None = None
 

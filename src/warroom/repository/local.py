@@ -103,7 +103,10 @@ class _FileUpload:
 class LocalStorage(PartWiseWrites):
     """A repository in a local (or mounted) directory."""
 
-    part_size = 8 * MiB
+    # A part is joined from the encoder's pieces before it is written: the bigger it is, the
+    # more each writer holds (8 MiB parts cost a --jobs 1 backup 14 MB of peak RSS); pwrite
+    # is no slower in 1 MiB pieces.
+    part_size = MiB
     parallel_parts = 1  # the disk is not faster with more writers; the encoder is the work
     upload_slots = None  # one part at a time per object already
 

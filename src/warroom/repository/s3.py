@@ -8,11 +8,12 @@ credentials files. None of it is ever printed: :attr:`S3Storage.location` is the
 carry S3's error code and message only, with anything shaped like an access key id masked.
 
 Writes: an object of one part is one ``PutObject``; a larger one is a multipart upload whose
-parts are sent in parallel, visible only once ``CompleteMultipartUpload`` succeeds, and aborted
-on any failure; a killed writer's upload is what :meth:`S3Storage.sweep_uploads` aborts. The
-objects written at once share ``parallel_parts`` upload slots, so their parts in memory are at
-most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of writers.
-botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
+parts (the first one too) are sent in parallel as they are cut, visible only once
+``CompleteMultipartUpload`` succeeds, and aborted on any failure; a killed writer's upload is
+what :meth:`S3Storage.sweep_uploads` aborts. The objects written at once share
+``parallel_parts`` upload slots, and a part is held only within its slot, so their parts in
+memory are at most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of
+writers. botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
 NotFoundError; missing credentials are ConfigurationError; anything else is StorageError.
@@ -195,8 +196,9 @@ def _body(data: bytes) -> io.BytesIO:
 
 
 class _MultipartUpload:
-    """Part 1 is held back until a second part shows the object needs a multipart upload;
-    an object of one part is then a single PutObject at commit."""
+    """A part 1 that is also the ``last`` is kept for a single PutObject at commit (which
+    :func:`~warroom.repository.storage.write_stream` calls next); any other part starts (or
+    joins) a multipart upload and is sent at once, within its upload slot."""
 
     def __init__(self, storage: S3Storage, key: str) -> None:
         self._storage, self._key = storage, storage.object_key(key)
@@ -237,29 +239,17 @@ class _MultipartUpload:
             self._etags[number] = answer["ETag"]
 
     def write(self, part: Part) -> None:
-        if part.number == 1:
-            with self._lock:
-                held = self._upload_id is None
-                if held:
-                    self._first = part.data
-            if held:
-                return
+        if part.number == 1 and part.last:
+            self._first = part.data
         else:
-            with self._lock:
-                first, self._first = self._first, None
-            if first is not None:
-                self._send(1, first)
-        self._send(part.number, part.data)
+            self._send(part.number, part.data)
 
     def commit(self, size: int, parts: int) -> None:
         client, bucket = self._storage.client, self._storage.bucket
         try:
             if self._upload_id is None:
                 client.put_object(Bucket=bucket, Key=self._key, Body=_body(self._first or b""))
-                return
-            if self._first is not None:
-                self._send(1, self._first)
-                self._first = None
+                return  # _first kept: a retried commit sends it again
             client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=self._key,

@@ -63,11 +63,13 @@ class ObjectInfo(NamedTuple):
 
 
 class Part(NamedTuple):
-    """One piece of an upload: ``number`` counts from 1, ``offset`` is where it starts."""
+    """One piece of an upload: ``number`` counts from 1, ``offset`` is where it starts;
+    ``last`` when :func:`write_stream` knows no part follows (a writer may leave it False)."""
 
     number: int
     offset: int
     data: bytes
+    last: bool = False
 
 
 class ChunkStream(Protocol):
@@ -164,24 +166,36 @@ def check_key(key: str) -> None:
 
 
 def _parts(chunks: Iterable[bytes], size: int) -> Iterator[Part]:
-    """``chunks`` regrouped into parts of exactly ``size`` bytes (the last one shorter). Each
-    byte is copied once, into its part: the chunks of a part are joined when it is full (a
-    growing buffer sliced into bytes held three copies of a part at once)."""
+    """``chunks`` regrouped into parts of exactly ``size`` bytes, the last one shorter and
+    marked ``last`` (a full part waits for the next chunk, or the end, to tell). Each byte is
+    copied once, into its part, when the part is full; the generator keeps no reference to a
+    part it handed out (``ready.pop()``), so a written part is not held while the next is cut."""
     pieces: list[bytes] = []
+    ready: list[bytes] = []  # a full part whose successor is not known yet
     held = number = offset = 0
     for chunk in chunks:
+        if not chunk:
+            continue
+        if ready:
+            number += 1
+            yield Part(number, offset, ready.pop())
+            offset += size
         while held + len(chunk) >= size:
             cut = size - held
             pieces.append(chunk[:cut])
-            number += 1
-            yield Part(number, offset, b"".join(pieces))
-            pieces, held, offset = [], 0, offset + size
             chunk = chunk[cut:]
+            ready.append(b"".join(pieces))
+            pieces, held = [], 0
+            if not chunk:
+                break
+            number += 1
+            yield Part(number, offset, ready.pop())
+            offset += size
         if chunk:
             pieces.append(chunk)
             held += len(chunk)
-    if pieces or number == 0:
-        yield Part(number + 1, offset, b"".join(pieces))
+    data = ready.pop() if ready else b"".join(pieces)
+    yield Part(number + 1, offset, data, last=True)
 
 
 def _write(upload: Upload, part: Part, slots: Semaphore | None = None) -> None:
