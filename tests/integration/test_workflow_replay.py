@@ -401,6 +401,11 @@ VALUES = st.recursive(
 )
 
 
+# Hypothesis describes a strategy that retried a draw (the sets' uniqueness) in its statistics,
+# and newer releases warn that this one's description is large: a note about its own output.
+@pytest.mark.filterwarnings(
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+)
 @settings(  # derandomized: the same 60 examples every run, so a run never fails by chance
     max_examples=60,
     deadline=None,
