@@ -1,9 +1,10 @@
 """Logical restores, in parallel, into a new empty database.
 
 A restore runs the schema's pre-data section, loads the data parts ``jobs`` at a time (each
-copy part in one transaction, its tables truncated and their rows written frozen), builds each
-table's indexes and constraints as soon as its rows are in, then the rest of post-data (foreign
-keys, ...) with ``pg_restore --jobs``; last, the sequences' values are set and the materialized
+copy part in one transaction, its tables truncated and their rows written frozen), builds the
+indexes and constraints of each table that has a part of its own as soon as its rows are in,
+then the rest of post-data (the small tables' indexes, foreign keys, ...) with
+``pg_restore --jobs``; last, the sequences' values are set and the materialized
 views refreshed. Backups of manifest format 1 (table data in pg_dump archives) restore through
 ``pg_restore``. :meth:`LogicalLoad.apply_properties` gives the database the recorded
 database-level properties (comment, connection limit, privileges, settings).
@@ -256,8 +257,11 @@ class LogicalLoad(PostgresConnection):
                 else:  # a pg_dump archive: data-rest, or a data part of a format-1 backup
                     self._restore_archive(tool, common, read_part(part.name), group)
                     keys = [_table_key(part.table)] if part.table else []
-                # These tables are loaded: build their indexes and constraints while others load.
-                ready = [key for key in keys if key in early]
+                # A table with a part of its own (a big one) is loaded: build its indexes and
+                # constraints while others load. The small tables that share a part wait for the
+                # final post-data run: one more pg_restore per part, each reading the whole
+                # schema archive, cost more than their indexes (0.3 s a part with 3,000 tables).
+                ready = [key for key in keys if key in early] if len(keys) == 1 else []
                 if ready:
                     listing = Path(tmp) / f"{part.name}.list"
                     _write_listing(listing, [line for key in ready for line in early[key]])
