@@ -58,6 +58,19 @@ class Seed:
         }
         return Answer(int(status_line.split()[1]), json.loads(body) if body else None, headers)
 
+    def post_json(self, path: str, body: dict[str, Any], role: str = "admin") -> Answer:
+        """``curl -X POST -H "Content-Type: application/json" -d BODY URL``, as the spec."""
+        return self.curl(
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(body),
+            path,
+            role=role,
+        )
+
     def finished(self, answer: Answer) -> dict[str, Any]:
         """The job a 202 answer started (200: it had finished already), once it has finished."""
         assert answer.status in (200, 202), answer.body
@@ -103,30 +116,13 @@ def _rows(url: str) -> int:
 
 def test_create_workflow_checkpoint(seed: Seed) -> None:
     body = {"execution_id": "string", "step_id": "string", "state": {}, "metadata": {}}
-    answer = seed.curl(
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        json.dumps(body),
-        "/api/v1/checkpoints/workflow",
-        role="operator",
-    )
+    answer = seed.post_json("/api/v1/checkpoints/workflow", body, role="operator")
     assert answer.status == 201, answer.body
     assert answer.body["execution_id"] == "string" and answer.body["name"] == "string"
 
 
 def test_create_database_backup_with_and_without_a_name(seed: Seed) -> None:
-    named = seed.curl(
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        '{"checkpoint_name": "my-backup"}',
-        "/api/v1/checkpoints/database",
-    )
+    named = seed.post_json("/api/v1/checkpoints/database", {"checkpoint_name": "my-backup"})
     job = seed.finished(named)
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["name"] == "my-backup"
@@ -150,15 +146,7 @@ def test_list_checkpoints(seed: Seed, type_: str) -> None:
 
 def test_restore_with_no_body_restores_over_the_configured_database(seed: Seed) -> None:
     backup = seed.finished(
-        seed.curl(
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            '{"checkpoint_name": "pre-change"}',
-            "/api/v1/checkpoints/database",
-        )
+        seed.post_json("/api/v1/checkpoints/database", {"checkpoint_name": "pre-change"})
     )
     assert backup["status"] == "succeeded", backup
     with psycopg.connect(seed.database_url, autocommit=True) as conn:
@@ -184,28 +172,10 @@ def test_restore_of_an_unknown_name_is_404(seed: Seed) -> None:
 
 
 def test_restore_body_chooses_a_new_database(seed: Seed, pg_names: list[str]) -> None:
-    seed.finished(
-        seed.curl(
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            '{"checkpoint_name": "for-copy"}',
-            "/api/v1/checkpoints/database",
-        )
-    )
+    seed.finished(seed.post_json("/api/v1/checkpoints/database", {"checkpoint_name": "for-copy"}))
     pg_names.append("wrt_seed_copy")
     job = seed.finished(
-        seed.curl(
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            '{"new_db": "wrt_seed_copy"}',
-            "/api/v1/checkpoints/restore/database/for-copy",
-        )
+        seed.post_json("/api/v1/checkpoints/restore/database/for-copy", {"new_db": "wrt_seed_copy"})
     )
     assert job["status"] == "succeeded" and job["result"]["safety_backup"] is None, job
     assert _rows(pg_url("wrt_seed_copy")) == 100
