@@ -1,5 +1,5 @@
-"""What the workflow tests share: moving the catalog's time past leases, and the environment
-of a worker subprocess (tests/workflow_worker.py)."""
+"""What the workflow tests share: an engine on a test catalog, moving the catalog's time past
+leases, and the environment of a worker subprocess (tests/workflow_worker.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,22 @@ import os
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 
 from warroom.catalog import open_catalog
 from warroom.catalog.schema import workflow_executions
+from warroom.config import Settings
+from warroom.workflow import AutomationEngine
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def new_engine(tmp_path: Path, catalog_url: str, **kwargs: Any) -> AutomationEngine:
+    """An engine on ``catalog_url`` with its checkpoint directory under ``tmp_path``."""
+    settings = Settings(catalog_url=catalog_url, checkpoint_dir=tmp_path / "cp")  # type: ignore[arg-type]
+    return AutomationEngine(settings=settings, **kwargs)
 
 
 def expire_leases(catalog_url: str) -> None:

@@ -28,12 +28,11 @@ import pytest
 from sqlalchemy import update
 
 from tests.e2e.server import running_server
-from tests.workflowtools import expire_leases
+from tests.workflowtools import expire_leases, new_engine
 from warroom import AutomationEngine
 from warroom.auth import TokenStore
 from warroom.catalog import open_catalog
 from warroom.catalog.schema import workflow_steps
-from warroom.config import Settings
 from warroom.errors import ConflictError, InputError
 from warroom.workflow import Worker
 from warroom.workflow.worker import list_workers
@@ -47,14 +46,9 @@ CREATE TABLE slots (slot text NOT NULL, pid int NOT NULL);
 """
 
 
-def _engine(tmp_path: Path, catalog_url: str, **kwargs: Any) -> AutomationEngine:
-    settings = Settings(catalog_url=catalog_url, checkpoint_dir=tmp_path / "cp")  # type: ignore[arg-type]
-    return AutomationEngine(settings=settings, **kwargs)
-
-
 @pytest.fixture
 def engine(tmp_path: Path, catalog_url: str) -> Iterator[AutomationEngine]:
-    with _engine(tmp_path, catalog_url) as built:
+    with new_engine(tmp_path, catalog_url) as built:
         yield built
 
 
@@ -160,7 +154,7 @@ def test_fork_replays_the_steps_before_and_runs_the_rest(engine: AutomationEngin
 def test_sleep_records_its_wake_time(tmp_path: Path, catalog_url: str) -> None:
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     now = {"t": start}
-    with _engine(tmp_path, catalog_url, clock=lambda: now["t"]) as engine:
+    with new_engine(tmp_path, catalog_url, clock=lambda: now["t"]) as engine:
 
         @engine.workflow("nap")
         def nap() -> str:
@@ -228,7 +222,7 @@ def test_a_resumed_get_event_waits_only_until_its_recorded_deadline(
 ) -> None:
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     now = {"t": start}
-    with _engine(tmp_path, catalog_url, clock=lambda: now["t"]) as engine:
+    with new_engine(tmp_path, catalog_url, clock=lambda: now["t"]) as engine:
 
         @engine.workflow("watch")
         def watch() -> Any:
@@ -301,7 +295,7 @@ def test_waits_wake_at_once_at_a_change_made_elsewhere_on_postgresql(
 ) -> None:
     """Two engines on one catalog, whose only path to each other is PostgreSQL's NOTIFY, and
     an hour between polls: every wait here ends only because a notification came."""
-    with _engine(tmp_path, pg_db) as here, _engine(tmp_path, pg_db) as there:
+    with new_engine(tmp_path, pg_db) as here, new_engine(tmp_path, pg_db) as there:
         for engine in (here, there):
             engine.poll_interval = 3600
             engine.queue("work")

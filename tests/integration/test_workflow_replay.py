@@ -28,11 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, update
 
-from tests.workflowtools import expire_leases, worker_env
+from tests.workflowtools import expire_leases, new_engine, worker_env
 from warroom import AutomationEngine
 from warroom.catalog import open_catalog
 from warroom.catalog.schema import workflow_executions, workflow_steps
-from warroom.config import Settings
 from warroom.errors import ConflictError, InputError, UnstorableValueError
 from warroom.workflow.store import StepRow, WorkflowStore
 
@@ -43,14 +42,9 @@ class Calls(Counter[str]):
     """Side effects that prove which steps ran."""
 
 
-def _engine(tmp_path: Path, catalog_url: str, **kwargs: Any) -> AutomationEngine:
-    settings = Settings(catalog_url=catalog_url, checkpoint_dir=tmp_path / "cp")  # type: ignore[arg-type]
-    return AutomationEngine(settings=settings, **kwargs)
-
-
 @pytest.fixture
 def engine(tmp_path: Path, catalog_url: str) -> Iterator[AutomationEngine]:
-    with _engine(tmp_path, catalog_url) as built:
+    with new_engine(tmp_path, catalog_url) as built:
         yield built
 
 
@@ -218,7 +212,7 @@ def test_a_crash_in_the_middle_of_a_fan_out_resumes(tmp_path: Path, catalog_url:
     assert ran["item-3"] == 2  # killed in it, then run by the rescuer
     assert all(ran[f"item-{n}"] == 1 for n in recorded)  # recorded before the crash: once
     assert all(ran[f"item-{n}"] in (1, 2) for n in range(6))
-    with _engine(tmp_path, catalog_url) as engine:
+    with new_engine(tmp_path, catalog_url) as engine:
         assert engine.get_execution("exec-fan").result == [n * n for n in range(6)]
 
 
@@ -268,7 +262,7 @@ RICH = {
 def test_replay_keeps_types(tmp_path: Path, catalog_url: str) -> None:
     seen: list[Any] = []
     crash = {"on": True}
-    with _engine(tmp_path, catalog_url, allowed_types=[Colour, Point, Invoice]) as engine:
+    with new_engine(tmp_path, catalog_url, allowed_types=[Colour, Point, Invoice]) as engine:
 
         @engine.step()
         def load() -> dict[Any, Any]:
@@ -452,7 +446,7 @@ def _same_in(x: Any, collection: Any) -> bool:
 
 @pytest.fixture
 def typed_engine(tmp_path: Path, catalog_url: str) -> Iterator[AutomationEngine]:
-    with _engine(tmp_path, catalog_url, allowed_types=[Colour, Point, Invoice]) as engine:
+    with new_engine(tmp_path, catalog_url, allowed_types=[Colour, Point, Invoice]) as engine:
         yield engine
 
 
@@ -604,7 +598,7 @@ def test_a_worker_whose_clock_runs_ahead_cannot_take_over(tmp_path: Path, catalo
     holder = _worker(env, "run", "exec-live")
     _wait_for_log(tmp_path, "slow-start")
     ahead = datetime.now(UTC) + timedelta(seconds=35)
-    with _engine(tmp_path, catalog_url, clock=lambda: ahead, lease_seconds=30) as skewed:
+    with new_engine(tmp_path, catalog_url, clock=lambda: ahead, lease_seconds=30) as skewed:
 
         @skewed.workflow("report")
         def report(day: str) -> str:
