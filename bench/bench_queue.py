@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_workflow import DEFAULT_DBOS_PYTHON, DEFAULT_SERVER, OUT, ROOT, scratch_database
+from benchcommon import launch_dbos
 
 BENCH = Path(__file__).resolve().parent
 
@@ -154,29 +155,9 @@ def _until(condition: Any, seconds: float = 600) -> None:
 
 def bench_dbos(url: str, executions: int, steps: int, worker_concurrency: int | None) -> dict:
     """Runs inside the DBOS virtualenv (``--dbos-only``)."""
-    import logging
+    from dbos import DBOS
 
-    from dbos import DBOS, DBOSConfig
-
-    config: DBOSConfig = {
-        "name": "warroom-bench-queue",
-        "system_database_url": url,
-        "log_level": "WARNING",
-    }
-    DBOS(config=config)
-
-    @DBOS.step()
-    def step(i: int) -> dict:
-        return {"i": i}
-
-    @DBOS.workflow()
-    def ten() -> int:
-        for i in range(steps):
-            step(i)
-        return 1
-
-    DBOS.launch()
-    logging.getLogger("dbos").setLevel(logging.WARNING)
+    ten = launch_dbos("warroom-bench-queue", url, steps)
     queue = DBOS.register_queue("bench", worker_concurrency=worker_concurrency)  # defaults else
     try:
         before = load()

@@ -55,6 +55,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchcommon import launch_dbos
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -168,29 +170,9 @@ def _warroom_workflow(engine: Any, steps: int) -> Callable[[int], Any]:
 
 def bench_dbos(url: str, warmup: int, executions: int, steps: int) -> dict:
     """Runs inside the DBOS virtualenv (``--dbos-only``)."""
-    import logging
+    from dbos import DBOS
 
-    from dbos import DBOS, DBOSConfig
-
-    config: DBOSConfig = {
-        "name": "warroom-bench",
-        "system_database_url": url,
-        "log_level": "WARNING",
-    }
-    DBOS(config=config)
-
-    @DBOS.step()
-    def step(i: int) -> dict:
-        return {"i": i}
-
-    @DBOS.workflow()
-    def ten() -> int:
-        for i in range(steps):
-            step(i)
-        return 1
-
-    DBOS.launch()
-    logging.getLogger("dbos").setLevel(logging.WARNING)
+    ten = launch_dbos("warroom-bench", url, steps)
     try:
         figures = timed(lambda _i: ten(), warmup, executions, steps)
         listed = DBOS.list_workflows(limit=1, sort_desc=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -60,3 +61,30 @@ def warroom_env(repo: Path, work: Path, source: Path | None) -> tuple[dict[str, 
     package = str(Path(found).parent)
     subprocess.run([str(PYTHON), "-m", "compileall", "-q", package], check=True)
     return env, found
+
+
+def launch_dbos(name: str, url: str, steps: int) -> Callable[[], int]:
+    """Inside DBOS's own virtualenv (a benchmark's ``--dbos-only`` run): launch DBOS Transact as
+    app ``name`` with its system database at ``url``, and return the workflow the benchmarks
+    compare with warroom's, ``steps`` steps each returning a small dict. The caller ends with
+    ``DBOS.destroy()``."""
+    import logging
+
+    from dbos import DBOS, DBOSConfig
+
+    config: DBOSConfig = {"name": name, "system_database_url": url, "log_level": "WARNING"}
+    DBOS(config=config)
+
+    @DBOS.step()
+    def step(i: int) -> dict[str, int]:
+        return {"i": i}
+
+    @DBOS.workflow()
+    def ten() -> int:
+        for i in range(steps):
+            step(i)
+        return 1
+
+    DBOS.launch()
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    return ten
