@@ -7,6 +7,7 @@ auth); each test creates and drops its own database.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,15 @@ from warroom.services import Services, build_services
 from warroom.storage.local import LocalStorage
 
 PG_URL = os.environ.get("WARROOM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run started in the background of a shell without job control (``nohup ./test.sh &``)
+    inherits SIGINT ignored, and would pass it on to every program the tests start: the Ctrl-C
+    tests would hang or see nothing. Give the run Python's own handler, as a terminal would
+    (a handled signal is reset to its default in the programs it starts)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pg_url(dbname: str) -> str:
