@@ -48,7 +48,7 @@ COPY_SETTINGS = {
     "client_min_messages": "warning",
 }
 PART_TARGET_BYTES = 64 << 20
-# A restore truncates a part's tables in one transaction, holding a lock on each: a part of
+# A restore loads a part's tables in one transaction, holding a lock on each: a part of
 # thousands of empty tables would exhaust the server's lock table (max_locks_per_transaction).
 PART_MAX_TABLES = 200
 
