@@ -17,7 +17,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE
@@ -282,7 +282,8 @@ class LogicalLoad(PostgresConnection):
             run_parallel([p for p in data_parts if not p.copy], load_data, jobs, group)
             occupied.update(self._occupied_tables())
             run_parallel([p for p in data_parts if p.copy], load_data, jobs, group)
-            # The rest, in the archive's order (foreign keys after the keys they reference).
+            # The rest, in the archive's order (foreign keys after the keys they reference); no
+            # pg_restore for an empty list (it reads the whole schema archive, even for nothing).
             remaining = [e.line for e in entries if e.owner not in done and not e.last]
             last = [e.line for e in entries if e.last]
             for name, lines, parallel in (("remaining", remaining, True), ("last", last, False)):
@@ -295,10 +296,11 @@ class LogicalLoad(PostgresConnection):
                     f"--use-list={listing}",
                     str(schema_file),
                 ]
-                with self._run(tool, post_data) as proc:
+                with self._run(tool, post_data) if lines else nullcontext() as restoring:
                     if alongside is not None and parallel:
                         alongside(loaded)  # every row is in: check them while indexes build
-                    proc.check()
+                    if restoring is not None:
+                        restoring.check()
         # Last, as pg_restore does: after the indexes they use and the data they read.
         refreshed = 0
         if any(part.name == MATVIEWS_PART for part in parts):
