@@ -164,6 +164,28 @@ def test_damaged_backup_is_refused_and_target_untouched(
     assert [r.name for r in services.backups.list_backups()] == ["victim"]
 
 
+def test_the_first_damaged_part_is_the_one_reported(
+    services: Services, pg_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts are checked several at once; of two damaged ones, the error names the one the
+    manifest lists first, every time."""
+    fill_rich_database(pg_db)
+    monkeypatch.setattr(pgcopy, "PART_TARGET_BYTES", 64 << 10)
+    manifest = services.backups.create(url=pg_db, name="twice", jobs=2)
+    copy_parts = [part.name for part in manifest.parts if part.copy]
+    assert len(copy_parts) > 2
+    first, later = copy_parts[1], copy_parts[-1]
+    for part in (later, first):
+        path = services.settings.backup_dir / "database" / "twice" / part
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    for _ in range(3):
+        with pytest.raises(IntegrityError) as damaged:
+            services.backups.verify("twice")
+        assert damaged.value.details["part"] == first
+
+
 def test_missing_or_tampered_manifest(services: Services, pg_db: str) -> None:
     services.backups.create(url=pg_db, name="m")
     manifest_path = services.settings.backup_dir / manifest_key("m")
