@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.cli import cli_env, run_warroom
 from tests.e2e.inprocess import InProcessApi, in_process_api
+from warroom.database.backups import Progress
 
 VERIFY = "/api/v1/checkpoints/database/b1/verify?wait=true"
 
@@ -157,3 +158,22 @@ def _listed_copies(copies: Copies) -> dict[str, Any]:
         "GET", "/api/v1/checkpoints/list?type=database", token=copies.api.tokens["viewer"]
     ).json()
     return {row["name"]: row.get("repositories") for row in listing["checkpoints"]}
+
+
+def test_each_stage_of_the_job_counts_up_to_its_own_total(copies: Copies) -> None:
+    """The stored bytes of a copy, then its decoded bytes, each against its own total (a job's
+    percentage comes from it), copy after copy."""
+    reports: list[tuple[int, str, int | None]] = []
+    copies.api.services.backups.verify_copies(
+        "b1", progress=Progress(lambda *report: reports.append(report), interval=0)
+    )
+    manifest = copies.api.services.backups.manifest("b1")
+    peak: dict[tuple[str, int | None], int] = {}
+    for total, stage, expected in reports:
+        peak[stage, expected] = max(peak.get((stage, expected), 0), total)
+    assert peak == {
+        (f"checking b1 in {copies.primary}", manifest.size_stored): manifest.size_stored,
+        (f"verifying b1 in {copies.primary}", manifest.size_original): manifest.size_original,
+        (f"checking b1 in {copies.replica}", manifest.size_stored): manifest.size_stored,
+        (f"verifying b1 in {copies.replica}", manifest.size_original): manifest.size_original,
+    }

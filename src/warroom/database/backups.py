@@ -615,6 +615,7 @@ class BackupService:
                     )
                 progress.start(f"checking {name} in {copy.location}", manifest.size_stored)
                 self._check_copy(copy, manifest, progress)
+                progress.start(f"verifying {name} in {copy.location}", manifest.size_original)
                 read_part = self._reader(manifest, progress, source=copy)
                 for part in manifest.parts:
                     for _chunk in read_part(part.name):
