@@ -150,6 +150,8 @@ def test_the_openapi_document_names_the_fields(copies: Copies) -> None:
     verify = schemas["VerifyIn"]["properties"]
     assert verify["all_copies"]["type"] == "boolean"
     assert "every repository" in verify["all_copies"]["description"]
+    # Not both at once, in the schema too (so schema-driven clients and fuzzers know the 400).
+    assert schemas["VerifyIn"]["not"]["required"] == ["restore_test", "all_copies"]
     assert "repositories" in schemas["CheckpointOut"]["properties"]
 
 

@@ -103,6 +103,18 @@ class RestoreIn(Body):
 
 
 class VerifyIn(Body):
+    """What a verification checks; ``restore_test`` and ``all_copies`` are not asked together
+    (400), as the schema's ``not`` says."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["restore_test", "all_copies"],
+                "properties": {"restore_test": {"const": True}, "all_copies": {"const": True}},
+            }
+        },
+    )
+
     restore_test: bool = Field(
         False,
         description="Also restore into a scratch database and compare every table's row count.",
