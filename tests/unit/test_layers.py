@@ -18,7 +18,8 @@ WRAPPED = (*DOMAIN, "catalog", "repository", "storage", "codec", "wal")
 # that is no longer needed fails the test too.
 FACE_EXCEPTIONS = {
     "cli/app.py": {
-        "warroom.database.backups": "Progress: the callback the CLI's progress printer is given",
+        "warroom.database.backups": "Progress: the callback the CLI's progress printer is "
+        "given; check_verify_request: --all-copies refused with --restore-test before any file",
         "warroom.repository.layout": "validate_name: a bad name is refused before any file",
         "warroom.database.pitr": "RecoveryTarget, parsed from the --target-* options",
         "warroom.wal": "parse_lsn, checking --target-lsn",

@@ -103,7 +103,29 @@ class RestoreIn(Body):
 
 
 class VerifyIn(Body):
-    restore_test: bool = False
+    """What a verification checks; ``restore_test`` and ``all_copies`` are not asked together
+    (400), as the schema's ``not`` says."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["restore_test", "all_copies"],
+                "properties": {"restore_test": {"const": True}, "all_copies": {"const": True}},
+            }
+        },
+    )
+
+    restore_test: bool = Field(
+        False,
+        description="Also restore into a scratch database and compare every table's row count.",
+    )
+    all_copies: bool = Field(
+        False,
+        description="Check the copy in every repository (BACKUP_DIR and WARROOM_REPLICAS) on "
+        "its own, not with restore_test: the job's result lists each copy (location, state, "
+        "detail); it fails as an integrity failure when one is damaged, and fails when one is "
+        "missing or unreachable.",
+    )
 
 
 class TokenIn(Body):
@@ -155,6 +177,13 @@ class CheckpointOut(BaseModel):
     checksum: str | None
     details: dict[str, Any]
     verified_at: str | None = None
+    repositories: dict[str, str] | None = Field(
+        None,
+        description="With WARROOM_REPLICAS, a database backup's copy per repository (BACKUP_DIR "
+        "first): present (every part there with its recorded size; no byte is read), damaged, "
+        "missing or unreachable. Absent without replicas.",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class BackupBriefOut(BaseModel):

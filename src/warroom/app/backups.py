@@ -1,6 +1,7 @@
 """One database backup as a person inspects it (``GET /api/v1/checkpoints/database/{name}``
 and the web UI's backup page): its manifest summary, parts with checksums and sizes, status
-and verification history, and which database a restore over the configured one would replace."""
+and verification history, where its copies are, and which database a restore over the
+configured one would replace."""
 
 from __future__ import annotations
 
@@ -10,19 +11,34 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from warroom.errors import WarroomError
+from warroom.errors import IntegrityError, NotFoundError, WarroomError
 from warroom.services import Services
 from warroom.sources import backup_brief, group_by_source
 
-__all__ = ["backup_details", "restore_target"]
+__all__ = ["backup_copies", "backup_details", "restore_target"]
+
+
+def backup_copies(services: Services, name: str) -> dict[str, str] | None:
+    """With replicas, per repository (primary first), whether backup ``name`` is there
+    (BackupService.copies_of: sizes, no byte read; every copy ``missing`` when none has a
+    readable manifest); None without replicas. ``warroom list``'s COPIES column."""
+    copies = services.repository.storage.copies()
+    if len(copies) < 2:
+        return None
+    try:
+        return services.backups.copies_of(services.backups.manifest(name))
+    except (NotFoundError, IntegrityError):
+        return {copy.location: "missing" for copy in copies}
 
 
 def backup_details(services: Services, name: str) -> dict[str, Any]:
     """The backup ``name`` (NotFoundError when it has no manifest). ``status`` is the catalog's
     status word, ``unindexed`` when the catalog does not know the backup; ``checks`` are its
-    verification records in the repository, oldest first."""
+    verification records in the repository, oldest first; ``repositories``, with replicas
+    only, is :func:`backup_copies`."""
     manifest = services.backups.manifest(name)
     record = services.catalog.get_checkpoint("database", name)
+    copies = backup_copies(services, name)
     return {
         **manifest.summary(),
         "status": record.status if record else "unindexed",
@@ -46,6 +62,7 @@ def backup_details(services: Services, name: str) -> dict[str, Any]:
             {"result": check.result, "at": check.at.isoformat(), "detail": check.detail}
             for check in services.backups.checks(name)
         ],
+        **({"repositories": copies} if copies is not None else {}),
     }
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from warroom.database.backups import Progress
+from warroom.database.backups import Progress, check_verify_request
 from warroom.errors import ConfigurationError, ConflictError, WarroomError
 from warroom.jobs import Job, JobRunner, JobWork
 from warroom.services import Services
@@ -63,6 +63,12 @@ def _restore(services: Services, params: dict[str, Any]) -> JobWork:
 
 def _verify(services: Services, params: dict[str, Any]) -> JobWork:
     def work(progress: Progress) -> dict[str, Any]:
+        if params.get("all_copies"):  # absent from the jobs of earlier releases
+            copies = services.backups.verify_copies(params["name"], progress=progress)
+            failure = copies.failure()
+            if failure is not None:
+                raise failure
+            return copies.to_dict()
         return services.backups.verify(
             params["name"], restore_test=params["restore_test"], progress=progress
         ).to_dict()
@@ -141,12 +147,21 @@ def start_restore(
 
 
 def start_verify(
-    services: Services, runner: JobRunner, *, name: str, restore_test: bool, who: str
+    services: Services,
+    runner: JobRunner,
+    *,
+    name: str,
+    restore_test: bool,
+    all_copies: bool = False,
+    who: str,
 ) -> Job:
     """Check ``name``'s checksums (with ``restore_test``, restore it into a scratch database
-    and compare). NotFoundError for an unknown backup."""
+    and compare; with ``all_copies``, check the copy in every repository on its own: the job
+    fails unless every copy is intact, see :meth:`CopiesReport.failure`). InputError for both
+    at once, NotFoundError for an unknown backup."""
+    check_verify_request(restore_test=restore_test, all_copies=all_copies)
     services.backups.manifest(name)
-    params = {"name": name, "restore_test": restore_test}
+    params = {"name": name, "restore_test": restore_test, "all_copies": all_copies}
     return _submit(services, runner, "verify", params, who)
 
 

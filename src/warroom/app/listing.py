@@ -6,22 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from warroom.app.backups import backup_copies
 from warroom.database.verification import STATUSES
-from warroom.errors import InputError, IntegrityError, NotFoundError, WarroomError
+from warroom.errors import InputError, NotFoundError, WarroomError
 from warroom.services import Services
 from warroom.sources import backup_brief, group_by_source, source_id_of
 
 __all__ = ["CHECKPOINT_TYPES", "STATUSES", "checkpoint_listing"]
 
 CHECKPOINT_TYPES = ("workflow", "database", "deployment")
-
-
-def _copies(services: Services, name: str) -> dict[str, str]:
-    """Per repository, whether backup ``name`` is there (see BackupService.copies_of)."""
-    try:
-        return services.backups.copies_of(services.backups.manifest(name))
-    except (NotFoundError, IntegrityError):
-        return {copy.location: "missing" for copy in services.repository.storage.copies()}
 
 
 def checkpoint_listing(
@@ -66,10 +59,10 @@ def checkpoint_listing(
         for record in records
         if record.type != "database" or id(record) in kept
     ]
-    if len(services.repository.storage.copies()) > 1:  # with replicas: where each backup is
-        for row in rows:
-            if row["type"] == "database":
-                row["repositories"] = _copies(services, row["name"])
+    for row in rows:  # with replicas: where each backup is
+        copies = backup_copies(services, row["name"]) if row["type"] == "database" else None
+        if copies is not None:
+            row["repositories"] = copies
     if type_ in (None, "workflow") and not databases:
         rows += [e.checkpoint_row() for e in services.workflows.list_executions()]
     rows.sort(key=lambda row: (row["created_at"], row["name"]))

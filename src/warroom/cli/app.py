@@ -342,28 +342,24 @@ def verify(
     """Re-read every stored part and check its SHA-256 (exit 3 naming a damaged part).
     With --all-copies, check the copy in every repository (BACKUP_DIR and WARROOM_REPLICAS)
     on its own: exit 3 when one is damaged, 1 when one is missing or out of reach."""
+    from warroom.database.backups import check_verify_request
+
     _check_names(as_json, name)
-    if all_copies and restore_test:
-        with reporting_errors(as_json):
-            raise InputError(
-                "--all-copies checks the checksums of every copy; run --restore-test on its own "
-                "(it tests the first intact copy)"
-            )
+    with reporting_errors(as_json):
+        check_verify_request(restore_test=restore_test, all_copies=all_copies)
     with services_for(as_json) as services:
         progress, printer = _progress()
         if all_copies:
-            checks = services.backups.verify_copies(name, progress=progress)
+            copies = services.backups.verify_copies(name, progress=progress)
             printer.done()
             if as_json:
-                emit_json({"name": name, "copies": [check.to_dict() for check in checks]})
+                emit_json(copies.to_dict())
             else:
-                for check in checks:
+                for check in copies.copies:
                     result(f"{name} in {check.location}: {check.state} ({check.detail})")
-            states = {check.state for check in checks}
-            if "damaged" in states:
-                raise typer.Exit(3)
-            if states != {"intact"}:
-                raise typer.Exit(1)
+            failure = copies.failure()
+            if failure is not None:
+                raise typer.Exit(failure.exit_code)
             return
         report = services.backups.verify(
             name, restore_test=restore_test, url=url, jobs=jobs, progress=progress

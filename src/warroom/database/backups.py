@@ -74,7 +74,15 @@ from warroom.repository.layout import (
     validate_name,
 )
 
-__all__ = ["BackupService", "CopyCheck", "Progress", "RestoreReport", "VerifyReport"]
+__all__ = [
+    "BackupService",
+    "CopiesReport",
+    "CopyCheck",
+    "Progress",
+    "RestoreReport",
+    "VerifyReport",
+    "check_verify_request",
+]
 
 CHECKPOINT_TYPE = "database"
 CATALOG_LABEL_WIDTH = 500  # the catalog's ``source`` column: the label, for people
@@ -169,6 +177,40 @@ class CopyCheck:
 
     def to_dict(self) -> dict[str, str]:
         return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class CopiesReport:
+    """Every copy of backup ``name`` checked on its own (:meth:`BackupService.verify_copies`),
+    primary first; :meth:`failure` is the one rule of its outcome for every face."""
+
+    name: str
+    copies: list[CopyCheck]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "copies": [copy.to_dict() for copy in self.copies]}
+
+    def failure(self) -> WarroomError | None:
+        """None when every copy is intact; else an IntegrityError (exit 3, 422) when a copy is
+        damaged, or a WarroomError (exit 1) when one is missing or unreachable. Its message
+        names each copy that is not intact; ``details`` are :meth:`to_dict`."""
+        bad = [copy for copy in self.copies if copy.state != "intact"]
+        if not bad:
+            return None
+        message = f"backup {self.name!r} is not intact in every repository: " + "; ".join(
+            f"{copy.location}: {copy.state} ({copy.detail})" for copy in bad
+        )
+        damaged = any(copy.state == "damaged" for copy in bad)
+        return (IntegrityError if damaged else WarroomError)(message, **self.to_dict())
+
+
+def check_verify_request(*, restore_test: bool, all_copies: bool) -> None:
+    """InputError when a verification asks for both: a restore test reads one copy."""
+    if all_copies and restore_test:
+        raise InputError(
+            "--all-copies checks the checksums of every copy; run --restore-test on its own "
+            "(it tests the first intact copy)"
+        )
 
 
 @dataclass
@@ -579,7 +621,7 @@ class BackupService:
             states[copy.location] = state
         return states
 
-    def verify_copies(self, name: str, progress: Progress | None = None) -> list[CopyCheck]:
+    def verify_copies(self, name: str, progress: Progress | None = None) -> CopiesReport:
         """Check every copy of backup ``name`` (primary, then replicas) on its own, as
         :meth:`verify` checks the one it reads: its manifest, then every part's stored and
         decoded checksums. Nothing is recorded (the backup stays restorable from an intact
@@ -601,6 +643,7 @@ class BackupService:
                     )
                 progress.start(f"checking {name} in {copy.location}", manifest.size_stored)
                 self._check_copy(copy, manifest, progress)
+                progress.start(f"verifying {name} in {copy.location}", manifest.size_original)
                 read_part = self._reader(manifest, progress, source=copy)
                 for part in manifest.parts:
                     for _chunk in read_part(part.name):
@@ -617,7 +660,7 @@ class BackupService:
                 checks.append(CopyCheck(copy.location, "unreachable", exc.message))
             else:
                 checks.append(CopyCheck(copy.location, "intact", f"{len(manifest.parts)} parts"))
-        return checks
+        return CopiesReport(name, checks)
 
     # -- check records ----------------------------------------------------------------------
 

@@ -17,6 +17,11 @@ BADGES: dict[str, tuple[str, str]] = {
     "completed": ("○", "info"),
     "damaged": ("✖", "bad"),
     "unindexed": ("?", "warn"),
+    # a backup's copy in one repository
+    "present": ("✓", "good"),
+    "intact": ("✔", "good"),
+    "missing": ("✖", "bad"),
+    "unreachable": ("⚠", "warn"),
     # health
     "healthy": ("✔", "good"),
     "unhealthy": ("✖", "bad"),

@@ -179,9 +179,17 @@ def verify_database(
     timeout: TimeoutQuery = 300,
 ) -> JSONResponse:
     """Verify a database checkpoint's checksums (and with restore_test, restore it into a
-    scratch database and compare row counts), as a job."""
-    restore_test = bool(body and body.restore_test)
-    job = start_verify(services, runner, name=name, restore_test=restore_test, who=principal.name)
+    scratch database and compare row counts; with all_copies, check its copy in every
+    repository), as a job. 400 for restore_test with all_copies."""
+    body = body or VerifyIn()
+    job = start_verify(
+        services,
+        runner,
+        name=name,
+        restore_test=body.restore_test,
+        all_copies=body.all_copies,
+        who=principal.name,
+    )
     return job_answer(runner, job, wait, timeout)
 
 
