@@ -1,10 +1,12 @@
 """A real S3-compatible server on loopback for the tests: moto's server mode, started as a
 subprocess (``moto_server -H 127.0.0.1 -p 0``: the kernel picks a free port, and the server
 prints the one it got, which is read from its output, so no port race and no waiting loop).
+:func:`recording_proxy` puts a real HTTP proxy in front of it that records what clients send.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import subprocess
@@ -13,8 +15,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -81,3 +85,61 @@ def moto_server(environment: dict[str, str] | None = None) -> Iterator[S3Server]
             if drain is not None:
                 drain.join()
             process.stderr.close()
+
+
+class Sent(NamedTuple):
+    """One request as a client sent it: header names lower-cased."""
+
+    method: str
+    path: str  # with its query
+    headers: dict[str, str]
+    body: bytes
+
+
+@contextmanager
+def recording_proxy(server: S3Server) -> Iterator[tuple[S3Server, list[Sent]]]:
+    """A reverse proxy on loopback in front of ``server`` (the same server to its clients,
+    at another endpoint) and the list of requests sent through it, in order. Bodies of a
+    known length only (what clients send over plain HTTP)."""
+    target = urlsplit(server.endpoint)
+    sent: list[Sent] = []
+
+    class Relay(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def relay(self) -> None:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            assert "transfer-encoding" not in headers, "a chunked body: not recorded here"
+            body = self.rfile.read(int(headers.get("content-length", 0)))
+            sent.append(Sent(self.command, self.path, headers, body))
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            try:
+                forwarded = {k: v for k, v in headers.items() if k != "expect"}
+                upstream.request(self.command, self.path, body or None, forwarded)
+                answer = upstream.getresponse()
+                data = answer.read()
+            finally:
+                upstream.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("transfer-encoding", "content-length"):
+                    self.send_header(name, value)  # Connection too: it closes when moto does
+            length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = relay
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield S3Server(f"http://127.0.0.1:{proxy.server_address[1]}", server.pid), sent
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

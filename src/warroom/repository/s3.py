@@ -43,7 +43,12 @@ from warroom.errors import (
     TransientStorageError,
     WarroomError,
 )
-from warroom.repository.s3wire import S3WireConnectionError, S3WireError, wire_client
+from warroom.repository.s3wire import (
+    S3WireConnectionError,
+    S3WireError,
+    content_md5,
+    wire_client,
+)
 from warroom.repository.storage import MiB, ObjectInfo, Part, PartWiseWrites, check_key
 
 if TYPE_CHECKING:
@@ -144,7 +149,10 @@ def new_client(parallel_parts: int, *, short_lived: bool = False) -> S3Client:
     for the parts of the objects written at once. The payload is not SHA-256-signed over plain
     HTTP either, as it is not over HTTPS: each request carries a CRC32 checksum, which S3
     checks, and every object its own SHA-256 in the manifest (hashing each part twice more
-    cost a quarter of the client's CPU of an upload)."""
+    cost a quarter of the client's CPU of an upload). ``AWS_REQUEST_CHECKSUM_CALCULATION`` /
+    ``AWS_RESPONSE_CHECKSUM_VALIDATION`` (or the config file's keys) turn those checksums off
+    for servers that refuse them. A DeleteObjects also carries Content-MD5, which botocore
+    1.36 and later no longer send and which older MinIO and Ceph RGW releases require."""
     if short_lived:
         wire = wire_client()
         if wire is not None:
@@ -159,7 +167,14 @@ def new_client(parallel_parts: int, *, short_lived: bool = False) -> S3Client:
         max_pool_connections=max(10, parallel_parts * 4),
         s3={"payload_signing_enabled": False},
     )
-    return cast("S3Client", botocore.session.get_session().create_client("s3", config=config))
+    client = botocore.session.get_session().create_client("s3", config=config)
+    client.meta.events.register("before-call.s3.DeleteObjects", _add_content_md5)
+    return cast("S3Client", client)
+
+
+def _add_content_md5(params: dict[str, Any], **_: Any) -> None:
+    """botocore's hook: the Content-MD5 of a request whose body is serialized (DeleteObjects)."""
+    params["headers"]["Content-MD5"] = content_md5(params["body"])
 
 
 class _BodyChunks:
