@@ -15,8 +15,9 @@ what :meth:`S3Storage.sweep_uploads` aborts. The objects written at once share
 memory are at most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of
 writers. botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
-policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
-NotFoundError; missing credentials are ConfigurationError; anything else is StorageError.
+policy. Timeouts, throttling and 5xx answers (but 501 Not Implemented) are
+TransientStorageError; a missing key is NotFoundError; missing credentials are
+ConfigurationError; anything else is StorageError.
 
 The client is botocore's, or for a short-lived process (``wal push``, see :func:`new_client`)
 the minimal one of :mod:`warroom.repository.s3wire` when the environment allows it: the same
@@ -70,6 +71,7 @@ _TRANSIENT_CODES = {
     "500",
 }
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+_NOT_IMPLEMENTED = 501  # a call the server lacks (R2, Ceph RGW, MinIO): retrying cannot help
 _ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA)[A-Z0-9]{12,}\b")
 
 
@@ -130,7 +132,7 @@ def translate(action: str, where: str, exc: Exception) -> WarroomError:
         message = _mask(f"cannot {action} {where}: {code}: {text}".strip())
         if code in _NOT_FOUND_CODES:
             return NotFoundError(message, key=where)
-        if code in _TRANSIENT_CODES or status >= 500:
+        if code in _TRANSIENT_CODES or (status >= 500 and status != _NOT_IMPLEMENTED):
             return TransientStorageError(message, location=where)
         return StorageError(message, location=where)
     failure = _no_answer(exc)
