@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -96,20 +97,78 @@ class Sent(NamedTuple):
     body: bytes
 
 
+def self_signed(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 (key and certificate in one PEM file under ``directory``)
+    for a TLS server on loopback; clients trust it through ``AWS_CA_BUNDLE``."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    loopback = x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(loopback, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = directory / "loopback.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    return pem
+
+
 @contextmanager
-def recording_proxy(server: S3Server) -> Iterator[tuple[S3Server, list[Sent]]]:
+def recording_proxy(
+    server: S3Server, tls: Path | None = None
+) -> Iterator[tuple[S3Server, list[Sent]]]:
     """A reverse proxy on loopback in front of ``server`` (the same server to its clients,
-    at another endpoint) and the list of requests sent through it, in order. Bodies of a
-    known length only (what clients send over plain HTTP)."""
+    at another endpoint; over HTTPS with ``tls``, a :func:`self_signed` PEM file) and the list
+    of requests sent through it, in order. A body sent without a length (chunked) is recorded
+    empty and answered 400 (ChunkedBody), not relayed."""
     target = urlsplit(server.endpoint)
     sent: list[Sent] = []
 
     class Relay(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def refuse_chunked(self, headers: dict[str, str]) -> None:
+            """Read the chunked body to its end (the client is still sending), then refuse."""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                self.rfile.read(size + 2)  # the chunk and its CRLF
+            while self.rfile.readline().strip():
+                pass  # HTTP trailers, up to the blank line
+            sent.append(Sent(self.command, self.path, headers, b""))
+            body = b"<Error><Code>ChunkedBody</Code><Message>not relayed</Message></Error>"
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
         def relay(self) -> None:
             headers = {name.lower(): value for name, value in self.headers.items()}
-            assert "transfer-encoding" not in headers, "a chunked body: not recorded here"
+            if "transfer-encoding" in headers:
+                self.refuse_chunked(headers)
+                return
             body = self.rfile.read(int(headers.get("content-length", 0)))
             sent.append(Sent(self.command, self.path, headers, body))
             upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
@@ -136,10 +195,16 @@ def recording_proxy(server: S3Server) -> Iterator[tuple[S3Server, list[Sent]]]:
             pass
 
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls)
+        proxy.socket = context.wrap_socket(proxy.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     try:
-        yield S3Server(f"http://127.0.0.1:{proxy.server_address[1]}", server.pid), sent
+        yield S3Server(f"{scheme}://127.0.0.1:{proxy.server_address[1]}", server.pid), sent
     finally:
         proxy.shutdown()
         proxy.server_close()

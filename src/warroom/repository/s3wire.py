@@ -20,12 +20,12 @@ label chain without dots), HTTPS verified against the CA bundle botocore uses (c
 installed).
 
 Payloads are not SHA-256-signed (``UNSIGNED-PAYLOAD``, as botocore is configured in
-:func:`~warroom.repository.s3.new_client`): each object and part carries a CRC32 checksum S3
-checks, as botocore sends by default (``when_supported``), none with
-``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` (for servers that refuse them), as botocore
-then sends none. A DeleteObjects carries Content-MD5 and a CRC32 whatever the setting, as the
-botocore client does (:func:`~warroom.repository.s3.new_client`). Answers' checksums are not
-validated (each object's SHA-256 in the manifest is).
+:func:`~warroom.repository.s3.new_client`): the caller passes each object's and part's CRC32
+(``ChecksumCRC32``, as to botocore), sent as a header, unless
+``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` (``meta.config``, as botocore's client tells
+it). A DeleteObjects carries Content-MD5 and a CRC32 whatever the setting, as the botocore client
+does (:func:`~warroom.repository.s3.new_client`). Answers' checksums are not validated (each
+object's SHA-256 in the manifest is).
 Failures raise :class:`S3WireError` (S3's HTTP status, error code and message) or its subclass
 :class:`S3WireConnectionError` (no answer: refused, reset, timed out, cut short), which
 :func:`~warroom.repository.s3.translate` maps as it maps botocore's errors. Neither the secret,
@@ -57,6 +57,7 @@ __all__ = [
     "S3WireError",
     "WireClient",
     "content_md5",
+    "crc32",
     "wire_client",
 ]
 
@@ -143,9 +144,7 @@ def wire_client(environ: Mapping[str, str] | None = None) -> WireClient | None:
     if calculation not in _CHECKSUM_SETTINGS or validation not in _CHECKSUM_SETTINGS:
         return None  # botocore's error says what is wrong
     credentials = Credentials(access_key, secret, env.get("AWS_SESSION_TOKEN") or None)
-    return WireClient(
-        credentials, region, endpoint or None, checksums=calculation == "when_supported"
-    )
+    return WireClient(credentials, region, endpoint or None, checksums=calculation)
 
 
 def content_md5(body: bytes | memoryview) -> str:
@@ -153,10 +152,17 @@ def content_md5(body: bytes | memoryview) -> str:
     return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
-def _crc32(body: bytes | memoryview) -> dict[str, str]:
-    """The CRC32 checksum header of ``body``."""
-    crc = zlib.crc32(body).to_bytes(4, "big")
-    return {"x-amz-checksum-crc32": base64.b64encode(crc).decode()}
+def crc32(body: bytes | memoryview) -> str:
+    """The ``x-amz-checksum-crc32`` header (botocore's ``ChecksumCRC32``) of ``body``."""
+    return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+
+
+class _Config(NamedTuple):
+    request_checksum_calculation: str  # "when_supported" or "when_required"
+
+
+class _Meta(NamedTuple):
+    config: _Config
 
 
 def _signing_key(secret: str, day: str, region: str) -> bytes:
@@ -388,8 +394,8 @@ class _Paginator:
 
 
 class WireClient:
-    """The subset of botocore's S3 client that S3Storage calls, same arguments and answers;
-    ``checksums``: a CRC32 on each object and part written (see the module docstring)."""
+    """The subset of botocore's S3 client that S3Storage calls, same arguments and answers, and
+    ``meta.config.request_checksum_calculation`` (``checksums``)."""
 
     def __init__(
         self,
@@ -397,9 +403,10 @@ class WireClient:
         region: str,
         endpoint: str | None,
         *,
-        checksums: bool = True,
+        checksums: str = "when_supported",
     ) -> None:
-        self._credentials, self._region, self._checksums = credentials, region, checksums
+        self._credentials, self._region = credentials, region
+        self.meta = _Meta(_Config(checksums))
         self._endpoint: _Pool | None = None  # None: AWS, by region
         if endpoint is not None:
             parts = urlsplit(endpoint)
@@ -462,10 +469,13 @@ class WireClient:
         pool.give(connection, response)
         raise _error(response.status, data)
 
-    def _payload(self, body: bytes | BytesIO) -> tuple[bytes | memoryview, dict[str, str]]:
-        """A part's bytes (a BytesIO's without a copy) and their checksum headers."""
+    @staticmethod
+    def _payload(
+        body: bytes | BytesIO, checksum: str | None
+    ) -> tuple[bytes | memoryview, dict[str, str]]:
+        """A part's bytes (a BytesIO's without a copy) and their checksum header, if any."""
         data = body.getbuffer() if isinstance(body, BytesIO) else body
-        return data, _crc32(data) if self._checksums else {}
+        return data, {} if checksum is None else {"x-amz-checksum-crc32": checksum}
 
     def put_object(
         self,
@@ -475,8 +485,9 @@ class WireClient:
         Body: bytes | BytesIO,
         IfMatch: str | None = None,
         IfNoneMatch: str | None = None,
+        ChecksumCRC32: str | None = None,
     ) -> dict[str, Any]:
-        data, headers = self._payload(Body)
+        data, headers = self._payload(Body, ChecksumCRC32)
         if IfMatch is not None:
             headers["if-match"] = IfMatch
         if IfNoneMatch is not None:
@@ -491,9 +502,16 @@ class WireClient:
         return {"UploadId": _text(_xml(data), "UploadId")}
 
     def upload_part(
-        self, *, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes | BytesIO
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        UploadId: str,
+        PartNumber: int,
+        Body: bytes | BytesIO,
+        ChecksumCRC32: str | None = None,
     ) -> dict[str, Any]:
-        data, headers = self._payload(Body)
+        data, headers = self._payload(Body, ChecksumCRC32)
         query: dict[str, str | int | None] = {"partNumber": PartNumber, "uploadId": UploadId}
         response, _ = self._request(
             "PUT", Bucket, Key, query, headers, data, signed_payload=False
@@ -547,7 +565,7 @@ class WireClient:
         )
         quiet = "true" if Delete.get("Quiet") else "false"
         body = f"<Delete><Quiet>{quiet}</Quiet>{objects}</Delete>".encode()
-        headers = {"content-md5": content_md5(body), **_crc32(body)}
+        headers = {"content-md5": content_md5(body), "x-amz-checksum-crc32": crc32(body)}
         _, data = self._request("POST", Bucket, "", {"delete": ""}, headers, body).read()
         errors = [
             {"Key": _text(item, "Key"), "Code": _text(item, "Code")}
