@@ -118,7 +118,7 @@ def test_delete_objects_carries_content_md5(
     client: str,
     calculation: str,
 ) -> None:
-    """Older MinIO and Ceph RGW refuse a DeleteObjects without Content-MD5 (MissingContentMD5),
+    """Older MinIO releases refuse a DeleteObjects without Content-MD5 (MissingContentMD5),
     which botocore 1.36+ no longer sends; both clients send it, and botocore's CRC32."""
     server, sent = proxied
     s3 = storage(server, client, monkeypatch, AWS_REQUEST_CHECKSUM_CALCULATION=calculation)

@@ -161,8 +161,8 @@ def new_client(parallel_parts: int, *, short_lived: bool = False) -> S3Client:
     (hashing each part twice more cost a quarter of the client's CPU of an upload).
     ``AWS_REQUEST_CHECKSUM_CALCULATION`` / ``AWS_RESPONSE_CHECKSUM_VALIDATION`` (or the config
     file's keys) turn those checksums off for servers that refuse them. A DeleteObjects also
-    carries Content-MD5, which botocore 1.36 and later no longer send and which older MinIO and
-    Ceph RGW releases require."""
+    carries Content-MD5, which botocore 1.36 and later no longer send and which older MinIO
+    releases require."""
     if short_lived:
         wire = wire_client()
         if wire is not None:
