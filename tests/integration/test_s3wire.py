@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -155,10 +156,12 @@ def test_missing_bucket_and_missing_object(s3_server: S3Server) -> None:
 class Unavailable(BaseHTTPRequestHandler):
     """Answers every request as an overloaded S3 does: 503 SlowDown."""
 
+    status, code, message = 503, "SlowDown", "Reduce your request rate."
+
     def answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
-        self.send_response(503)
+        body = f"<Error><Code>{self.code}</Code><Message>{self.message}</Message></Error>".encode()
+        self.send_response(self.status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -170,14 +173,29 @@ class Unavailable(BaseHTTPRequestHandler):
         pass
 
 
-def test_unavailable_and_unreachable_servers_are_transient() -> None:
-    """moto cannot be made to answer 503 on demand: a real HTTP server on loopback that
-    always does stands in for an overloaded S3."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+class Unimplemented(Unavailable):
+    """Answers as R2 or Ceph RGW answer a call they do not implement: 501 NotImplemented."""
+
+    status, code, message = 501, "NotImplemented", "Not implemented."
+
+
+@contextmanager
+def answering(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on loopback answering with ``handler``; its endpoint."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_unavailable_and_unreachable_servers_are_transient() -> None:
+    """moto cannot be made to answer 503 on demand: a real HTTP server on loopback that
+    always does stands in for an overloaded S3."""
+    with answering(Unavailable) as endpoint:
         storage = S3Storage("b", "r", client=wire({**ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}))
         for call in (lambda: storage.put("k", [b"v"]), lambda: storage.get("k")):
             with pytest.raises(TransientStorageError, match="SlowDown"):
@@ -188,15 +206,32 @@ def test_unavailable_and_unreachable_servers_are_transient() -> None:
         with pytest.raises(TransientStorageError):
             RetryStorage(storage, sleep=sleeps.append).put("k", [b"v"])
         assert sleeps  # the retry wrapper tried again
-    finally:
-        server.shutdown()
-        server.server_close()
     with socket.socket() as probe:  # a port nothing listens on any more
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     refused = {**ENVIRONMENT, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     with pytest.raises(TransientStorageError, match="ConnectionRefusedError"):
         S3Storage("b", "r", client=wire(refused)).put("k", [b"v"])
+
+
+@pytest.mark.parametrize("minimal", [False, True])
+def test_an_unimplemented_call_is_permanent(
+    monkeypatch: pytest.MonkeyPatch, minimal: bool
+) -> None:
+    """A 501 is no passing fault: the retry wrapper gives up at once, with S3's word."""
+    with answering(Unimplemented) as endpoint:
+        environment = {**ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        storage = S3Storage("b", "r", client=wire(environment) if minimal else None)
+        for call in (lambda: storage.put("k", [b"v"]), lambda: storage.stat("k")):
+            with pytest.raises(StorageError, match="NotImplemented|501") as raised:
+                call()
+            assert not isinstance(raised.value, TransientStorageError)
+        sleeps: list[float] = []
+        with pytest.raises(StorageError, match="NotImplemented"):
+            RetryStorage(storage, sleep=sleeps.append).put("k", [b"v"])
+        assert sleeps == []
 
 
 def wal(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

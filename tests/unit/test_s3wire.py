@@ -58,6 +58,8 @@ def no_aws_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         {"AWS_ENDPOINT_URL": "https://gateway.internal/s3"},  # an endpoint with a path
         {"AWS_REGION": "", "AWS_DEFAULT_REGION": ""},  # botocore would find the region
         {"AWS_SECRET_ACCESS_KEY": ""},  # credentials from elsewhere
+        {"AWS_REQUEST_CHECKSUM_CALCULATION": "never"},  # botocore's error says what is wrong
+        {"AWS_RESPONSE_CHECKSUM_VALIDATION": "sometimes"},
     ],
 )
 def test_botocore_whenever_the_environment_asks_for_more(extra: dict[str, str]) -> None:

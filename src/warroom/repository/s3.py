@@ -15,8 +15,9 @@ what :meth:`S3Storage.sweep_uploads` aborts. The objects written at once share
 memory are at most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of
 writers. botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
-policy. Timeouts, throttling and 5xx answers are TransientStorageError; a missing key is
-NotFoundError; missing credentials are ConfigurationError; anything else is StorageError.
+policy. Timeouts, throttling and 5xx answers (but 501 Not Implemented) are
+TransientStorageError; a missing key is NotFoundError; missing credentials are
+ConfigurationError; anything else is StorageError.
 
 The client is botocore's, or for a short-lived process (``wal push``, see :func:`new_client`)
 the minimal one of :mod:`warroom.repository.s3wire` when the environment allows it: the same
@@ -33,7 +34,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict, cast
 from urllib.parse import urlsplit
 
 from warroom.errors import (
@@ -43,7 +44,13 @@ from warroom.errors import (
     TransientStorageError,
     WarroomError,
 )
-from warroom.repository.s3wire import S3WireConnectionError, S3WireError, wire_client
+from warroom.repository.s3wire import (
+    S3WireConnectionError,
+    S3WireError,
+    content_md5,
+    crc32,
+    wire_client,
+)
 from warroom.repository.storage import MiB, ObjectInfo, Part, PartWiseWrites, check_key
 
 if TYPE_CHECKING:
@@ -65,7 +72,14 @@ _TRANSIENT_CODES = {
     "500",
 }
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+_NOT_IMPLEMENTED = 501  # a call the server lacks (R2, Ceph RGW, MinIO): retrying cannot help
 _ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA)[A-Z0-9]{12,}\b")
+
+
+class Checksum(TypedDict, total=False):
+    """The checksum argument of a PutObject or UploadPart (see :meth:`S3Storage.checksum`)."""
+
+    ChecksumCRC32: str
 
 
 def _mask(text: str) -> str:
@@ -125,7 +139,7 @@ def translate(action: str, where: str, exc: Exception) -> WarroomError:
         message = _mask(f"cannot {action} {where}: {code}: {text}".strip())
         if code in _NOT_FOUND_CODES:
             return NotFoundError(message, key=where)
-        if code in _TRANSIENT_CODES or status >= 500:
+        if code in _TRANSIENT_CODES or (status >= 500 and status != _NOT_IMPLEMENTED):
             return TransientStorageError(message, location=where)
         return StorageError(message, location=where)
     failure = _no_answer(exc)
@@ -142,9 +156,13 @@ def new_client(parallel_parts: int, *, short_lived: bool = False) -> S3Client:
     Otherwise botocore's (boto3's session would load s3transfer too, a third of the start-up
     of ``wal push``). No retries of its own (see the module docstring); connections enough
     for the parts of the objects written at once. The payload is not SHA-256-signed over plain
-    HTTP either, as it is not over HTTPS: each request carries a CRC32 checksum, which S3
-    checks, and every object its own SHA-256 in the manifest (hashing each part twice more
-    cost a quarter of the client's CPU of an upload)."""
+    HTTP either, as it is not over HTTPS: each object and part carries a CRC32 checksum, which
+    S3 checks (:meth:`S3Storage.checksum`), and every object its own SHA-256 in the manifest
+    (hashing each part twice more cost a quarter of the client's CPU of an upload).
+    ``AWS_REQUEST_CHECKSUM_CALCULATION`` / ``AWS_RESPONSE_CHECKSUM_VALIDATION`` (or the config
+    file's keys) turn those checksums off for servers that refuse them. A DeleteObjects also
+    carries Content-MD5, which botocore 1.36 and later no longer send and which older MinIO
+    releases require."""
     if short_lived:
         wire = wire_client()
         if wire is not None:
@@ -159,7 +177,14 @@ def new_client(parallel_parts: int, *, short_lived: bool = False) -> S3Client:
         max_pool_connections=max(10, parallel_parts * 4),
         s3={"payload_signing_enabled": False},
     )
-    return cast("S3Client", botocore.session.get_session().create_client("s3", config=config))
+    client = botocore.session.get_session().create_client("s3", config=config)
+    client.meta.events.register("before-call.s3.DeleteObjects", _add_content_md5)
+    return cast("S3Client", client)
+
+
+def _add_content_md5(params: dict[str, Any], **_: Any) -> None:
+    """botocore's hook: the Content-MD5 of a request whose body is serialized (DeleteObjects)."""
+    params["headers"]["Content-MD5"] = content_md5(params["body"])
 
 
 class _BodyChunks:
@@ -232,6 +257,7 @@ class _MultipartUpload:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=_body(data),
+                **self._storage.checksum(data),
             )
         except _client_errors() as exc:
             self._fail(f"upload part {number} of", exc)
@@ -248,7 +274,10 @@ class _MultipartUpload:
         client, bucket = self._storage.client, self._storage.bucket
         try:
             if self._upload_id is None:
-                client.put_object(Bucket=bucket, Key=self._key, Body=_body(self._first or b""))
+                first = self._first or b""
+                client.put_object(
+                    Bucket=bucket, Key=self._key, Body=_body(first), **self._storage.checksum(first)
+                )
                 return  # _first kept: a retried commit sends it again
             client.complete_multipart_upload(
                 Bucket=bucket,
@@ -297,6 +326,8 @@ class S3Storage(PartWiseWrites):
         # Every object written at once shares the parts in flight (a backup writes several).
         self.upload_slots: threading.Semaphore | None = threading.BoundedSemaphore(parallel_parts)
         self.client: S3Client = client or new_client(parallel_parts, short_lived=short_lived)
+        setting = self.client.meta.config.request_checksum_calculation  # type: ignore[attr-defined]
+        self._checksums = setting == "when_supported"  # botocore's stubs predate the setting
 
     @classmethod
     def from_url(cls, url: str, *, short_lived: bool = False) -> S3Storage:
@@ -323,6 +354,13 @@ class S3Storage(PartWiseWrites):
 
     def _where(self, key: str) -> str:
         return f"{self.location}/{key}"
+
+    def checksum(self, data: bytes) -> Checksum:
+        """The checksum argument of a PutObject or UploadPart of ``data``: its CRC32, sent as a
+        header with the body's length, unless the checksum setting is ``when_required``.
+        botocore would send its own over HTTPS as an aws-chunked trailer, without a
+        Content-Length, which Ceph RGW releases refuse (MissingContentLength)."""
+        return Checksum(ChecksumCRC32=crc32(data)) if self._checksums else Checksum()
 
     def begin(self, key: str) -> _MultipartUpload:
         return _MultipartUpload(self, key)
@@ -380,12 +418,12 @@ class S3Storage(PartWiseWrites):
         """Store ``data`` as ``key`` only if the object's ETag is still ``expected`` (None: only
         if there is no such object), atomically (S3 conditional writes); return the new ETag,
         or None when the condition failed."""
-        put, name = self.client.put_object, self.object_key(key)
+        put, name, checksum = self.client.put_object, self.object_key(key), self.checksum(data)
         try:
             if expected:
-                answer = put(Bucket=self.bucket, Key=name, Body=data, IfMatch=expected)
+                answer = put(Bucket=self.bucket, Key=name, Body=data, IfMatch=expected, **checksum)
             else:
-                answer = put(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+                answer = put(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*", **checksum)
         except _client_errors() as exc:
             failure = _answer(exc)
             if failure and failure[0] in (

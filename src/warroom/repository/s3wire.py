@@ -8,17 +8,24 @@ is one S3 backend whichever client it is given (the conformance suite runs over 
 It is used only when it can do exactly what botocore would (:func:`wire_client`), that is when
 the environment holds static credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 optionally ``AWS_SESSION_TOKEN``), a region (``AWS_REGION`` or ``AWS_DEFAULT_REGION``) and
-optionally ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, and nothing else botocore would
-honour: any other ``AWS_*`` variable (``AWS_PROFILE``, ``AWS_CONFIG_FILE``, web identity,
-container credentials, FIPS or dual-stack endpoints ...), an AWS config file (~/.aws/config:
-profiles, SSO, endpoint or addressing settings), a proxy variable, ``AWS_CA_BUNDLE`` with an
-HTTPS endpoint, plain HTTP to anything but loopback, or an endpoint with a path. Otherwise the
-caller uses botocore. Addressing is botocore's: path-style on a configured endpoint,
-virtual-host style on AWS (path-style for a bucket name that is not one DNS label chain
-without dots), HTTPS verified against the CA bundle botocore uses (certifi's when installed).
+optionally ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` and the checksum settings
+(``AWS_REQUEST_CHECKSUM_CALCULATION``, ``AWS_RESPONSE_CHECKSUM_VALIDATION``), and nothing else
+botocore would honour: any other ``AWS_*`` variable (``AWS_PROFILE``, ``AWS_CONFIG_FILE``, web
+identity, container credentials, FIPS or dual-stack endpoints ...), an AWS config file
+(~/.aws/config: profiles, SSO, endpoint or addressing settings), a proxy variable,
+``AWS_CA_BUNDLE`` with an HTTPS endpoint, plain HTTP to anything but loopback, or an endpoint
+with a path. Otherwise the caller uses botocore. Addressing is botocore's: path-style on a
+configured endpoint, virtual-host style on AWS (path-style for a bucket name that is not one DNS
+label chain without dots), HTTPS verified against the CA bundle botocore uses (certifi's when
+installed).
 
 Payloads are not SHA-256-signed (``UNSIGNED-PAYLOAD``, as botocore is configured in
-:func:`~warroom.repository.s3.new_client`): each object carries a CRC32 checksum S3 checks.
+:func:`~warroom.repository.s3.new_client`): the caller passes each object's and part's CRC32
+(``ChecksumCRC32``, as to botocore), sent as a header, unless
+``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` (``meta.config``, as botocore's client tells
+it). A DeleteObjects carries Content-MD5 and a CRC32 whatever the setting, as the botocore client
+does (:func:`~warroom.repository.s3.new_client`). Answers' checksums are not validated (each
+object's SHA-256 in the manifest is).
 Failures raise :class:`S3WireError` (S3's HTTP status, error code and message) or its subclass
 :class:`S3WireConnectionError` (no answer: refused, reset, timed out, cut short), which
 :func:`~warroom.repository.s3.translate` maps as it maps botocore's errors. Neither the secret,
@@ -45,7 +52,14 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-__all__ = ["S3WireConnectionError", "S3WireError", "WireClient", "wire_client"]
+__all__ = [
+    "S3WireConnectionError",
+    "S3WireError",
+    "WireClient",
+    "content_md5",
+    "crc32",
+    "wire_client",
+]
 
 TIMEOUT = 60.0  # seconds to connect and between bytes, as botocore's defaults
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -58,7 +72,10 @@ _ALLOWED = {
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_CA_BUNDLE",  # checked below: it changes nothing over plain HTTP
+    "AWS_REQUEST_CHECKSUM_CALCULATION",  # checked below, as the next one
+    "AWS_RESPONSE_CHECKSUM_VALIDATION",
 }
+_CHECKSUM_SETTINGS = ("when_supported", "when_required")  # botocore's values, any case
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _PROXIES = {"http_proxy", "https_proxy", "all_proxy"}
 
@@ -122,8 +139,30 @@ def wire_client(environ: Mapping[str, str] | None = None) -> WireClient | None:
         secure = True
     if secure and env.get("AWS_CA_BUNDLE"):
         return None
+    calculation = env.get("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported").lower()
+    validation = env.get("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_supported").lower()
+    if calculation not in _CHECKSUM_SETTINGS or validation not in _CHECKSUM_SETTINGS:
+        return None  # botocore's error says what is wrong
     credentials = Credentials(access_key, secret, env.get("AWS_SESSION_TOKEN") or None)
-    return WireClient(credentials, region, endpoint or None)
+    return WireClient(credentials, region, endpoint or None, checksums=calculation)
+
+
+def content_md5(body: bytes | memoryview) -> str:
+    """The Content-MD5 header of ``body``."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+
+
+def crc32(body: bytes | memoryview) -> str:
+    """The ``x-amz-checksum-crc32`` header (botocore's ``ChecksumCRC32``) of ``body``."""
+    return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+
+
+class _Config(NamedTuple):
+    request_checksum_calculation: str  # "when_supported" or "when_required"
+
+
+class _Meta(NamedTuple):
+    config: _Config
 
 
 def _signing_key(secret: str, day: str, region: str) -> bytes:
@@ -355,10 +394,19 @@ class _Paginator:
 
 
 class WireClient:
-    """The subset of botocore's S3 client that S3Storage calls, same arguments and answers."""
+    """The subset of botocore's S3 client that S3Storage calls, same arguments and answers, and
+    ``meta.config.request_checksum_calculation`` (``checksums``)."""
 
-    def __init__(self, credentials: Credentials, region: str, endpoint: str | None) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        region: str,
+        endpoint: str | None,
+        *,
+        checksums: str = "when_supported",
+    ) -> None:
         self._credentials, self._region = credentials, region
+        self.meta = _Meta(_Config(checksums))
         self._endpoint: _Pool | None = None  # None: AWS, by region
         if endpoint is not None:
             parts = urlsplit(endpoint)
@@ -422,11 +470,12 @@ class WireClient:
         raise _error(response.status, data)
 
     @staticmethod
-    def _payload(body: bytes | BytesIO) -> tuple[bytes | memoryview, dict[str, str]]:
-        """A part's bytes (a BytesIO's without a copy) and their CRC32 header."""
+    def _payload(
+        body: bytes | BytesIO, checksum: str | None
+    ) -> tuple[bytes | memoryview, dict[str, str]]:
+        """A part's bytes (a BytesIO's without a copy) and their checksum header, if any."""
         data = body.getbuffer() if isinstance(body, BytesIO) else body
-        crc = zlib.crc32(data).to_bytes(4, "big")
-        return data, {"x-amz-checksum-crc32": base64.b64encode(crc).decode()}
+        return data, {} if checksum is None else {"x-amz-checksum-crc32": checksum}
 
     def put_object(
         self,
@@ -436,8 +485,9 @@ class WireClient:
         Body: bytes | BytesIO,
         IfMatch: str | None = None,
         IfNoneMatch: str | None = None,
+        ChecksumCRC32: str | None = None,
     ) -> dict[str, Any]:
-        data, headers = self._payload(Body)
+        data, headers = self._payload(Body, ChecksumCRC32)
         if IfMatch is not None:
             headers["if-match"] = IfMatch
         if IfNoneMatch is not None:
@@ -452,9 +502,16 @@ class WireClient:
         return {"UploadId": _text(_xml(data), "UploadId")}
 
     def upload_part(
-        self, *, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes | BytesIO
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        UploadId: str,
+        PartNumber: int,
+        Body: bytes | BytesIO,
+        ChecksumCRC32: str | None = None,
     ) -> dict[str, Any]:
-        data, headers = self._payload(Body)
+        data, headers = self._payload(Body, ChecksumCRC32)
         query: dict[str, str | int | None] = {"partNumber": PartNumber, "uploadId": UploadId}
         response, _ = self._request(
             "PUT", Bucket, Key, query, headers, data, signed_payload=False
@@ -508,10 +565,8 @@ class WireClient:
         )
         quiet = "true" if Delete.get("Quiet") else "false"
         body = f"<Delete><Quiet>{quiet}</Quiet>{objects}</Delete>".encode()
-        md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-        _, data = self._request(
-            "POST", Bucket, "", {"delete": ""}, {"content-md5": md5}, body
-        ).read()
+        headers = {"content-md5": content_md5(body), "x-amz-checksum-crc32": crc32(body)}
+        _, data = self._request("POST", Bucket, "", {"delete": ""}, headers, body).read()
         errors = [
             {"Key": _text(item, "Key"), "Code": _text(item, "Code")}
             for item in _xml(data).findall("Error")
