@@ -138,12 +138,13 @@ def self_signed(directory: Path) -> Path:
 
 @contextmanager
 def recording_proxy(
-    server: S3Server, tls: Path | None = None
+    server: S3Server, tls: Path | None = None, ignored: frozenset[str] = frozenset()
 ) -> Iterator[tuple[S3Server, list[Sent]]]:
     """A reverse proxy on loopback in front of ``server`` (the same server to its clients,
     at another endpoint; over HTTPS with ``tls``, a :func:`self_signed` PEM file) and the list
     of requests sent through it, in order. A body sent without a length (chunked) is recorded
-    empty and answered 400 (ChunkedBody), not relayed."""
+    empty and answered 400 (ChunkedBody), not relayed. The ``ignored`` headers (lower-case
+    names) are recorded but not relayed: a server that does not know them."""
     target = urlsplit(server.endpoint)
     sent: list[Sent] = []
 
@@ -173,7 +174,9 @@ def recording_proxy(
             sent.append(Sent(self.command, self.path, headers, body))
             upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             try:
-                forwarded = {k: v for k, v in headers.items() if k != "expect"}
+                forwarded = {
+                    k: v for k, v in headers.items() if k != "expect" and k not in ignored
+                }
                 upstream.request(self.command, self.path, body or None, forwarded)
                 answer = upstream.getresponse()
                 data = answer.read()

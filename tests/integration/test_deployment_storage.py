@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3server import ENVIRONMENT, S3Server
+from tests.s3server import ENVIRONMENT, S3Server, recording_proxy
 from warroom.catalog import open_catalog
 from warroom.config import Settings
 from warroom.config.deployment import DeploymentConfig
@@ -97,3 +97,19 @@ def test_encryption_must_match_the_configuration(tmp_path: Path, aws: S3Server) 
     assert result.status == "failed" and result.message.startswith(f"BACKUP_DIR {encrypted}:")
     result = _storage_check(tmp_path, backup_dir=plain, encryption_key_file=key)
     assert result.status == "failed" and "holds unencrypted objects" in result.message
+
+
+def test_a_server_that_ignores_conditional_writes_fails_the_check(
+    tmp_path: Path, aws: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """warroom's locks on S3 are conditional writes: behind a server that drops If-None-Match
+    and If-Match (as old S3-compatible servers do), two takers would both hold a lock."""
+    bucket = aws.new_bucket()
+    with recording_proxy(aws, ignored=frozenset({"if-none-match", "if-match"})) as (proxy, _):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        result = _storage_check(tmp_path, backup_dir=f"s3://{bucket}/repo")
+    assert result.status == "failed"
+    assert result.message.startswith(f"BACKUP_DIR s3://{bucket}/repo: the locks of ")
+    assert "ignores conditional writes (If-None-Match)" in result.message
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    assert list(S3Storage(bucket, "repo").list()) == []  # no probe or lease left behind

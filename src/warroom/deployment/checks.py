@@ -36,6 +36,7 @@ from warroom.config.deployment import CommandConfig, DeploymentConfig, FileConfi
 from warroom.database import Source, open_database
 from warroom.errors import WarroomError
 from warroom.redact import redact_url
+from warroom.repository.locks import probe_locks
 from warroom.repository.objects import probe_repository
 from warroom.sources import group_by_source
 
@@ -386,9 +387,12 @@ def _alembic_revisions(ini: Path, url: str) -> tuple[list[str], list[str]]:
 
 def _object_store_problem(label: str, location: str, ctx: CheckContext) -> str | None:
     """Why the object store at ``location`` cannot be used as configured, or None: reached,
-    written (a probe object, deleted at once) and encrypted exactly when a key is set."""
+    written (a probe object, deleted at once) and encrypted exactly when a key is set; for
+    BACKUP_DIR, whose locks live there, a lock held keeps a second taker out."""
     try:
         probe_repository(location, ctx.settings.master_keys())
+        if label == "BACKUP_DIR":
+            probe_locks(location)
     except WarroomError as exc:
         return f"{label} {location}: {exc.message}"
     return None

@@ -28,14 +28,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from warroom.errors import ConflictError, NotFoundError, WarroomError
+from warroom.errors import ConfigurationError, ConflictError, NotFoundError, WarroomError
 from warroom.locks import hold_lock, lock_file_name, try_lock
 from warroom.repository.layout import LOCAL_LOCKS, lease_key
 
 if TYPE_CHECKING:
     from warroom.repository.s3 import S3Storage
 
-__all__ = ["FileLocker", "LeaseLocker", "Locker", "open_locker"]
+__all__ = ["FileLocker", "LeaseLocker", "Locker", "open_locker", "probe_locks"]
 
 
 class Locker(Protocol):
@@ -171,3 +171,23 @@ def open_locker(location: str | Path) -> Locker:
 
         return LeaseLocker(S3Storage.from_url(text))
     return FileLocker(Path(text) / LOCAL_LOCKS)
+
+
+PROBE_LOCK = "probe:locks"
+
+
+def probe_locks(location: str | Path) -> None:
+    """ConfigurationError unless a lock held on the repository at ``location`` keeps a second
+    taker out, as every lock of warroom relies on: an S3 server that ignores conditional writes
+    (``If-None-Match``) would let both in, and two backups or cleanups would run at once. The
+    probe lock is released at once (a lease leaves no object behind)."""
+    locker = open_locker(location)
+    with locker.hold(PROBE_LOCK, "a check of the repository's locks", wait_seconds=30):
+        with locker.try_hold(PROBE_LOCK) as taken:
+            if taken:
+                raise ConfigurationError(
+                    f"the locks of {location} do not keep a second taker out: its S3 server "
+                    "ignores conditional writes (If-None-Match), on which warroom's locks "
+                    "rest; use a server that honours them (AWS S3, Cloudflare R2, Ceph RGW, "
+                    "a recent MinIO)"
+                )
