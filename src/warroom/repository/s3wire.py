@@ -41,9 +41,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
-from xml.etree import ElementTree
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree
 
 __all__ = ["S3WireConnectionError", "S3WireError", "WireClient", "wire_client"]
 
@@ -61,6 +63,8 @@ _ALLOWED = {
 }
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _PROXIES = {"http_proxy", "https_proxy", "all_proxy"}
+_ERROR_FIELD = re.compile(rb"<(Code|Message)>([^<]*)</\1>")
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 
 
 class S3WireError(Exception):
@@ -185,6 +189,10 @@ def _query(arguments: Mapping[str, str | int | None]) -> str:
 
 
 def _xml(data: bytes) -> ElementTree.Element:
+    """The XML document ``data``, without S3's namespace (``xml.etree`` is imported here: only
+    listings and multipart uploads need it, not a push's requests)."""
+    from xml.etree import ElementTree
+
     root = ElementTree.fromstring(data)
     for element in root.iter():
         element.tag = element.tag.rpartition("}")[2]  # S3's namespace
@@ -199,18 +207,26 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _unescape(text: str) -> str:
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text
+
+
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _error(status: int, data: bytes) -> S3WireError:
-    if data.strip():
-        try:
-            root = _xml(data)
-        except ElementTree.ParseError:
-            pass
-        else:
-            return S3WireError(status, _text(root, "Code") or str(status), _text(root, "Message"))
+    """The error of an answer ``status`` with body ``data``. S3's error document is flat
+    (``<Error><Code>...</Code><Message>...</Message>...</Error>``): its two fields are read
+    without ``xml.etree``, whose import cost 2 ms of each push that finds no record."""
+    fields = {
+        name.decode(): _unescape(value.decode(errors="replace"))
+        for name, value in _ERROR_FIELD.findall(data)
+    }
+    if fields:
+        return S3WireError(status, fields.get("Code") or str(status), fields.get("Message", ""))
     return S3WireError(status, str(status), http.client.responses.get(status, ""))
 
 
