@@ -47,7 +47,7 @@ HISTORY_NAME = re.compile(r"^[0-9A-F]{8}\.history$")
 SEGMENT_SIZE = 16 * 1024 * 1024
 CHUNK = 1 << 20
 MAX_RECORD = 1 << 16
-PUSH_THREADS = 1
+PUSH_THREADS = 2  # zstd workers; measured: bench/RESULTS.md, branch walpush
 
 
 def segment_lsn_range(name: str, segment_size: int = SEGMENT_SIZE) -> tuple[int, int]:
