@@ -13,8 +13,13 @@ only read; each restore goes to a new database, dropped at once) or a table made
 ``generate_series`` (``--rows``, about 100 bytes a row) for quick iterations. Not a test: run by
 hand, figures into bench/RESULTS.md.
 
+With ``--wal-only`` only the ``wal push`` series runs (no database is needed); ``--wal-from
+DIR`` pushes copies of the WAL segments in DIR (e.g. real ones, from a cluster's pg_wal) in
+turn instead of the generated ones (1 MiB random, 15 MiB zeros).
+
     .venv/bin/python bench/bench_repository.py --rows 1000000 --rounds 2
     .venv/bin/python bench/bench_repository.py --db warroom_bench --rounds 2
+    .venv/bin/python bench/bench_repository.py --wal-only --segments 30 --wal-from DIR
 """
 
 from __future__ import annotations
@@ -136,16 +141,23 @@ def measure(label: str, env: dict[str, str], source: str, rounds: int) -> dict[s
     }
 
 
-def wal_push_ms(targets: dict[str, dict[str, str]], work: Path, segments: int) -> dict[str, float]:
+def wal_push_ms(
+    targets: dict[str, dict[str, str]], work: Path, segments: int, source: Path | None
+) -> dict[str, float]:
     """The median milliseconds of ``warroom wal push`` of ``segments`` 16 MiB segments to each
-    target; the targets take turns, segment by segment, so a change of the machine's load
-    (other users share it) falls on all of them alike."""
+    target (copies of those in ``source``, in turn, or generated ones); the targets take turns,
+    segment by segment, so a change of the machine's load (other users share it) falls on all
+    of them alike."""
     times: dict[str, list[float]] = {label: [] for label in targets}
+    found = sorted(path for path in source.iterdir() if path.is_file()) if source else []
     for number in range(segments):
         for label, env in targets.items():
             path = work / "segments" / label / f"000000010000000000000{number:03X}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(os.urandom(1 << 20) + bytes(15 << 20))
+            if found:
+                shutil.copyfile(found[number % len(found)], path)
+            else:
+                path.write_bytes(os.urandom(1 << 20) + bytes(15 << 20))
             times[label].append(run(["wal", "push", str(path)], env)[0])
     return {label: round(statistics.median(found) * 1000, 1) for label, found in times.items()}
 
@@ -157,10 +169,14 @@ def verdicts(results: dict[str, dict[str, float]]) -> dict[str, str]:
         if label == "local":
             continue
         for metric, limit in TARGETS.items():
+            if metric not in values:  # --wal-only
+                continue
             ratio = values[metric] / local[metric]
             verdict = "met" if ratio <= limit else "missed"
             found[f"{label} {metric}"] = f"{verdict}: {ratio:.2f}x (target {limit}x)"
     for label, values in results.items():
+        if "peak_rss_mb" not in values:
+            continue
         verdict = "met" if values["peak_rss_mb"] < MEMORY_LIMIT_MB else "missed"
         found[f"{label} peak_rss_mb"] = (
             f"{verdict}: {values['peak_rss_mb']} MB (target < {MEMORY_LIMIT_MB})"
@@ -174,11 +190,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="else: a generated table")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--segments", type=int, default=10)
+    parser.add_argument("--wal-only", action="store_true", help="only the wal push series")
+    parser.add_argument("--wal-from", type=Path, help="push copies of the segments in DIR")
     options = parser.parse_args()
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="warroom-bench-repo-"))
-    source = database_url(options.db) if options.db else make_database(options.rows)
-    results: dict[str, dict[str, float]] = {}
+    source = ""
+    if not options.wal_only:
+        source = database_url(options.db) if options.db else make_database(options.rows)
+    results: dict[str, dict[str, float]] = {label: {} for label in ("local", "s3", "s3-encrypted")}
     try:
         with moto_server() as s3:
             key_file = work / "key"
@@ -197,25 +217,32 @@ def main() -> None:
                 env["PYTHONPYCACHEPREFIX"] = str(work / "bytecode")
             for label, env in targets.items():
                 env = {**env, "WARROOM_CATALOG_URL": f"sqlite:///{work}/{label}.db"}
-                results[label] = measure(label, env, source, options.rounds)
-            for label, median in wal_push_ms(targets, work, options.segments).items():
+                if not options.wal_only:
+                    results[label] = measure(label, env, source, options.rounds)
+            pushes = wal_push_ms(targets, work, options.segments, options.wal_from)
+            for label, median in pushes.items():
                 results[label]["wal_push_ms"] = median
             moto_rss = peak_rss_mb(s3.pid)
     finally:
         shutil.rmtree(work)  # the local repository holds a copy of the database
-        if not options.db:
+        if not options.db and not options.wal_only:
             drop(GENERATED)
     local = results["local"]
     report = {
-        "database": options.db or f"generated, {options.rows} rows",
-        "database_mb": None if not options.db else database_size_mb(source),
+        "database": None if options.wal_only else options.db or f"generated, {options.rows} rows",
+        "database_mb": database_size_mb(source) if options.db and source else None,
+        "wal_segments": str(options.wal_from or "generated: 1 MiB random, 15 MiB zeros"),
         "rounds": options.rounds,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "results": results,
         "moto_server_peak_rss_mb": moto_rss,
         "ratios_to_local": {
-            label: {metric: round(values[metric] / local[metric], 2) for metric in TARGETS}
+            label: {
+                metric: round(values[metric] / local[metric], 2)
+                for metric in TARGETS
+                if metric in values
+            }
             for label, values in results.items()
             if label != "local"
         },

@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -45,7 +47,7 @@ HISTORY_NAME = re.compile(r"^[0-9A-F]{8}\.history$")
 SEGMENT_SIZE = 16 * 1024 * 1024
 CHUNK = 1 << 20
 MAX_RECORD = 1 << 16
-PUSH_THREADS = 1
+PUSH_THREADS = 2  # zstd workers; measured: bench/RESULTS.md, branch walpush
 
 
 def segment_lsn_range(name: str, segment_size: int = SEGMENT_SIZE) -> tuple[int, int]:
@@ -88,6 +90,44 @@ def _key(name: str) -> str:
     return wal_segment_key(match.group(1), name)
 
 
+class _FoundArchived(Exception):
+    """Raised into an upload to abort it: the segment turned out to be archived already."""
+
+    def __init__(self, recorded: WalSegment) -> None:
+        super().__init__(recorded.name)
+        self.recorded = recorded
+
+
+class _Lookup:
+    """``function()`` run on a thread of its own: :meth:`result` waits for its value, or
+    raises what it raised."""
+
+    def __init__(self, function: Callable[[], WalSegment | None]) -> None:
+        self._function = function
+        self._value: WalSegment | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wal-lookup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> WalSegment | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class WalArchive:
     """Pushes, fetches and lists archived WAL files in a repository."""
 
@@ -110,29 +150,40 @@ class WalArchive:
             raise IntegrityError(f"the record of archived WAL file {name} is damaged") from exc
 
     def push(self, path: Path) -> str:
-        """Archive the file at ``path``; return "archived" or "already archived"."""
-        name = path.name
-        key = _key(name)
+        """Archive the file at ``path``; return "archived" or "already archived".
+
+        The segment's record is looked up on another thread while the file is read and
+        compressed (to S3 that lookup is two or three requests: the repository's key
+        document, then the record), and checked before anything is committed: a segment
+        found archived meanwhile is not written, its compression is wasted (a retry's cost)."""
+        key = _key(path.name)
+        lookup = _Lookup(lambda: self._recorded(path.name))
+        try:
+            return self._push(path, key, lookup)
+        finally:
+            lookup.join()
+
+    def _push(self, path: Path, key: str, lookup: _Lookup) -> str:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
-        recorded = self._recorded(name)
-        if recorded is not None:
-            digest = hashlib.sha256(data).hexdigest()
-            if recorded.sha256 == digest:
-                return "already archived"
-            raise IntegrityError(
-                f"WAL file {name} is already archived with different content "
-                f"(sha256 {recorded.sha256[:16]}..., this one {digest[:16]}...); refusing to "
-                "overwrite it. Is another cluster archiving into this repository?",
-                segment=name,
-            )
+        if lookup.done() and (recorded := lookup.result()) is not None:
+            return self._archived(recorded, data)  # answered during the read (local)
+
+        def chunks() -> Iterator[bytes]:
+            yield from (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+            recorded = lookup.result()  # before the encoder's last bytes: nothing is written
+            if recorded is not None:
+                raise _FoundArchived(recorded)
+
         # The encoder hashes the plain bytes as it compresses them (the only hash of a new
         # segment); PUSH_THREADS zstd workers compress while this thread hashes and writes.
-        chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
-        stored = self.repository.write(key, chunks, level=self.level, threads=PUSH_THREADS)
+        try:
+            stored = self.repository.write(key, chunks(), level=self.level, threads=PUSH_THREADS)
+        except _FoundArchived as found:
+            return self._archived(found.recorded, data)
         record = {
             "sha256": stored.plain_sha256,
             "size": len(data),
@@ -141,6 +192,20 @@ class WalArchive:
         }
         self.repository.put_document(record_key(key), json.dumps(record).encode())
         return "archived"
+
+    @staticmethod
+    def _archived(recorded: WalSegment, data: bytes) -> str:
+        """Return "already archived" when ``data`` is what ``recorded`` says; else refuse it
+        (IntegrityError)."""
+        digest = hashlib.sha256(data).hexdigest()
+        if recorded.sha256 == digest:
+            return "already archived"
+        raise IntegrityError(
+            f"WAL file {recorded.name} is already archived with different content "
+            f"(sha256 {recorded.sha256[:16]}..., this one {digest[:16]}...); refusing to "
+            "overwrite it. Is another cluster archiving into this repository?",
+            segment=recorded.name,
+        )
 
     def fetch(self, name: str, destination: Path) -> str:
         """Write archived file ``name`` to ``destination`` (atomically), checksum verified,

@@ -205,6 +205,52 @@ def test_wal_push_is_idempotent_and_refuses_different_content(tmp_path: Path) ->
         archive.push(tmp_path / "../etc/passwd")
 
 
+@pytest.mark.parametrize("content", ["same", "different"])
+def test_wal_push_checks_a_record_found_while_it_compresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    """The record is looked up on another thread while the segment is compressed: a record
+    found only then still decides before anything is written (already archived, or refused)
+    and the archived object is left as it was."""
+    import threading
+
+    from warroom.errors import IntegrityError
+    from warroom.repository import Repository
+    from warroom.storage.local import LocalStorage
+    from warroom.wal import WalArchive
+
+    storage = LocalStorage(tmp_path / "repo")
+    archive = WalArchive(Repository(storage))
+    segment = tmp_path / "000000010000000000000007"
+    segment.write_bytes(os.urandom(3 << 20))
+    assert archive.push(segment) == "archived"
+    stored = b"".join(storage.get("wal/00000001/000000010000000000000007"))
+    if content == "different":
+        segment.write_bytes(os.urandom(3 << 20))
+
+    compressing, looked_up = threading.Event(), WalArchive._recorded
+    encode = archive.repository.write
+
+    def write(*args: object, **kwargs: object) -> object:
+        compressing.set()
+        return encode(*args, **kwargs)  # type: ignore[arg-type]
+
+    def late(self: WalArchive, name: str, repository: object = None) -> object:
+        assert compressing.wait(10), "the record was looked up before the compression started"
+        return looked_up(self, name)
+
+    monkeypatch.setattr(archive.repository, "write", write)
+    monkeypatch.setattr(WalArchive, "_recorded", late)
+    if content == "same":
+        assert archive.push(segment) == "already archived"
+    else:
+        with pytest.raises(IntegrityError, match="different content"):
+            archive.push(segment)
+    assert b"".join(storage.get("wal/00000001/000000010000000000000007")) == stored
+    left = sorted(path.name for path in (tmp_path / "repo" / "wal" / "00000001").iterdir())
+    assert left == ["000000010000000000000007", "000000010000000000000007.json"]  # no temp
+
+
 def test_services_import(services: Services) -> None:
     assert services.pitr.window() is None
 

@@ -283,6 +283,51 @@ def test_wal_commands_with_static_credentials_never_import_botocore(
     assert "warroom" in modules and not modules & {"botocore", "boto3", "s3transfer"}
 
 
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_a_wal_push_to_s3_imports_only_what_it_uses(
+    s3_server: S3Server, tmp_path: Path, encrypted: bool
+) -> None:
+    """A push is an object of one part and its record: neither an upload's thread pool
+    (concurrent.futures, which imports logging) nor xml.etree (only listings and multipart
+    uploads parse XML; an error is read without it), nor http.client's email package (nor
+    ssl, over plain HTTP): each a few ms of every push."""
+    env = {**s3_server.environment(), "BACKUP_DIR": f"s3://{s3_server.new_bucket()}/r"}
+    if encrypted:
+        (tmp_path / "key").write_text(generate_key())
+        env["WARROOM_ENCRYPTION_KEY_FILE"] = str(tmp_path / "key")
+    first, segment = tmp_path / "000000010000000000000001", tmp_path / "000000010000000000000002"
+    for path in (first, segment):
+        path.write_bytes(os.urandom(64 * 1024) + bytes(MiB))
+    assert wal(["push", str(first)], env).returncode == 0  # an encrypted one lists the keys
+    for _ in range(2):  # a new segment, then the same one already archived
+        result = wal(["push", str(segment)], env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        unused = {"concurrent", "logging", "xml", "dataclasses", "email", "ssl"}
+        assert not imported(result) & unused
+
+
+def test_a_wal_push_to_s3_is_idempotent_and_refuses_different_content(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """The record is looked up while the segment is compressed: pushing it again succeeds
+    without writing, other content under its name is refused and leaves the archive as it
+    was (PostgreSQL keeps the segment and retries)."""
+    env = {**s3_server.environment(), "BACKUP_DIR": f"s3://{s3_server.new_bucket()}/r"}
+    segment = tmp_path / "000000010000000000000003"
+    original = os.urandom(MiB) + bytes(MiB)
+    segment.write_bytes(original)
+    for _ in range(2):
+        result = wal(["push", str(segment)], env)
+        assert result.returncode == 0, result.stderr[-2000:]
+    segment.write_bytes(os.urandom(2 * MiB))
+    refused = wal(["push", str(segment)], env)
+    assert refused.returncode == 1
+    assert "already archived with different content" in refused.stderr
+    fetched = tmp_path / "RECOVERYXLOG"
+    assert wal(["fetch", segment.name, str(fetched)], env).returncode == 0
+    assert fetched.read_bytes() == original
+
+
 def test_wal_commands_with_a_profile_use_botocore(s3_server: S3Server, tmp_path: Path) -> None:
     (tmp_path / "credentials").write_text(
         f"[wal]\naws_access_key_id = {ENVIRONMENT['AWS_ACCESS_KEY_ID']}\n"

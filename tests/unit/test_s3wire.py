@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from warroom.repository.s3wire import EMPTY_SHA256, Credentials, WireClient, sign, wire_client
+from warroom.repository.s3wire import (
+    EMPTY_SHA256,
+    Credentials,
+    WireClient,
+    _error,
+    sign,
+    wire_client,
+)
 
 STATIC = {
     "AWS_ACCESS_KEY_ID": "AKIATESTONLY0000KEY1",
@@ -93,3 +100,22 @@ def test_addressing_is_botocores() -> None:
     assert route(aws, "my.bucket") == ("s3.eu-west-1.amazonaws.com", "/my.bucket/wal/a%20b%2Bc")
     east = WireClient(credentials, "us-east-1", None)
     assert route(east, "bucket")[0] == "bucket.s3.amazonaws.com"
+
+
+def test_error_documents_are_read_without_xml_etree() -> None:
+    """S3's error document is flat: its code and message (entities decoded) are read with a
+    regular expression, and anything else gives the HTTP status."""
+    document = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
+        b"<Message>The key &lt;k&gt; &amp; more does not exist</Message><Key>k</Key></Error>"
+    )
+    error = _error(404, document)
+    assert (error.status, error.code, error.message) == (
+        404,
+        "NoSuchKey",
+        "The key <k> & more does not exist",
+    )
+    assert _error(400, b"<Error><Message>no code</Message></Error>").code == "400"
+    for body in (b"", b"not xml"):
+        error = _error(503, body)
+        assert (error.code, error.message) == ("503", "Service Unavailable")

@@ -8,22 +8,27 @@ imported everything already."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from warroom.cli import main
 from warroom.config import Settings
 from warroom.services import build_services
 
 HEAVY = ("sqlalchemy", "pydantic", "psycopg", "warroom.services", "warroom.workflow")
 
 
-def _loaded(code: str) -> set[str]:
+def _loaded(code: str, env: dict[str, str] | None = None) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
         capture_output=True,
         text=True,
         check=True,
+        env=None if env is None else {**os.environ, **env},
     )
     return set(done.stdout.split())
 
@@ -39,6 +44,40 @@ def test_loading_the_cli_imports_no_service() -> None:
 def test_the_wal_fast_path_imports_neither_the_cli_framework_nor_the_catalog() -> None:
     modules = _loaded("import warroom.cli, warroom.cli.wal_fast, warroom.wal")
     assert _heavy(modules, (*HEAVY, "typer", "click", "rich", "warroom.catalog")) == []
+
+
+def test_a_local_wal_push_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """Each of these cost a push milliseconds: dataclasses (WARROOM_REPLICAS' parser, 5 ms
+    with inspect), logging and concurrent.futures (an upload's thread pool)."""
+    segment = tmp_path / "000000010000000000000001"
+    segment.write_bytes(os.urandom(1 << 16) + bytes(1 << 20))
+    code = (
+        "from warroom.cli.wal_fast import run_wal_command\n"
+        f"assert run_wal_command(['push', {str(segment)!r}]) == 0"
+    )
+    modules = _loaded(code, {"BACKUP_DIR": str(tmp_path / "repo")})
+    assert "warroom.wal" in modules
+    assert _heavy(modules, ("dataclasses", "logging", "concurrent")) == []
+
+
+def test_the_wal_fast_path_exits_without_finalization(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The interpreter's finalization cost each push 7 ms: the fast path ends with
+    ``os._exit``, once what it wrote to stdout and stderr is flushed."""
+    exits: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "argv", ["warroom", "wal", "push", str(tmp_path / "missing")])
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "repo"))
+    with pytest.raises(SystemExit):
+        main()
+    assert exits == [1]
+    assert "is not a WAL file name" in capsys.readouterr().err
 
 
 def test_services_are_built_on_first_use(tmp_path: Path) -> None:

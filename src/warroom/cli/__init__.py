@@ -16,9 +16,9 @@ def main() -> None:
     WAL segment, and their probe) take a fast path that imports neither the CLI framework nor
     the catalog."""
     if sys.argv[1:2] == ["wal"] and sys.argv[2:3] in (["push"], ["fetch"], ["check"]):
-        from warroom.cli.wal_fast import run_wal_command
+        from warroom.cli.wal_fast import exit_now, run_wal_command
 
-        sys.exit(run_wal_command(sys.argv[2:]))
+        exit_now(run_wal_command(sys.argv[2:]))
     from warroom.cli.app import app
     from warroom.redact import redact_text, url_password
 

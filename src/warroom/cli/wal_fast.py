@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from warroom.wal import WalArchive
@@ -63,6 +63,19 @@ def _open_archive() -> WalArchive:
     replicas = [replica.location for replica in parse_replicas(_setting("WARROOM_REPLICAS"))]
     repository = _setting("BACKUP_DIR", "./data/backups")
     return WalArchive(open_repository(repository, keys, replicas, short_lived=True))
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` once stdout and stderr are flushed, without the
+    interpreter's finalization (freeing every module and object: 7 ms of each push here).
+    Nothing is left for it to do: a command has made what it wrote durable (fsynced, or
+    acknowledged by S3) and closed its files before it returns, and leaves no thread."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken pipe: nothing more can be said on it
+    os._exit(code)
 
 
 def run_wal_command(args: list[str]) -> int:

@@ -1,7 +1,8 @@
 """A minimal S3 client for short-lived processes (``warroom wal push``/``fetch``/``check``, run
 by PostgreSQL once per WAL segment): botocore's import and client set-up cost about 480 ms a
 process, eight times the push itself. :class:`WireClient` speaks S3's REST API over
-``http.client`` and signs with AWS Signature V4; it implements exactly the calls, arguments and
+HTTP/1.1 (:mod:`warroom.repository.http11`, lighter to import than ``http.client``) and signs
+with AWS Signature V4; it implements exactly the calls, arguments and
 answers of botocore's S3 client that :class:`~warroom.repository.s3.S3Storage` uses, so there
 is one S3 backend whichever client it is given (the conformance suite runs over both).
 
@@ -38,19 +39,21 @@ import base64
 import functools
 import hashlib
 import hmac
-import http.client
 import os
 import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from io import BytesIO
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
-from xml.etree import ElementTree
+
+from warroom.repository.http11 import Connection, Response
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree
 
 __all__ = [
     "S3WireConnectionError",
@@ -78,6 +81,14 @@ _ALLOWED = {
 _CHECKSUM_SETTINGS = ("when_supported", "when_required")  # botocore's values, any case
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _PROXIES = {"http_proxy", "https_proxy", "all_proxy"}
+_ERROR_FIELD = re.compile(rb"<(Code|Message)>([^<]*)</\1>")
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 
 
 class S3WireError(Exception):
@@ -224,6 +235,10 @@ def _query(arguments: Mapping[str, str | int | None]) -> str:
 
 
 def _xml(data: bytes) -> ElementTree.Element:
+    """The XML document ``data``, without S3's namespace (``xml.etree`` is imported here: only
+    listings and multipart uploads need it, not a push's requests)."""
+    from xml.etree import ElementTree
+
     root = ElementTree.fromstring(data)
     for element in root.iter():
         element.tag = element.tag.rpartition("}")[2]  # S3's namespace
@@ -238,19 +253,48 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _unescape(text: str) -> str:
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text
+
+
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _http_date(text: str) -> datetime:
+    """An HTTP date, as S3 writes them (IMF-fixdate: ``Wed, 01 Dec 2026 13:57:50 GMT``);
+    S3WireError for anything else."""
+    try:
+        _, day, month, year, clock, zone = text.split()
+        hour, minute, second = clock.split(":")
+        if zone != "GMT":
+            raise ValueError(zone)
+        return datetime(
+            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+    except (ValueError, KeyError):
+        raise S3WireError(0, "InvalidResponse", f"unreadable HTTP date {text[:40]!r}") from None
+
+
 def _error(status: int, data: bytes) -> S3WireError:
-    if data.strip():
-        try:
-            root = _xml(data)
-        except ElementTree.ParseError:
-            pass
-        else:
-            return S3WireError(status, _text(root, "Code") or str(status), _text(root, "Message"))
-    return S3WireError(status, str(status), http.client.responses.get(status, ""))
+    """The error of an answer ``status`` with body ``data``. S3's error document is flat
+    (``<Error><Code>...</Code><Message>...</Message>...</Error>``): its two fields are read
+    without ``xml.etree``, whose import cost 2 ms of each push that finds no record."""
+    fields = {
+        name.decode(): _unescape(value.decode(errors="replace"))
+        for name, value in _ERROR_FIELD.findall(data)
+    }
+    if fields:
+        return S3WireError(status, fields.get("Code") or str(status), fields.get("Message", ""))
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return S3WireError(status, str(status), phrase)
 
 
 class _Pool:
@@ -262,15 +306,16 @@ class _Pool:
         name = f"[{host}]" if ":" in host else host
         default = 443 if secure else 80
         self.header = name if port in (None, default) else f"{name}:{port}"  # Host
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
 
-    def take(self) -> http.client.HTTPConnection:
+    def take(self) -> Connection:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
+        port = self.port or (443 if self.secure else 80)
         if not self.secure:
-            return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+            return Connection(self.host, port, TIMEOUT)
         import ssl
 
         try:
@@ -279,11 +324,9 @@ class _Pool:
             context = ssl.create_default_context(cafile=certifi.where())
         except ImportError:
             context = ssl.create_default_context()
-        return http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT, context=context)
+        return Connection(self.host, port, TIMEOUT, context)
 
-    def give(
-        self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
-    ) -> None:
+    def give(self, connection: Connection, response: Response) -> None:
         """Keep ``connection`` for the next request, unless ``response`` (read) closes it."""
         if response.will_close:
             connection.close()
@@ -297,7 +340,7 @@ class _StreamingBody:
 
     def __init__(
         self,
-        response: http.client.HTTPResponse,
+        response: Response,
         release: Callable[[], None],
         discard: Callable[[], None],
     ) -> None:
@@ -307,7 +350,7 @@ class _StreamingBody:
     def _read(self, size: int | None = None) -> bytes:
         try:
             data = self._response.read(size)
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             self.close()
             raise S3WireConnectionError(exc) from exc
         if not data or size is None:
@@ -334,14 +377,14 @@ class _Answer(NamedTuple):
     """A successful answer whose body is still to be read, on the connection it came on."""
 
     pool: _Pool
-    connection: http.client.HTTPConnection
-    response: http.client.HTTPResponse
+    connection: Connection
+    response: Response
 
-    def read(self) -> tuple[http.client.HTTPResponse, bytes]:
+    def read(self) -> tuple[Response, bytes]:
         """The answer and its whole body; the connection goes back to the pool."""
         try:
             data = self.response.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             self.connection.close()
             raise S3WireConnectionError(exc) from exc
         self.pool.give(self.connection, self.response)
@@ -463,7 +506,7 @@ class WireClient:
             if response.status < 300:
                 return _Answer(pool, connection, response)
             data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             connection.close()
             raise S3WireConnectionError(exc) from exc
         pool.give(connection, response)
@@ -544,7 +587,7 @@ class WireClient:
             "Body": body,
             "ETag": response.getheader("ETag", ""),
             "ContentLength": int(response.getheader("Content-Length", "0")),
-            "LastModified": parsedate_to_datetime(response.getheader("Last-Modified", "")),
+            "LastModified": _http_date(response.getheader("Last-Modified")),
         }
 
     def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
@@ -552,7 +595,7 @@ class WireClient:
         return {
             "ETag": response.getheader("ETag", ""),
             "ContentLength": int(response.getheader("Content-Length", "0")),
-            "LastModified": parsedate_to_datetime(response.getheader("Last-Modified", "")),
+            "LastModified": _http_date(response.getheader("Last-Modified")),
         }
 
     def delete_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
