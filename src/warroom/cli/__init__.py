@@ -6,6 +6,7 @@ import atexit
 import os
 import sys
 import threading
+from typing import NoReturn
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
-        _exit(done.code)
+        _finish(done.code)
     except Exception as exc:  # noqa: BLE001 - the last resort: our own errors never get here
         urls = [arg for arg in sys.argv if "://" in arg] + [os.environ.get("DATABASE_URL", "")]
         message = redact_text(f"{type(exc).__name__}: {exc}", *map(url_password, urls))
@@ -36,13 +37,15 @@ def main() -> None:
         sys.exit(1)
 
 
-def _exit(code: object) -> None:
-    """Exit with ``code`` (SystemExit's: None, a number, or a message for stderr and 1) once
-    the command is done, without tearing the interpreter down: freeing every module and object
-    of the import graph (SQLAlchemy, pydantic, the CLI framework) took 0.15-0.3 s after each
+def _finish(code: object) -> NoReturn:
+    """Exit with SystemExit's ``code`` (None, a number, or a message for stderr and 1) once a
+    command is done, without tearing the interpreter down: freeing every module and object of
+    the import graph (SQLAlchemy, pydantic, the CLI framework) took 0.15-0.3 s after each
     command. What exit must still do is done first: the atexit handlers (logging's flush,
-    finalizers) and the flush of stdout and stderr. While another thread runs, the normal exit,
-    which waits for it."""
+    finalizers), then :func:`~warroom.cli.wal_fast.exit_now` flushes stdout and stderr. While
+    another thread runs, the normal exit, which waits for it."""
+    from warroom.cli.wal_fast import exit_now
+
     if isinstance(code, str):
         sys.stderr.write(code + "\n")
         code = 1
@@ -50,12 +53,7 @@ def _exit(code: object) -> None:
     if threading.active_count() > 1:
         sys.exit(status)
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
-            status = status or 1
-    os._exit(status)
+    exit_now(status)
 
 
 __all__ = ["main"]
