@@ -1,8 +1,7 @@
 """A minimal S3 client for short-lived processes (``warroom wal push``/``fetch``/``check``, run
 by PostgreSQL once per WAL segment): botocore's import and client set-up cost about 480 ms a
 process, eight times the push itself. :class:`WireClient` speaks S3's REST API over
-HTTP/1.1 (:mod:`warroom.repository.http11`, lighter to import than ``http.client``) and signs
-with AWS Signature V4; it implements exactly the calls, arguments and
+``http.client`` and signs with AWS Signature V4; it implements exactly the calls, arguments and
 answers of botocore's S3 client that :class:`~warroom.repository.s3.S3Storage` uses, so there
 is one S3 backend whichever client it is given (the conformance suite runs over both).
 
@@ -39,18 +38,18 @@ import base64
 import functools
 import hashlib
 import hmac
+import http.client
 import os
 import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
-
-from warroom.repository.http11 import Connection, Response
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree
@@ -82,12 +81,6 @@ _CHECKSUM_SETTINGS = ("when_supported", "when_required")  # botocore's values, a
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _PROXIES = {"http_proxy", "https_proxy", "all_proxy"}
 _ERROR_FIELD = re.compile(rb"<(Code|Message)>([^<]*)</\1>")
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 
 
@@ -263,21 +256,6 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _http_date(text: str) -> datetime:
-    """An HTTP date, as S3 writes them (IMF-fixdate: ``Wed, 01 Dec 2026 13:57:50 GMT``);
-    S3WireError for anything else."""
-    try:
-        _, day, month, year, clock, zone = text.split()
-        hour, minute, second = clock.split(":")
-        if zone != "GMT":
-            raise ValueError(zone)
-        return datetime(
-            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC
-        )
-    except (ValueError, KeyError):
-        raise S3WireError(0, "InvalidResponse", f"unreadable HTTP date {text[:40]!r}") from None
-
-
 def _error(status: int, data: bytes) -> S3WireError:
     """The error of an answer ``status`` with body ``data``. S3's error document is flat
     (``<Error><Code>...</Code><Message>...</Message>...</Error>``): its two fields are read
@@ -288,13 +266,7 @@ def _error(status: int, data: bytes) -> S3WireError:
     }
     if fields:
         return S3WireError(status, fields.get("Code") or str(status), fields.get("Message", ""))
-    from http import HTTPStatus
-
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    return S3WireError(status, str(status), phrase)
+    return S3WireError(status, str(status), http.client.responses.get(status, ""))
 
 
 class _Pool:
@@ -306,16 +278,15 @@ class _Pool:
         name = f"[{host}]" if ":" in host else host
         default = 443 if secure else 80
         self.header = name if port in (None, default) else f"{name}:{port}"  # Host
-        self._idle: list[Connection] = []
+        self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def take(self) -> Connection:
+    def take(self) -> http.client.HTTPConnection:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        port = self.port or (443 if self.secure else 80)
         if not self.secure:
-            return Connection(self.host, port, TIMEOUT)
+            return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
         import ssl
 
         try:
@@ -324,9 +295,11 @@ class _Pool:
             context = ssl.create_default_context(cafile=certifi.where())
         except ImportError:
             context = ssl.create_default_context()
-        return Connection(self.host, port, TIMEOUT, context)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT, context=context)
 
-    def give(self, connection: Connection, response: Response) -> None:
+    def give(
+        self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ) -> None:
         """Keep ``connection`` for the next request, unless ``response`` (read) closes it."""
         if response.will_close:
             connection.close()
@@ -340,7 +313,7 @@ class _StreamingBody:
 
     def __init__(
         self,
-        response: Response,
+        response: http.client.HTTPResponse,
         release: Callable[[], None],
         discard: Callable[[], None],
     ) -> None:
@@ -350,7 +323,7 @@ class _StreamingBody:
     def _read(self, size: int | None = None) -> bytes:
         try:
             data = self._response.read(size)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise S3WireConnectionError(exc) from exc
         if not data or size is None:
@@ -377,14 +350,14 @@ class _Answer(NamedTuple):
     """A successful answer whose body is still to be read, on the connection it came on."""
 
     pool: _Pool
-    connection: Connection
-    response: Response
+    connection: http.client.HTTPConnection
+    response: http.client.HTTPResponse
 
-    def read(self) -> tuple[Response, bytes]:
+    def read(self) -> tuple[http.client.HTTPResponse, bytes]:
         """The answer and its whole body; the connection goes back to the pool."""
         try:
             data = self.response.read()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.connection.close()
             raise S3WireConnectionError(exc) from exc
         self.pool.give(self.connection, self.response)
@@ -506,7 +479,7 @@ class WireClient:
             if response.status < 300:
                 return _Answer(pool, connection, response)
             data = response.read()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise S3WireConnectionError(exc) from exc
         pool.give(connection, response)
@@ -587,7 +560,7 @@ class WireClient:
             "Body": body,
             "ETag": response.getheader("ETag", ""),
             "ContentLength": int(response.getheader("Content-Length", "0")),
-            "LastModified": _http_date(response.getheader("Last-Modified")),
+            "LastModified": parsedate_to_datetime(response.getheader("Last-Modified", "")),
         }
 
     def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
@@ -595,7 +568,7 @@ class WireClient:
         return {
             "ETag": response.getheader("ETag", ""),
             "ContentLength": int(response.getheader("Content-Length", "0")),
-            "LastModified": _http_date(response.getheader("Last-Modified")),
+            "LastModified": parsedate_to_datetime(response.getheader("Last-Modified", "")),
         }
 
     def delete_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
