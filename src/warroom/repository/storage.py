@@ -12,6 +12,11 @@ Contract, for every backend and every wrapper:
   (an older object stays). :func:`write_stream` is the one driver of uploads: it cuts a stream
   into parts, sends up to ``parallel`` of them at once with bounded memory, and aborts on any
   failure, including KeyboardInterrupt. ``put`` is ``write_stream`` with the backend's sizes.
+- Memory: parts grow (``parts_per_tier``, for a backend with a limit on the number of parts,
+  S3), so the bytes an upload holds are bounded by the part being cut plus the parts in
+  flight: at most ``parallel_parts x part_size`` bytes of them, or one part once a part is
+  larger than that (a tier of parts of twice the size halves the parts in flight, down to one);
+  all the uploads to a storage share its ``upload_slots`` of parts besides.
 - ``get(key)`` streams the object (a :class:`ChunkStream`); it closes itself when exhausted, and
   a caller that stops early closes it (``with closing(storage.get(key))``). A missing object
   raises :class:`~warroom.errors.NotFoundError` at once, not while iterating.
@@ -50,6 +55,7 @@ __all__ = [
     "Upload",
     "check_key",
     "open_storage",
+    "part_length",
     "write_stream",
 ]
 
@@ -117,6 +123,12 @@ class Storage(Protocol):
         ...
 
     @property
+    def parts_per_tier(self) -> int | None:
+        """How many parts of each size :func:`write_stream` cuts before it doubles the size
+        (see :func:`part_length`); None: every part is ``part_size``."""
+        ...
+
+    @property
     def upload_slots(self) -> Semaphore | None:
         """Shared by every upload to this storage: :func:`write_stream` takes a slot before
         it cuts a part and the slot is given back once the part is written, so all the
@@ -165,23 +177,31 @@ def check_key(key: str) -> None:
         raise ValueError(f"invalid storage key {key!r}")
 
 
-def _parts(chunks: Iterable[bytes], size: int) -> Iterator[Part]:
-    """``chunks`` regrouped into parts of exactly ``size`` bytes, the last one shorter and
-    marked ``last`` (a full part waits for the next chunk, or the end, to tell). Each byte is
-    copied once, into its part, when the part is full; the generator keeps no reference to a
-    part it handed out (``ready.pop()``), so a written part is not held while the next is cut."""
+def part_length(number: int, size: int, per_tier: int | None) -> int:
+    """How long part ``number`` is cut: ``size``, doubled after every ``per_tier`` parts
+    (parts 1 to ``per_tier`` are ``size`` long, the next ``per_tier`` twice that ...), or
+    ``size`` for every part when ``per_tier`` is None."""
+    return size << (number - 1) // per_tier if per_tier else size
+
+
+def _parts(chunks: Iterable[bytes], size: int, per_tier: int | None = None) -> Iterator[Part]:
+    """``chunks`` regrouped into parts of exactly :func:`part_length` bytes, the last one
+    shorter and marked ``last`` (a full part waits for the next chunk, or the end, to tell).
+    Each byte is copied once, into its part, when the part is full; the generator keeps no
+    reference to a part it handed out (``ready.pop()``), so a written part is not held while
+    the next is cut."""
     pieces: list[bytes] = []
     ready: list[bytes] = []  # a full part whose successor is not known yet
-    held = number = offset = 0
+    held = number = offset = 0  # number: parts handed out; offset: where the next one starts
     for chunk in chunks:
         if not chunk:
             continue
         if ready:
             number += 1
             yield Part(number, offset, ready.pop())
-            offset += size
-        while held + len(chunk) >= size:
-            cut = size - held
+            offset += part_length(number, size, per_tier)
+        while held + len(chunk) >= (want := part_length(number + 1, size, per_tier)):
+            cut = want - held
             pieces.append(chunk[:cut])
             chunk = chunk[cut:]
             ready.append(b"".join(pieces))
@@ -190,7 +210,7 @@ def _parts(chunks: Iterable[bytes], size: int) -> Iterator[Part]:
                 break
             number += 1
             yield Part(number, offset, ready.pop())
-            offset += size
+            offset += want
         if chunk:
             pieces.append(chunk)
             held += len(chunk)
@@ -224,17 +244,25 @@ def _next_part(parts: Iterator[Part], slots: Semaphore | None) -> Part | None:
 
 
 def write_stream(
-    storage: Storage, key: str, chunks: Iterable[bytes], *, part_size: int, parallel: int
+    storage: Storage,
+    key: str,
+    chunks: Iterable[bytes],
+    *,
+    part_size: int,
+    parallel: int,
+    parts_per_tier: int | None = None,
 ) -> int:
-    """Upload ``chunks`` to ``key`` as parts of ``part_size`` bytes, up to ``parallel`` at once,
-    holding at most ``parallel + 1`` parts in memory (and no more than the storage's
-    ``upload_slots`` with every other upload to it); return the size stored. On any failure
-    the upload is aborted and the failure raised. The calling thread reads ``chunks``."""
+    """Upload ``chunks`` to ``key`` as parts of :func:`part_length` bytes (``part_size``,
+    doubled every ``parts_per_tier`` parts), with at most ``parallel x part_size`` bytes of
+    parts in flight (``parallel`` parts of ``part_size``; always at least one part) besides
+    the one being cut, and no more parts than the storage's
+    ``upload_slots`` with every other upload to it; return the size stored. On any failure the
+    upload is aborted and the failure raised. The calling thread reads ``chunks``."""
     upload = storage.begin(key)
     size = count = 0
     try:
         if parallel <= 1:
-            for part in _parts(chunks, part_size):
+            for part in _parts(chunks, part_size, parts_per_tier):
                 _write(upload, part)
                 size, count = size + len(part.data), part.number
                 del part  # written: not held while the next one is cut
@@ -244,10 +272,12 @@ def write_stream(
             slots = storage.upload_slots
             with ThreadPoolExecutor(parallel, thread_name_prefix="upload") as pool:
                 pending: set[Future[None]] = set()
-                parts = _parts(chunks, part_size)
+                parts = _parts(chunks, part_size, parts_per_tier)
+                budget = parallel * part_size
                 try:
                     while True:
-                        while len(pending) >= parallel:
+                        ahead = budget // part_length(count + 1, part_size, parts_per_tier)
+                        while len(pending) >= max(1, ahead):
                             done, pending = wait(pending, return_when=FIRST_COMPLETED)
                             for future in done:
                                 future.result()
@@ -277,7 +307,12 @@ class PartWiseWrites:
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         storage = cast(Storage, self)
         return write_stream(
-            storage, key, chunks, part_size=storage.part_size, parallel=storage.parallel_parts
+            storage,
+            key,
+            chunks,
+            part_size=storage.part_size,
+            parallel=storage.parallel_parts,
+            parts_per_tier=storage.parts_per_tier,
         )
 
     def copies(self) -> builtins.list[Storage]:
