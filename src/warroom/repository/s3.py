@@ -223,6 +223,14 @@ class _BodyChunks:
         self._body.close()
 
 
+def _in_units(size: int) -> str:
+    """``size`` in the largest binary unit that divides it: 5 TiB, 12 MiB, 100 bytes."""
+    for unit, name in ((40, "TiB"), (30, "GiB"), (20, "MiB")):
+        if size and size % (1 << unit) == 0:
+            return f"{size >> unit} {name}"
+    return f"{size} bytes"
+
+
 def _body(data: bytes) -> io.BytesIO:
     """A part as a request body: botocore copies a ``bytes`` body into one buffer with the
     request's headers (a second copy of every part in flight); a file is sent as it is read
@@ -278,11 +286,11 @@ class _MultipartUpload:
         """A permanent StorageError if ``part`` would take the object past S3's limits."""
         storage, end = self._storage, part.offset + len(part.data)
         if part.number > storage.max_parts:
-            limit = f"{storage.max_parts} parts"
+            limit = f"{storage.max_parts:,} parts"
         elif len(part.data) > MAX_PART_SIZE:
-            limit = f"parts of {MAX_PART_SIZE} bytes"
+            limit = f"parts of {_in_units(MAX_PART_SIZE)}"
         elif end > storage.max_object_size:
-            limit = f"{storage.max_object_size} bytes"
+            limit = _in_units(storage.max_object_size)
         else:
             return
         raise StorageError(
