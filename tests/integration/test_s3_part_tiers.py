@@ -11,16 +11,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from tests.s3server import S3Server, recording_proxy
+from tests.s3server import ENVIRONMENT, S3Server, recording_proxy
 from warroom.errors import StorageError, TransientStorageError
 from warroom.repository.local import LocalStorage
 from warroom.repository.s3 import S3Storage, _MultipartUpload
+from warroom.repository.s3wire import wire_client
 from warroom.repository.storage import Part
 from warroom.repository.wrappers import MirrorStorage, RetryStorage
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MiB = 1 << 20
 PART = 5 * MiB
@@ -160,3 +164,31 @@ def test_a_mirror_grows_its_parts_for_the_member_that_limits_them(
     assert local.parts_per_tier is None
     assert MirrorStorage(local, [bucket]).parts_per_tier == 3
     assert MirrorStorage(local, []).parts_per_tier is None
+
+
+@pytest.mark.parametrize("client", ["botocore", "wire"])
+@pytest.mark.parametrize(
+    ("endpoint", "tiers"),
+    [
+        ("https://0123abcd.r2.cloudflarestorage.com", None),
+        ("https://0123abcd.eu.r2.cloudflarestorage.com", None),
+        ("https://minio.example:9000", 1000),
+        (None, 1000),  # AWS
+    ],
+)
+def test_on_r2_parts_keep_one_size(
+    monkeypatch: pytest.MonkeyPatch, client: str, endpoint: str | None, tiers: int | None
+) -> None:
+    """R2 refuses parts of different sizes: there, an object stays within 10,000 parts of
+    ``part_size``, as before, refused past them (no request is made here)."""
+    environment = {**ENVIRONMENT, "AWS_REGION": "auto" if endpoint else "eu-west-1"}
+    if endpoint:
+        environment["AWS_ENDPOINT_URL"] = endpoint
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    wire = wire_client(environment) if client == "wire" else None
+    assert wire is not None or client == "botocore"
+    storage = S3Storage("b", "r", client=cast("S3Client", wire))
+    assert storage.parts_per_tier == tiers
+    assert RetryStorage(storage).parts_per_tier == tiers

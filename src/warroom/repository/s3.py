@@ -13,10 +13,12 @@ parts (the first one too) are sent in parallel as they are cut, visible only onc
 what :meth:`S3Storage.sweep_uploads` aborts. The objects written at once share
 ``parallel_parts`` upload slots, and a part is held only within its slot, so their parts in
 memory are at most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of
-writers, for an object of up to ``parts_per_tier`` parts (1,000 x 8 MiB: 8,000 MiB). S3 takes
+writers, while each object is within its first ``parts_per_tier`` parts (1,000 x 8 MiB: 8,000
+MiB). S3 takes
 10,000 parts per object, so a larger object's parts double in size every 1,000 parts (16 MiB,
-32 MiB ... 4 GiB: 5 TiB, S3's largest object, within 9,282 parts) and fewer of them are in
-flight, at least one: an upload holds at most ``max(32 MiB, one part)`` in flight plus the part
+32 MiB ... 4 GiB: 5 TiB, S3's largest object, within 9,282 parts; on R2, which refuses parts
+of different sizes, they keep one size: 78 GiB at most) and fewer of them are in flight, at
+least one: an upload holds at most ``max(32 MiB, one part)`` in flight plus the part
 being cut (2 x 64 MiB for a 100 GiB object, 2 x 1 GiB for 1 TiB). A part that would take an
 object past 10,000 parts, 5 GiB parts or 5 TiB is refused before it is sent, with a permanent
 StorageError, and the upload is aborted. botocore's own retries are off:
@@ -83,6 +85,7 @@ _NOT_IMPLEMENTED = 501  # a call the server lacks (R2, Ceph RGW, MinIO): retryin
 MAX_PARTS = 10_000  # S3's limits per object (AWS, MinIO, Ceph RGW and R2 alike)
 MAX_PART_SIZE = 5 << 30
 MAX_OBJECT_SIZE = 5 << 40
+_EQUAL_PARTS_ONLY = ".r2.cloudflarestorage.com"  # R2 refuses parts of different sizes
 _ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA)[A-Z0-9]{12,}\b")
 
 
@@ -343,7 +346,9 @@ class _MultipartUpload:
 
 class S3Storage(PartWiseWrites):
     """A repository under ``prefix`` in an S3 bucket. ``max_parts`` and ``max_object_size`` are
-    S3's limits, which an upload is refused beyond."""
+    S3's limits, which an upload is refused beyond; ``parts_per_tier`` is None (parts of one
+    size, so objects of at most ``max_parts x part_size``) on Cloudflare R2, which refuses
+    parts of different sizes."""
 
     max_parts, max_object_size = MAX_PARTS, MAX_OBJECT_SIZE
 
@@ -354,7 +359,7 @@ class S3Storage(PartWiseWrites):
         *,
         part_size: int = 8 * MiB,
         parallel_parts: int = 4,
-        parts_per_tier: int = 1000,
+        parts_per_tier: int | None = 1000,
         client: S3Client | None = None,
         short_lived: bool = False,
     ) -> None:
@@ -363,10 +368,12 @@ class S3Storage(PartWiseWrites):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size, self.parallel_parts = part_size, parallel_parts
-        self.parts_per_tier: int | None = parts_per_tier
         # Every object written at once shares the parts in flight (a backup writes several).
         self.upload_slots: threading.Semaphore | None = threading.BoundedSemaphore(parallel_parts)
         self.client: S3Client = client or new_client(parallel_parts, short_lived=short_lived)
+        host = urlsplit(self.client.meta.endpoint_url).hostname or ""
+        # On R2 every part but the last has one size: objects stop at max_parts of part_size.
+        self.parts_per_tier = None if host.endswith(_EQUAL_PARTS_ONLY) else parts_per_tier
         setting = self.client.meta.config.request_checksum_calculation  # type: ignore[attr-defined]
         self._checksums = setting == "when_supported"  # botocore's stubs predate the setting
 
