@@ -13,16 +13,17 @@ parts (the first one too) are sent in parallel as they are cut, visible only onc
 what :meth:`S3Storage.sweep_uploads` aborts. The objects written at once share
 ``parallel_parts`` upload slots, and a part is held only within its slot, so their parts in
 memory are at most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of
-writers, while each object is within its first ``parts_per_tier`` parts (1,000 x 8 MiB: 8,000
-MiB). S3 takes
-10,000 parts per object, so a larger object's parts double in size every 1,000 parts (16 MiB,
-32 MiB ... 4 GiB: 5 TiB, S3's largest object, within 9,282 parts; on R2, which refuses parts
-of different sizes, they keep one size: 78 GiB at most) and fewer of them are in flight, at
-least one: an upload holds at most ``max(32 MiB, one part)`` in flight plus the part
-being cut (2 x 64 MiB for a 100 GiB object, 2 x 1 GiB for 1 TiB). A part that would take an
-object past 10,000 parts, 5 GiB parts or 5 TiB is refused before it is sent, with a permanent
-StorageError, and the upload is aborted. botocore's own retries are off:
-:class:`~warroom.repository.wrappers.RetryStorage`, which
+writers, while each object is within its first ``parts_per_tier`` parts (1,000 x 8 MiB).
+
+S3 takes 10,000 parts per object, so a larger object's parts double in size every 1,000 parts
+(16 MiB, 32 MiB ... 4 GiB: 5 TiB, S3's largest object, within 9,282 parts; on R2, which
+refuses parts of different sizes, they keep one size: 78 GiB at most) and fewer of them are
+in flight, at least one: an upload holds at most ``max(32 MiB, one part)`` in flight plus the
+part being cut (2 x 64 MiB for a 100 GiB object, 2 x 1 GiB for 1 TiB). A part that would take
+an object past 10,000 parts, 5 GiB parts or 5 TiB is refused before it is sent, with a
+permanent StorageError, and the upload is aborted.
+
+botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers (but 501 Not Implemented) are
 TransientStorageError; a missing key is NotFoundError; missing credentials are

@@ -193,6 +193,7 @@ def _parts(chunks: Iterable[bytes], size: int, per_tier: int | None = None) -> I
     pieces: list[bytes] = []
     ready: list[bytes] = []  # a full part whose successor is not known yet
     held = number = offset = 0  # number: parts handed out; offset: where the next one starts
+    want = size  # how long the part being cut is (its number: number + 1 + len(ready))
     for chunk in chunks:
         if not chunk:
             continue
@@ -200,17 +201,18 @@ def _parts(chunks: Iterable[bytes], size: int, per_tier: int | None = None) -> I
             number += 1
             yield Part(number, offset, ready.pop())
             offset += part_length(number, size, per_tier)
-        while held + len(chunk) >= (want := part_length(number + 1, size, per_tier)):
+        while held + len(chunk) >= want:
             cut = want - held
             pieces.append(chunk[:cut])
             chunk = chunk[cut:]
             ready.append(b"".join(pieces))
             pieces, held = [], 0
+            full, want = want, part_length(number + 2, size, per_tier)
             if not chunk:
                 break
             number += 1
             yield Part(number, offset, ready.pop())
-            offset += want
+            offset += full
         if chunk:
             pieces.append(chunk)
             held += len(chunk)
