@@ -157,27 +157,35 @@ def test_an_object_past_s3s_limits_is_refused_before_more_is_sent_and_aborted(
     assert len(parts) == sent_parts  # each sent once: not retried
 
 
-def test_a_mirror_grows_its_parts_for_the_member_that_limits_them(
+def test_a_mirror_cuts_parts_that_every_member_takes(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    local, bucket = LocalStorage(tmp_path / "repo"), s3(s3_server, monkeypatch, parts_per_tier=3)
+    """A directory takes parts of any size; of two S3 members, the longer tier (R2's: every
+    part of one size) is the one both take."""
+    local = LocalStorage(tmp_path / "repo")
+    growing, equal = (s3(s3_server, monkeypatch, parts_per_tier=n) for n in (3, 10_000))
     assert local.parts_per_tier is None
-    assert MirrorStorage(local, [bucket]).parts_per_tier == 3
     assert MirrorStorage(local, []).parts_per_tier is None
+    assert MirrorStorage(local, [growing]).parts_per_tier == 3
+    assert MirrorStorage(growing, [local, equal]).parts_per_tier == 10_000
+    growing.parts_per_tier = 2
+    data = os.urandom(4 * PART + MiB)  # 5, 5, 10 and 1 MiB
+    MirrorStorage(local, [growing]).put("o", chunks(data))
+    assert b"".join(local.get("o")) == data and read(growing, "o") == data
 
 
 @pytest.mark.parametrize("client", ["botocore", "wire"])
 @pytest.mark.parametrize(
     ("endpoint", "tiers"),
     [
-        ("https://0123abcd.r2.cloudflarestorage.com", None),
-        ("https://0123abcd.eu.r2.cloudflarestorage.com", None),
+        ("https://0123abcd.r2.cloudflarestorage.com", 10_000),
+        ("https://0123abcd.eu.r2.cloudflarestorage.com", 10_000),
         ("https://minio.example:9000", 1000),
         (None, 1000),  # AWS
     ],
 )
 def test_on_r2_parts_keep_one_size(
-    monkeypatch: pytest.MonkeyPatch, client: str, endpoint: str | None, tiers: int | None
+    monkeypatch: pytest.MonkeyPatch, client: str, endpoint: str | None, tiers: int
 ) -> None:
     """R2 refuses parts of different sizes: there, an object stays within 10,000 parts of
     ``part_size``, as before, refused past them (no request is made here)."""

@@ -347,9 +347,9 @@ class _MultipartUpload:
 
 class S3Storage(PartWiseWrites):
     """A repository under ``prefix`` in an S3 bucket. ``max_parts`` and ``max_object_size`` are
-    S3's limits, which an upload is refused beyond; ``parts_per_tier`` is None (parts of one
-    size, so objects of at most ``max_parts x part_size``) on Cloudflare R2, which refuses
-    parts of different sizes."""
+    S3's limits, which an upload is refused beyond; on Cloudflare R2, which refuses parts of
+    different sizes, ``parts_per_tier`` is ``max_parts`` (parts of one size, so objects of at
+    most ``max_parts x part_size``)."""
 
     max_parts, max_object_size = MAX_PARTS, MAX_OBJECT_SIZE
 
@@ -360,7 +360,7 @@ class S3Storage(PartWiseWrites):
         *,
         part_size: int = 8 * MiB,
         parallel_parts: int = 4,
-        parts_per_tier: int | None = 1000,
+        parts_per_tier: int = 1000,
         client: S3Client | None = None,
         short_lived: bool = False,
     ) -> None:
@@ -374,7 +374,7 @@ class S3Storage(PartWiseWrites):
         self.client: S3Client = client or new_client(parallel_parts, short_lived=short_lived)
         host = urlsplit(self.client.meta.endpoint_url).hostname or ""
         # On R2 every part but the last has one size: objects stop at max_parts of part_size.
-        self.parts_per_tier = None if host.endswith(_EQUAL_PARTS_ONLY) else parts_per_tier
+        self.parts_per_tier = self.max_parts if host.endswith(_EQUAL_PARTS_ONLY) else parts_per_tier
         setting = self.client.meta.config.request_checksum_calculation  # type: ignore[attr-defined]
         self._checksums = setting == "when_supported"  # botocore's stubs predate the setting
 

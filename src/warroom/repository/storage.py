@@ -114,7 +114,8 @@ class Storage(Protocol):
 
     @property
     def part_size(self) -> int:
-        """How many bytes :func:`write_stream` puts in each part."""
+        """How many bytes :func:`write_stream` puts in each part (each of the first
+        ``parts_per_tier``)."""
         ...
 
     @property
@@ -125,7 +126,8 @@ class Storage(Protocol):
     @property
     def parts_per_tier(self) -> int | None:
         """How many parts of each size :func:`write_stream` cuts before it doubles the size
-        (see :func:`part_length`); None: every part is ``part_size``."""
+        (see :func:`part_length`): the fewest of one size the backend takes. None: it takes
+        any number of parts, of any sizes, and every part is ``part_size``."""
         ...
 
     @property

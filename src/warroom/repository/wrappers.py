@@ -224,10 +224,10 @@ class MirrorStorage(_Wrapper):
 
     @property
     def parts_per_tier(self) -> int | None:
-        """The fewest of the members that limit it (S3's parts), so parts grow soon enough
-        for each."""
+        """The most of the members that set one, so each takes every part: an S3 replica
+        beside a directory grows its parts, one on R2 (parts of one size) keeps them."""
         tiers = [member.parts_per_tier for member in self.members if member.parts_per_tier]
-        return min(tiers, default=None)
+        return max(tiers, default=None)
 
     def begin(self, key: str) -> Upload:
         uploads: builtins.list[Upload] = []
