@@ -12,11 +12,11 @@ Contract, for every backend and every wrapper:
   (an older object stays). :func:`write_stream` is the one driver of uploads: it cuts a stream
   into parts, sends up to ``parallel`` of them at once with bounded memory, and aborts on any
   failure, including KeyboardInterrupt. ``put`` is ``write_stream`` with the backend's sizes.
-- Memory: parts grow (``parts_per_tier``, for a backend with a limit on the number of parts,
-  S3), so the bytes an upload holds are bounded by the part being cut plus the parts in
-  flight: at most ``parallel_parts x part_size`` bytes of them, or one part once a part is
-  larger than that (a tier of parts of twice the size halves the parts in flight, down to one);
-  all the uploads to a storage share its ``upload_slots`` of parts besides.
+- Memory: parts may grow (``parts_per_tier``: S3 takes 10,000 parts per object), and an
+  upload holds the part being cut plus the parts in flight: at most ``parallel_parts x
+  part_size`` bytes of these, or one part once a part is larger (each tier of parts twice as
+  large halves the parts in flight, down to one); the uploads to a storage share its
+  ``upload_slots`` of parts besides.
 - ``get(key)`` streams the object (a :class:`ChunkStream`); it closes itself when exhausted, and
   a caller that stops early closes it (``with closing(storage.get(key))``). A missing object
   raises :class:`~warroom.errors.NotFoundError` at once, not while iterating.
@@ -258,10 +258,10 @@ def write_stream(
 ) -> int:
     """Upload ``chunks`` to ``key`` as parts of :func:`part_length` bytes (``part_size``,
     doubled every ``parts_per_tier`` parts), with at most ``parallel x part_size`` bytes of
-    parts in flight (``parallel`` parts of ``part_size``; always at least one part) besides
-    the one being cut, and no more parts than the storage's
-    ``upload_slots`` with every other upload to it; return the size stored. On any failure the
-    upload is aborted and the failure raised. The calling thread reads ``chunks``."""
+    parts in flight (``parallel`` parts of ``part_size``; always at least one part) besides the
+    one being cut, and no more parts than the storage's ``upload_slots`` with every other
+    upload to it; return the size stored. On any failure the upload is aborted and the failure
+    raised. The calling thread reads ``chunks``."""
     upload = storage.begin(key)
     size = count = 0
     try:
