@@ -18,10 +18,10 @@ writers, while each object is within its first ``parts_per_tier`` parts (1,000 x
 S3 takes 10,000 parts per object, so a larger object's parts double in size every 1,000 parts
 (16 MiB, 32 MiB ... 4 GiB: 5 TiB, S3's largest object, within 9,282 parts; on R2, which
 refuses parts of different sizes, they keep one size: 78 GiB at most) and fewer of them are
-in flight, at least one: an upload holds at most ``max(32 MiB, one part)`` in flight plus the
-part being cut (2 x 64 MiB for a 100 GiB object, 2 x 1 GiB for 1 TiB). A part that would take
-an object past 10,000 parts, 5 GiB parts or 5 TiB is refused before it is sent, with a
-permanent StorageError, and the upload is aborted.
+in flight: an upload holds at most ``max(32 MiB, two parts)``, one sent while the next is cut
+(2 x 64 MiB for a 100 GiB object, 2 x 1 GiB for 1 TiB, 2 x 4 GiB for 5 TiB). A part that
+would take an object past 10,000 parts, 5 GiB parts or 5 TiB is refused before it is sent,
+with a permanent StorageError, and the upload is aborted.
 
 botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry

@@ -12,10 +12,11 @@ Contract, for every backend and every wrapper:
   (an older object stays). :func:`write_stream` is the one driver of uploads: it cuts a stream
   into parts, sends up to ``parallel`` of them at once with bounded memory, and aborts on any
   failure, including KeyboardInterrupt. ``put`` is ``write_stream`` with the backend's sizes.
-- Memory: parts may grow (``parts_per_tier``: S3 takes 10,000 parts per object), and an
-  upload holds the part being cut plus the parts in flight: at most ``parallel_parts x
-  part_size`` bytes of these, or one part once a part is larger (each tier of parts twice as
-  large halves the parts in flight, down to one); the uploads to a storage share its
+- Memory: parts may grow (``parts_per_tier``: S3 takes 10,000 parts per object). The parts an
+  upload holds, in flight and being cut, are at most ``parallel_parts x part_size`` bytes, or
+  two parts once parts are larger than half of that (one is sent while the next is cut; each
+  tier of parts twice as large halves the parts in flight, down to that); the part being cut
+  is held twice for the moment its pieces are joined. The uploads to a storage share its
   ``upload_slots`` of parts besides.
 - ``get(key)`` streams the object (a :class:`ChunkStream`); it closes itself when exhausted, and
   a caller that stops early closes it (``with closing(storage.get(key))``). A missing object
@@ -257,9 +258,9 @@ def write_stream(
     parts_per_tier: int | None = None,
 ) -> int:
     """Upload ``chunks`` to ``key`` as parts of :func:`part_length` bytes (``part_size``,
-    doubled every ``parts_per_tier`` parts), with at most ``parallel x part_size`` bytes of
-    parts in flight (``parallel`` parts of ``part_size``; always at least one part) besides the
-    one being cut, and no more parts than the storage's ``upload_slots`` with every other
+    doubled every ``parts_per_tier`` parts), holding at most ``parallel x part_size`` bytes of
+    parts, in flight and being cut (``parallel`` parts of ``part_size``), or two parts when
+    they are larger, and no more parts than the storage's ``upload_slots`` with every other
     upload to it; return the size stored. On any failure the upload is aborted and the failure
     raised. The calling thread reads ``chunks``."""
     upload = storage.begin(key)
@@ -280,8 +281,10 @@ def write_stream(
                 budget = parallel * part_size
                 try:
                     while True:
-                        ahead = budget // part_length(count + 1, part_size, parts_per_tier)
-                        while len(pending) >= max(1, ahead):
+                        # Parts held, the next one included: two at least, so one is sent
+                        # while the next is cut.
+                        room = max(2, budget // part_length(count + 1, part_size, parts_per_tier))
+                        while len(pending) >= room:
                             done, pending = wait(pending, return_when=FIRST_COMPLETED)
                             for future in done:
                                 future.result()
