@@ -260,9 +260,9 @@ def write_stream(
     """Upload ``chunks`` to ``key`` as parts of :func:`part_length` bytes (``part_size``,
     doubled every ``parts_per_tier`` parts), holding at most ``parallel x part_size`` bytes of
     parts, in flight and being cut (``parallel`` parts of ``part_size``), or two parts when
-    they are larger, and no more parts than the storage's ``upload_slots`` with every other
-    upload to it; return the size stored. On any failure the upload is aborted and the failure
-    raised. The calling thread reads ``chunks``."""
+    two are more than that, and no more parts than the storage's ``upload_slots`` with every
+    other upload to it; return the size stored. On any failure the upload is aborted and the
+    failure raised. The calling thread reads ``chunks``."""
     upload = storage.begin(key)
     size = count = 0
     try:
