@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from warroom.repository.storage import Part, _parts
+from warroom.repository.storage import Part, _parts, part_length
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,27 @@ def test_a_full_part_waits_only_for_the_next_chunk() -> None:
     assert next(parts) == Part(1, 0, b"abcd") and pulled == [0, 1]
     assert next(parts) == Part(2, 4, b"efgh") and pulled == [0, 1, 2, 3]
     assert next(parts) == Part(3, 8, b"ijkl", last=True)
+
+
+def test_parts_double_in_size_every_tier() -> None:
+    """Two parts of 2 bytes, two of 4, then 8: the offsets follow, and the stream's bytes are
+    all there whatever the chunks."""
+    stream = bytes(range(25))
+    for chunk in (1, 3, 7, 25):
+        chunks = [stream[start : start + chunk] for start in range(0, len(stream), chunk)]
+        parts = list(_parts(iter(chunks), 2, per_tier=2))
+        assert [len(part.data) for part in parts] == [2, 2, 4, 4, 8, 5]
+        assert [part.offset for part in parts] == [0, 2, 4, 8, 12, 20]
+        assert [part.number for part in parts] == [1, 2, 3, 4, 5, 6]
+        assert b"".join(part.data for part in parts) == stream and parts[-1].last
+
+
+def test_part_lengths() -> None:
+    assert [part_length(number, 8, None) for number in (1, 1000, 10_000)] == [8, 8, 8]
+    assert [part_length(number, 8, 1000) for number in (1, 1000, 1001, 2001, 9282)] == [
+        8,
+        8,
+        16,
+        32,
+        8 << 9,
+    ]

@@ -109,6 +109,7 @@ class LocalStorage(PartWiseWrites):
     part_size = MiB
     parallel_parts = 1  # the disk is not faster with more writers; the encoder is the work
     upload_slots = None  # one part at a time per object already
+    parts_per_tier = None  # a file takes any number of parts: they stay MiB-long
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()

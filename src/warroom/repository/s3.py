@@ -13,7 +13,17 @@ parts (the first one too) are sent in parallel as they are cut, visible only onc
 what :meth:`S3Storage.sweep_uploads` aborts. The objects written at once share
 ``parallel_parts`` upload slots, and a part is held only within its slot, so their parts in
 memory are at most ``parallel_parts x part_size`` (32 MiB by default), whatever the number of
-writers. botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
+writers, while each object is within its first ``parts_per_tier`` parts (1,000 x 8 MiB).
+
+S3 takes 10,000 parts per object, so a larger object's parts double in size every 1,000 parts
+(16 MiB, 32 MiB ... 4 GiB: 5 TiB, S3's largest object, within 9,282 parts; on R2, which
+refuses parts of different sizes, they keep one size: 78 GiB at most) and fewer of them are
+in flight: an upload holds at most ``max(32 MiB, two parts)``, one sent while the next is cut
+(2 x 64 MiB for a 100 GiB object, 2 x 1 GiB for 1 TiB, 2 x 4 GiB for 5 TiB). A part that
+would take an object past 10,000 parts, 5 GiB parts or 5 TiB is refused before it is sent,
+with a permanent StorageError, and the upload is aborted.
+
+botocore's own retries are off: :class:`~warroom.repository.wrappers.RetryStorage`, which
 :func:`~warroom.repository.storage.open_storage` puts around this backend, is the one retry
 policy. Timeouts, throttling and 5xx answers (but 501 Not Implemented) are
 TransientStorageError; a missing key is NotFoundError; missing credentials are
@@ -73,6 +83,10 @@ _TRANSIENT_CODES = {
 }
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _NOT_IMPLEMENTED = 501  # a call the server lacks (R2, Ceph RGW, MinIO): retrying cannot help
+MAX_PARTS = 10_000  # S3's limits per object (AWS, MinIO, Ceph RGW and R2 alike)
+MAX_PART_SIZE = 5 << 30
+MAX_OBJECT_SIZE = 5 << 40
+_EQUAL_PARTS_ONLY = ".r2.cloudflarestorage.com"  # R2 refuses parts of different sizes
 _ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA)[A-Z0-9]{12,}\b")
 
 
@@ -213,6 +227,14 @@ class _BodyChunks:
         self._body.close()
 
 
+def _in_units(size: int) -> str:
+    """``size`` in the largest binary unit that divides it: 5 TiB, 12 MiB, 100 bytes."""
+    for unit, name in ((40, "TiB"), (30, "GiB"), (20, "MiB")):
+        if size and size % (1 << unit) == 0:
+            return f"{size >> unit} {name}"
+    return f"{size} bytes"
+
+
 def _body(data: bytes) -> io.BytesIO:
     """A part as a request body: botocore copies a ``bytes`` body into one buffer with the
     request's headers (a second copy of every part in flight); a file is sent as it is read
@@ -264,7 +286,25 @@ class _MultipartUpload:
         with self._lock:
             self._etags[number] = answer["ETag"]
 
+    def _check_limits(self, part: Part) -> None:
+        """A permanent StorageError if ``part`` would take the object past S3's limits."""
+        storage, end = self._storage, part.offset + len(part.data)
+        if part.number > storage.max_parts:
+            limit = f"{storage.max_parts:,} parts"
+        elif len(part.data) > MAX_PART_SIZE:
+            limit = f"parts of {_in_units(MAX_PART_SIZE)}"
+        elif end > storage.max_object_size:
+            limit = _in_units(storage.max_object_size)
+        else:
+            return
+        raise StorageError(
+            f"cannot write {self._where}: part {part.number} would end at byte {end}, past "
+            f"S3's limit of {limit} per object; the upload is aborted",
+            location=self._where,
+        )
+
     def write(self, part: Part) -> None:
+        self._check_limits(part)
         if part.number == 1 and part.last:
             self._first = part.data
         else:
@@ -306,7 +346,12 @@ class _MultipartUpload:
 
 
 class S3Storage(PartWiseWrites):
-    """A repository under ``prefix`` in an S3 bucket."""
+    """A repository under ``prefix`` in an S3 bucket. ``max_parts`` and ``max_object_size`` are
+    S3's limits, which an upload is refused beyond; on Cloudflare R2, which refuses parts of
+    different sizes, ``parts_per_tier`` is ``max_parts`` (parts of one size, so objects of at
+    most ``max_parts x part_size``)."""
+
+    max_parts, max_object_size = MAX_PARTS, MAX_OBJECT_SIZE
 
     def __init__(
         self,
@@ -315,6 +360,7 @@ class S3Storage(PartWiseWrites):
         *,
         part_size: int = 8 * MiB,
         parallel_parts: int = 4,
+        parts_per_tier: int = 1000,
         client: S3Client | None = None,
         short_lived: bool = False,
     ) -> None:
@@ -326,6 +372,9 @@ class S3Storage(PartWiseWrites):
         # Every object written at once shares the parts in flight (a backup writes several).
         self.upload_slots: threading.Semaphore | None = threading.BoundedSemaphore(parallel_parts)
         self.client: S3Client = client or new_client(parallel_parts, short_lived=short_lived)
+        host = urlsplit(self.client.meta.endpoint_url).hostname or ""
+        # On R2 every part but the last has one size: objects stop at max_parts of part_size.
+        self.parts_per_tier = self.max_parts if host.endswith(_EQUAL_PARTS_ONLY) else parts_per_tier
         setting = self.client.meta.config.request_checksum_calculation  # type: ignore[attr-defined]
         self._checksums = setting == "when_supported"  # botocore's stubs predate the setting
 

@@ -167,6 +167,7 @@ class _Config(NamedTuple):
 
 class _Meta(NamedTuple):
     config: _Config
+    endpoint_url: str
 
 
 def _signing_key(secret: str, day: str, region: str) -> bytes:
@@ -411,7 +412,7 @@ class _Paginator:
 
 class WireClient:
     """The subset of botocore's S3 client that S3Storage calls, same arguments and answers, and
-    ``meta.config.request_checksum_calculation`` (``checksums``)."""
+    ``meta.config.request_checksum_calculation`` (``checksums``) and ``meta.endpoint_url``."""
 
     def __init__(
         self,
@@ -422,7 +423,7 @@ class WireClient:
         checksums: str = "when_supported",
     ) -> None:
         self._credentials, self._region = credentials, region
-        self.meta = _Meta(_Config(checksums))
+        self.meta = _Meta(_Config(checksums), endpoint or f"https://s3.{region}.amazonaws.com")
         self._endpoint: _Pool | None = None  # None: AWS, by region
         if endpoint is not None:
             parts = urlsplit(endpoint)

@@ -12,6 +12,12 @@ Contract, for every backend and every wrapper:
   (an older object stays). :func:`write_stream` is the one driver of uploads: it cuts a stream
   into parts, sends up to ``parallel`` of them at once with bounded memory, and aborts on any
   failure, including KeyboardInterrupt. ``put`` is ``write_stream`` with the backend's sizes.
+- Memory: parts may grow (``parts_per_tier``: S3 takes 10,000 parts per object). The parts an
+  upload holds, in flight and being cut, are at most ``parallel_parts x part_size`` bytes, or
+  two parts once parts are larger than half of that (one is sent while the next is cut; each
+  tier of parts twice as large halves the parts in flight, down to that); the part being cut
+  is held twice for the moment its pieces are joined. The uploads to a storage share its
+  ``upload_slots`` of parts besides.
 - ``get(key)`` streams the object (a :class:`ChunkStream`); it closes itself when exhausted, and
   a caller that stops early closes it (``with closing(storage.get(key))``). A missing object
   raises :class:`~warroom.errors.NotFoundError` at once, not while iterating.
@@ -50,6 +56,7 @@ __all__ = [
     "Upload",
     "check_key",
     "open_storage",
+    "part_length",
     "write_stream",
 ]
 
@@ -108,12 +115,20 @@ class Storage(Protocol):
 
     @property
     def part_size(self) -> int:
-        """How many bytes :func:`write_stream` puts in each part."""
+        """How many bytes :func:`write_stream` puts in each part (each of the first
+        ``parts_per_tier``)."""
         ...
 
     @property
     def parallel_parts(self) -> int:
         """How many parts of one object may be in flight at once."""
+        ...
+
+    @property
+    def parts_per_tier(self) -> int | None:
+        """How many parts of each size :func:`write_stream` cuts before it doubles the size
+        (see :func:`part_length`): the fewest of one size the backend takes. None: it takes
+        any number of parts, of any sizes, and every part is ``part_size``."""
         ...
 
     @property
@@ -165,32 +180,42 @@ def check_key(key: str) -> None:
         raise ValueError(f"invalid storage key {key!r}")
 
 
-def _parts(chunks: Iterable[bytes], size: int) -> Iterator[Part]:
-    """``chunks`` regrouped into parts of exactly ``size`` bytes, the last one shorter and
-    marked ``last`` (a full part waits for the next chunk, or the end, to tell). Each byte is
-    copied once, into its part, when the part is full; the generator keeps no reference to a
-    part it handed out (``ready.pop()``), so a written part is not held while the next is cut."""
+def part_length(number: int, size: int, per_tier: int | None) -> int:
+    """How long part ``number`` is cut: ``size``, doubled after every ``per_tier`` parts
+    (parts 1 to ``per_tier`` are ``size`` long, the next ``per_tier`` twice that ...), or
+    ``size`` for every part when ``per_tier`` is None."""
+    return size << (number - 1) // per_tier if per_tier else size
+
+
+def _parts(chunks: Iterable[bytes], size: int, per_tier: int | None = None) -> Iterator[Part]:
+    """``chunks`` regrouped into parts of exactly :func:`part_length` bytes, the last one
+    shorter and marked ``last`` (a full part waits for the next chunk, or the end, to tell).
+    Each byte is copied once, into its part, when the part is full; the generator keeps no
+    reference to a part it handed out (``ready.pop()``), so a written part is not held while
+    the next is cut."""
     pieces: list[bytes] = []
     ready: list[bytes] = []  # a full part whose successor is not known yet
-    held = number = offset = 0
+    held = number = offset = 0  # number: parts handed out; offset: where the next one starts
+    want = size  # how long the part being cut is (its number: number + 1 + len(ready))
     for chunk in chunks:
         if not chunk:
             continue
         if ready:
             number += 1
             yield Part(number, offset, ready.pop())
-            offset += size
-        while held + len(chunk) >= size:
-            cut = size - held
+            offset += part_length(number, size, per_tier)
+        while held + len(chunk) >= want:
+            cut = want - held
             pieces.append(chunk[:cut])
             chunk = chunk[cut:]
             ready.append(b"".join(pieces))
             pieces, held = [], 0
+            full, want = want, part_length(number + 2, size, per_tier)
             if not chunk:
                 break
             number += 1
             yield Part(number, offset, ready.pop())
-            offset += size
+            offset += full
         if chunk:
             pieces.append(chunk)
             held += len(chunk)
@@ -224,23 +249,33 @@ def _next_part(parts: Iterator[Part], slots: Semaphore | None) -> Part | None:
 
 
 def write_stream(
-    storage: Storage, key: str, chunks: Iterable[bytes], *, part_size: int, parallel: int
+    storage: Storage,
+    key: str,
+    chunks: Iterable[bytes],
+    *,
+    part_size: int,
+    parallel: int,
+    parts_per_tier: int | None = None,
 ) -> int:
-    """Upload ``chunks`` to ``key`` as parts of ``part_size`` bytes, up to ``parallel`` at once,
-    holding at most ``parallel + 1`` parts in memory (and no more than the storage's
-    ``upload_slots`` with every other upload to it); return the size stored. On any failure
-    the upload is aborted and the failure raised. The calling thread reads ``chunks``."""
+    """Upload ``chunks`` to ``key`` as parts of :func:`part_length` bytes (``part_size``,
+    doubled every ``parts_per_tier`` parts), holding at most ``parallel x part_size`` bytes of
+    parts, in flight and being cut (``parallel`` parts of ``part_size``), or two parts when
+    two are more than that, and no more parts than the storage's ``upload_slots`` with every
+    other upload to it; return the size stored. On any failure the upload is aborted and the
+    failure raised. The calling thread reads ``chunks``."""
     upload = storage.begin(key)
     size = count = 0
     try:
         if parallel <= 1:
-            for part in _parts(chunks, part_size):
+            for part in _parts(chunks, part_size, parts_per_tier):
                 _write(upload, part)
                 size, count = size + len(part.data), part.number
                 del part  # written: not held while the next one is cut
         else:
-            parts = _parts(chunks, part_size)
-            size, count = _write_parallel(upload, parts, storage.upload_slots, parallel)
+            parts = _parts(chunks, part_size, parts_per_tier)
+            size, count = _write_parallel(
+                upload, parts, storage.upload_slots, parallel, part_size, parts_per_tier
+            )
         upload.commit(size, count)
     except BaseException:
         upload.abort()
@@ -257,18 +292,28 @@ def _first_done(pending: set[Future[None]]) -> tuple[set[Future[None]], set[Futu
 
 
 def _write_parallel(
-    upload: Upload, parts: Iterator[Part], slots: Semaphore | None, parallel: int
+    upload: Upload,
+    parts: Iterator[Part],
+    slots: Semaphore | None,
+    parallel: int,
+    part_size: int,
+    parts_per_tier: int | None,
 ) -> tuple[int, int]:
-    """Write ``parts`` on up to ``parallel`` threads, each part cut once it holds one of
-    ``slots``; return their total size and count. An object of one part is written by the
-    calling thread, without a pool (``wal push`` writes one such object to S3: importing
-    and starting the pool cost it 4 ms)."""
+    """Write ``parts`` (cut as :func:`part_length` says) on up to ``parallel`` threads, each
+    part cut once it holds one of ``slots``, with at most ``parallel x part_size`` bytes of
+    parts held (or two parts); return their total size and count. An object of one part is
+    written by the calling thread, without a pool (``wal push`` writes one such object to S3:
+    importing and starting the pool cost it 4 ms)."""
     size = count = 0
+    budget = parallel * part_size
     pool: ThreadPoolExecutor | None = None
     pending: set[Future[None]] = set()
     try:
         while True:
-            while len(pending) >= parallel:
+            # Parts held, the next one included: two at least, so one is sent while the next
+            # is cut.
+            room = max(2, budget // part_length(count + 1, part_size, parts_per_tier))
+            while len(pending) >= room:
                 done, pending = _first_done(pending)
                 for future in done:
                     future.result()
@@ -303,7 +348,12 @@ class PartWiseWrites:
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         storage = cast(Storage, self)
         return write_stream(
-            storage, key, chunks, part_size=storage.part_size, parallel=storage.parallel_parts
+            storage,
+            key,
+            chunks,
+            part_size=storage.part_size,
+            parallel=storage.parallel_parts,
+            parts_per_tier=storage.parts_per_tier,
         )
 
     def copies(self) -> builtins.list[Storage]:

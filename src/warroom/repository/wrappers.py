@@ -59,6 +59,10 @@ class _Wrapper(PartWiseWrites):
         return self.inner.parallel_parts
 
     @property
+    def parts_per_tier(self) -> int | None:
+        return self.inner.parts_per_tier
+
+    @property
     def upload_slots(self) -> Semaphore | None:
         return self.inner.upload_slots
 
@@ -217,6 +221,13 @@ class MirrorStorage(_Wrapper):
     @property
     def parallel_parts(self) -> int:
         return min(member.parallel_parts for member in self.members)
+
+    @property
+    def parts_per_tier(self) -> int | None:
+        """The most of the members that set one, so each takes every part: an S3 replica
+        beside a directory grows its parts, one on R2 (parts of one size) keeps them."""
+        tiers = [member.parts_per_tier for member in self.members if member.parts_per_tier]
+        return max(tiers, default=None)
 
     def begin(self, key: str) -> Upload:
         uploads: builtins.list[Upload] = []
