@@ -261,6 +261,10 @@ def _record(
     )
 
 
+def _parts_checked(count: int) -> str:
+    return f"{count} part{'' if count == 1 else 's'} checked"
+
+
 class BackupService:
     """Every database-checkpoint operation, over one repository and one catalog."""
 
@@ -659,7 +663,8 @@ class BackupService:
             except StorageError as exc:
                 checks.append(CopyCheck(copy.location, "unreachable", exc.message))
             else:
-                checks.append(CopyCheck(copy.location, "intact", f"{len(manifest.parts)} parts"))
+                intact = _parts_checked(len(manifest.parts))
+                checks.append(CopyCheck(copy.location, "intact", intact))
         return CopiesReport(name, checks)
 
     # -- check records ----------------------------------------------------------------------
@@ -755,7 +760,7 @@ class BackupService:
         report.status = self._record_check(
             name,
             RESTORE_TESTED if restore_test else CHECKED,
-            f"{report.parts_checked} parts"
+            _parts_checked(report.parts_checked)
             + (f", {report.tables_checked} tables restored and compared" if restore_test else ""),
             manifest,
         )
