@@ -100,7 +100,8 @@ class _FoundArchived(Exception):
 
 class _Lookup:
     """``function()`` run on a thread of its own: :meth:`result` waits for its value, or
-    raises what it raised."""
+    raises what it raised (a thread, not :mod:`concurrent.futures`: importing it, with
+    ``logging``, cost each push 4 ms)."""
 
     def __init__(self, function: Callable[[], WalSegment | None]) -> None:
         self._function = function
