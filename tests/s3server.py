@@ -174,9 +174,7 @@ def recording_proxy(
             sent.append(Sent(self.command, self.path, headers, body))
             upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             try:
-                forwarded = {
-                    k: v for k, v in headers.items() if k != "expect" and k not in ignored
-                }
+                forwarded = {k: v for k, v in headers.items() if k != "expect" and k not in ignored}
                 upstream.request(self.command, self.path, body or None, forwarded)
                 answer = upstream.getresponse()
                 data = answer.read()

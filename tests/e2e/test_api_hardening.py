@@ -181,7 +181,7 @@ def _nested(depth: int) -> str:
         ('{"\\ud83d": 1}', "state.\\ud83d", "key with a lone surrogate"),
         ("1e999", "state", "non-finite number (inf)"),
         ('{"a": -1e999}', "state.a", "non-finite number (-inf)"),
-        ('[1, NaN]', "state[1]", "non-finite number (nan)"),
+        ("[1, NaN]", "state[1]", "non-finite number (nan)"),
         (_nested(65), "state" + "[0]" * 64, "nested deeper than 64 levels"),
         (_nested(900), "state" + "[0]" * 64, "nested deeper than 64 levels"),
     ],

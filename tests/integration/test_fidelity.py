@@ -17,6 +17,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,6 +25,8 @@ from psycopg import sql
 
 from tests.conftest import PG_URL, drop_pg_database, pg_url
 from tests.dbcompare import PG_BIN, PgSnapshot, pg_snapshot
+from warroom.database.postgres import load, predata
+from warroom.database.postgres.predata import PreDataPlan
 from warroom.services import Services
 
 ROLE = f"wrt_fidelity_{uuid.uuid4().hex[:8]}"
@@ -291,7 +294,55 @@ deux" SELECT g, (enum_range(NULL::"Schéma ""q""".humeur))[1 + g % 3] FROM gener
 COMMENT ON TABLE "Schéma ""q""".p0 IS 'commentaire é';
 '''
 
+# What a parallel pre-data plan must keep in order: tables that need other tables (a column of
+# another's row type, a typed table, inheritance, partitions, a shared sequence), a function
+# on a table's row type used by a later default, views across tables, privileges of objects
+# in and out of the archive (schema public's), comments, and many independent tables.
+PRE_DATA = f"""
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {ROLE};
+CREATE SCHEMA s2;
+CREATE TYPE pair AS (a int, b text);
+CREATE TABLE base_row (id serial PRIMARY KEY, label text DEFAULT 'x');
+CREATE TABLE holds_row (r base_row, p pair, id bigint GENERATED ALWAYS AS IDENTITY);
+CREATE TABLE typed OF pair;
+CREATE TABLE s2.parent (id int, at date);
+CREATE TABLE s2.kid (extra text) INHERITS (s2.parent);
+CREATE TABLE parted (id int, k text) PARTITION BY LIST (k);
+CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a');
+CREATE TABLE parted_rest PARTITION OF parted DEFAULT;
+CREATE SEQUENCE shared_seq;
+CREATE TABLE uses_shared_1 (id bigint DEFAULT nextval('shared_seq'));
+CREATE TABLE uses_shared_2 (id bigint DEFAULT nextval('shared_seq'));
+ALTER SEQUENCE shared_seq OWNED BY uses_shared_2.id;
+CREATE FUNCTION first_label(base_row) RETURNS text LANGUAGE sql AS 'SELECT $1.label';
+CREATE TABLE uses_function (r base_row, l text DEFAULT first_label(ROW(1, 'y')::base_row));
+CREATE VIEW joined AS SELECT b.id, u.l FROM base_row b JOIN uses_function u ON true;
+CREATE TABLE s2.checked (v int CHECK (v > 0), w int DEFAULT 7);
+COMMENT ON TABLE typed IS 'typed';
+COMMENT ON COLUMN s2.checked.v IS 'positive';
+GRANT SELECT ON base_row TO {ROLE};
+GRANT INSERT (label) ON base_row TO {ROLE};
+GRANT USAGE ON SEQUENCE shared_seq TO {ROLE};
+GRANT SELECT ON joined TO {ROLE};
+DO $$ BEGIN FOR i IN 1..30 LOOP
+    EXECUTE format('CREATE TABLE many_%s (id serial PRIMARY KEY, v text)', i);
+    EXECUTE format('INSERT INTO many_%s (v) SELECT md5(g::text) FROM generate_series(1, 5) g', i);
+    EXECUTE format('COMMENT ON TABLE many_%s IS %L', i, 'many ' || i);
+END LOOP; END $$;
+INSERT INTO base_row (label) VALUES ('one'), ('two');
+INSERT INTO holds_row (r, p) SELECT b, ROW(b.id, b.label)::pair FROM base_row b;
+INSERT INTO typed VALUES (1, 'a');
+INSERT INTO s2.kid VALUES (1, '2026-01-01', 'e');
+INSERT INTO parted VALUES (1, 'a'), (2, 'b');
+INSERT INTO uses_shared_1 DEFAULT VALUES;
+INSERT INTO uses_shared_2 DEFAULT VALUES;
+INSERT INTO uses_function (r) SELECT b FROM base_row b;
+INSERT INTO s2.checked (v) VALUES (3);
+"""
+
 FAMILIES: dict[str, tuple[str, str]] = {
+    "pre_data": ("", PRE_DATA),
     "partitioning": ("", PARTITIONING),
     "keys": ("", KEYS),
     "matviews": ("", MATVIEWS),
@@ -342,9 +393,36 @@ def _baseline(source: str, target: str, options: str, dump: Path) -> PgSnapshot:
     return pg_snapshot(url)
 
 
+@pytest.fixture(params=["one session", "parallel"])
+def pre_data(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[list[PreDataPlan | None]]:
+    """How the restores' pre-data runs: in one session, as pg_restore runs it, or (however
+    few the tables) by a parallel plan, which must not have to start over. Yields the plans."""
+    plans: list[PreDataPlan | None] = []
+    if request.param == "parallel":
+        monkeypatch.setattr(predata, "MIN_PARALLEL_ENTRIES", 0)
+
+        def recorded(*args: Any) -> PreDataPlan | None:
+            plans.append(predata.plan_pre_data(*args))
+            return plans[-1]
+
+        monkeypatch.setattr(load, "plan_pre_data", recorded)
+    yield plans
+    assert not [r for r in caplog.records if "starting over" in r.getMessage()]
+    if request.param == "parallel":
+        assert plans, "the restore did not plan its pre-data"
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_a_restore_is_as_faithful_as_pg_restore(
-    services: Services, role: str, tmp_path: Path, family: str
+    services: Services,
+    role: str,
+    tmp_path: Path,
+    family: str,
+    pre_data: list[PreDataPlan | None],
 ) -> None:
     options, script = FAMILIES[family]
     tag = uuid.uuid4().hex[:8]

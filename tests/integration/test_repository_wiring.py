@@ -211,9 +211,12 @@ def test_key_rotate_then_retire_then_restore_with_the_new_key(
     assert f"{new_id}  yes" in after.stdout and "2 of 2 repository keys" in after.stdout
     outputs = (rotated, retired, after)
     assert not any(old in o.stdout + o.stderr or new in o.stdout + o.stderr for o in outputs)
-    with build_services(
-        _settings(tmp_path, repository, encryption_key_file=_key_file(tmp_path, old))
-    ) as services, pytest.raises(IntegrityError, match="none of the configured keys"):
+    with (
+        build_services(
+            _settings(tmp_path, repository, encryption_key_file=_key_file(tmp_path, old))
+        ) as services,
+        pytest.raises(IntegrityError, match="none of the configured keys"),
+    ):
         services.backups.manifest("trip")
     with build_services(
         _settings(tmp_path, repository, encryption_key_file=_key_file(tmp_path, new))

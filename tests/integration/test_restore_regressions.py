@@ -3,13 +3,25 @@ that warroom's logical backup and restore once did not."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from typing import Any
+
 import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_database_exists, pg_url
+from tests.conftest import (
+    PG_URL,
+    create_pg_database,
+    drop_pg_database,
+    pg_database_exists,
+    pg_url,
+)
 from tests.dbcompare import pg_snapshot
 from warroom.database import postgres
+from warroom.database.postgres import load, predata
+from warroom.database.postgres.predata import PreDataPlan
 from warroom.services import Services
 
 WORK_DATABASES = (
@@ -251,3 +263,59 @@ def test_many_tables_back_up_past_the_argument_limit(
     pg_names.append("wrt_many")
     _round_trip(services, pg_db, "wrt_many")
     assert not pg_database_exists("wrt_many_missing")
+
+
+def test_a_parallel_pre_data_that_fails_starts_over_in_one_session(
+    services: Services,
+    pg_names: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pre-data plan that fails (here one made wrong on purpose: a table in a parallel list
+    and in the last, which fails once every table is in) costs time, not the restore: the
+    database is created again, with the same encoding and owner, and its pre-data restored in
+    one session, as pg_restore does. Nothing of the failed attempt remains."""
+    role = f"wrt_owner_{uuid.uuid4().hex[:8]}"
+    source = f"wrt_latin1_{uuid.uuid4().hex[:8]}"
+    _run(PG_URL, f'CREATE ROLE "{role}"')
+    try:
+        _run(
+            PG_URL,
+            f"CREATE DATABASE {source} TEMPLATE template0 ENCODING 'LATIN1'"
+            f" LC_COLLATE 'C' LC_CTYPE 'C' OWNER \"{role}\"",
+        )
+        pg_names.extend([source, "wrt_started_over"])
+        _run(
+            pg_url(source),
+            "DO $$ BEGIN FOR i IN 1..20 LOOP "
+            "EXECUTE format('CREATE TABLE t%s (id serial PRIMARY KEY, v text)', i); "
+            "EXECUTE format('INSERT INTO t%s (v) VALUES (''caf'' || chr(233))', i); "
+            "END LOOP; END $$",
+        )
+        monkeypatch.setattr(predata, "MIN_PARALLEL_ENTRIES", 0)
+        planned: list[PreDataPlan] = []
+
+        def wrong(*args: Any) -> PreDataPlan | None:
+            plan = predata.plan_pre_data(*args)
+            assert plan is not None
+            table = next(line for line in plan.parallel[0] if " TABLE " in line)
+            planned.append(plan)
+            return PreDataPlan(plan.first, plan.parallel, [*plan.last, table])
+
+        monkeypatch.setattr(load, "plan_pre_data", wrong)
+        with caplog.at_level(logging.WARNING, logger="warroom.database"):
+            _round_trip(services, pg_url(source), "wrt_started_over")
+        assert planned, "the restore did not plan its pre-data"
+        assert any("starting over in one" in r.getMessage() for r in caplog.records)
+        with psycopg.connect(pg_url("wrt_started_over")) as conn:
+            assert conn.execute(
+                "SELECT pg_encoding_to_char(encoding), pg_get_userbyid(datdba) FROM pg_database"
+                " WHERE datname = current_database()"
+            ).fetchone() == ("LATIN1", role)
+        with psycopg.connect(PG_URL) as conn:
+            assert conn.execute(WORK_DATABASES).fetchall() == []
+    finally:
+        for name in pg_names:
+            drop_pg_database(name)
+        pg_names.clear()
+        _run(PG_URL, f'DROP ROLE IF EXISTS "{role}"')

@@ -215,9 +215,7 @@ def test_unavailable_and_unreachable_servers_are_transient() -> None:
 
 
 @pytest.mark.parametrize("minimal", [False, True])
-def test_an_unimplemented_call_is_permanent(
-    monkeypatch: pytest.MonkeyPatch, minimal: bool
-) -> None:
+def test_an_unimplemented_call_is_permanent(monkeypatch: pytest.MonkeyPatch, minimal: bool) -> None:
     """A 501 is no passing fault: the retry wrapper gives up at once, with S3's word."""
     with answering(Unimplemented) as endpoint:
         environment = {**ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}

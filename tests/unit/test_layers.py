@@ -48,8 +48,7 @@ FACE_EXCEPTIONS = {
     "cli/repo.py": {"warroom.repository.replication": "repo sync copies between repositories"},
     "cli/service.py": {"warroom.storage.files": "os_reason words a socket's OSError"},
     "cli/wal_fast.py": {
-        "warroom.repository": "archive_command's fast path opens the repository, never the "
-        "catalog",
+        "warroom.repository": "archive_command's fast path opens the repository, never the catalog",
         "warroom.repository.keyring": "archive_command's fast path reads the encryption keys",
         "warroom.repository.replicas": "archive_command's fast path reads WARROOM_REPLICAS",
         "warroom.wal": "archive_command's fast path writes WAL without the services",

@@ -57,9 +57,7 @@ def test_a_backup_dated_in_the_future_does_not_make_a_stale_source_look_fresh() 
     prod = Source("postgresql:1/prod", "postgresql://db:5432/prod", "postgresql://db/prod")
 
     def record(name: str, at: datetime) -> CheckpointRecord:
-        return CheckpointRecord(
-            "database", name, "completed", at, prod.label, source_id=prod.id
-        )
+        return CheckpointRecord("database", name, "completed", at, prod.label, source_id=prod.id)
 
     old, ahead = record("old", now - timedelta(days=3)), record("ahead", now + timedelta(days=3650))
     (group,) = group_by_source([old, ahead], prod, now)

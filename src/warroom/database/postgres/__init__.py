@@ -10,7 +10,8 @@ One module per idea, each a class over the same state:
   data-rest, sequences, matviews), table locks, database properties, row counts.
 - :mod:`.load` — :class:`~.load.LogicalLoad`: the logical restore (pre-data, copy-in,
   post-data entries as their tables' rows are in, sequences, matview refresh) and the
-  database-level properties applied after it.
+  database-level properties applied after it; :mod:`.predata` plans its pre-data in
+  parallel sessions.
 - :mod:`.physical` — :class:`~.physical.PhysicalAndWal`: base backups, restore points, the
   archiver's status, server programs and settings (what :class:`~warroom.database.WalServer`
   offers).
@@ -20,12 +21,16 @@ One module per idea, each a class over the same state:
 Each of them subclasses :class:`~.connection.PostgresConnection` and needs nothing of the
 others (but the part names :mod:`.load` reads from :mod:`.dump`), so each type-checks on its
 own; :class:`PostgresEngine` composes them and is the :class:`~warroom.database.DatabaseEngine`
-callers get. Callers never test for it: they ask the engine (``supports_physical_backups``,
+callers get (it gives the load a way to start over: drop, then create the database again).
+Callers never test for it: they ask the engine (``supports_physical_backups``,
 ``wal_server()``, ``archiving_status()``, ``sweep_abandoned()``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from warroom.database import LoadReport, PartRecord, ReadPart
 from warroom.database.postgres.connection import (
     LOAD_OPTIONS,
     MAINTENANCE_DB,
@@ -85,3 +90,24 @@ __all__ = [
 
 class PostgresEngine(LogicalDump, LogicalLoad, PhysicalAndWal, DatabaseLifecycle):
     """One PostgreSQL database. The password never reaches argv, logs or messages."""
+
+    def load(
+        self,
+        parts: list[PartRecord],
+        read_part: ReadPart,
+        jobs: int,
+        dumped_with: str,
+        alongside: Callable[[dict[str, int]], None] | None = None,
+        start_over: Callable[[], None] | None = None,
+    ) -> LoadReport:
+        """LogicalLoad's, able to start over (its parallel pre-data failed) in this database
+        created anew, with the same encoding, locale and owner."""
+        return super().load(
+            parts, read_part, jobs, dumped_with, alongside, start_over or self._create_again
+        )
+
+    def _create_again(self) -> None:
+        with self._connect() as conn:
+            properties = self._database_properties(conn)
+        self.drop()
+        self.create_empty(properties)

@@ -12,6 +12,7 @@ database-level properties (comment, connection limit, privileges, settings).
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ from warroom.database.pgcopy import (
 from warroom.database.pgtools import PgTool, ProcessGroup, run_parallel
 from warroom.database.postgres.connection import MAINTENANCE_DB, PostgresConnection
 from warroom.database.postgres.dump import MATVIEWS_PART, SEQUENCES_PART
+from warroom.database.postgres.predata import PreDataPlan, plan_pre_data
 from warroom.errors import (
     ConfigurationError,
     DatabaseError,
@@ -41,6 +43,8 @@ from warroom.errors import (
 )
 
 __all__ = ["DATABASE_PRIVILEGES", "LIST_SETTINGS", "LogicalLoad", "split_list_setting"]
+
+log = logging.getLogger("warroom.database")
 
 DATABASE_PRIVILEGES = {"CONNECT", "CREATE", "TEMPORARY"}
 # Settings whose value is a list, stored with each item double-quoted where it needs it
@@ -114,6 +118,17 @@ def _dependencies(verbose_listing: str) -> dict[int, list[int]]:
         elif current is not None and line.startswith(";\tdepends on:"):
             dependencies[current] = [int(dep) for dep in line.split(":", 1)[1].split()]
     return dependencies
+
+
+def _read_schema(tool: PgTool, schema_file: Path, args: list[str]) -> str:
+    """What ``pg_restore args schema_file`` prints (a listing, a script)."""
+    try:
+        output: str = subprocess.run(
+            [tool.path, *args, str(schema_file)], capture_output=True, check=True, **_DATABASE_TEXT
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        raise DatabaseError(f"pg_restore cannot read the schema part: {exc.stderr}") from exc
+    return output
 
 
 @dataclass(frozen=True)
@@ -209,7 +224,11 @@ class LogicalLoad(PostgresConnection):
         jobs: int,
         dumped_with: str,
         alongside: Callable[[dict[str, int]], None] | None = None,
+        start_over: Callable[[], None] | None = None,
     ) -> LoadReport:
+        """:meth:`~warroom.database.DatabaseEngine.load`. With ``start_over`` (which makes this
+        database new and empty again), a schema of many tables has its pre-data restored in
+        ``jobs`` sessions (:mod:`.predata`); should that fail, it starts over in one session."""
         with self._connect() as conn:
             tool = self._tools(conn, "pg_restore")["pg_restore"]
         major = re.match(r"[0-9]{1,4}(?![0-9])", dumped_with)
@@ -232,11 +251,11 @@ class LogicalLoad(PostgresConnection):
             with open(schema_file, "wb") as out:
                 for chunk in read_part("schema"):
                     out.write(chunk)
-            with self._run(tool, [*common, "--section=pre-data", str(schema_file)]) as proc:
-                proc.check()
+            dependencies = _dependencies(_read_schema(tool, schema_file, ["--list", "--verbose"]))
+            self._restore_pre_data(tool, common, schema_file, dependencies, jobs, start_over)
 
             partitions = self._loaded_relations("c.relispartition")
-            entries = self._post_data_entries(tool, schema_file, partitions)
+            entries = self._post_data_entries(tool, schema_file, dependencies, partitions)
             early: dict[tuple[str, str], list[str]] = {}
             for entry in entries:
                 if entry.owner is not None:
@@ -310,6 +329,61 @@ class LogicalLoad(PostgresConnection):
         if any(part.name == MATVIEWS_PART for part in parts):
             refreshed = self._refresh_matviews(read_part(MATVIEWS_PART))
         return LoadReport(matviews_refreshed=refreshed)
+
+    def _restore_pre_data(
+        self,
+        tool: PgTool,
+        common: list[str],
+        schema_file: Path,
+        dependencies: dict[int, list[int]],
+        jobs: int,
+        start_over: Callable[[], None] | None,
+    ) -> None:
+        """Restore the schema's pre-data: by a :class:`PreDataPlan` where there is one and
+        ``start_over`` is given, else (or once the plan failed and ``start_over`` ran) in one
+        ``pg_restore``, as pg_restore itself does."""
+        plan = None
+        if start_over is not None and jobs > 1:
+            listing = _read_schema(tool, schema_file, ["--list", "--section=pre-data"])
+            plan = plan_pre_data(listing, dependencies, jobs)
+        pre_data = [*common, "--section=pre-data"]
+        if plan is not None and start_over is not None:
+            try:
+                self._restore_planned(tool, pre_data, schema_file, plan)
+                return
+            except DatabaseError as exc:
+                log.warning(
+                    "restoring the schema in %d sessions failed (%s); starting over in one",
+                    len(plan.parallel),
+                    exc,
+                )
+                start_over()
+        with self._run(tool, [*pre_data, str(schema_file)]) as proc:
+            proc.check()
+
+    def _restore_planned(
+        self, tool: PgTool, pre_data: list[str], schema_file: Path, plan: PreDataPlan
+    ) -> None:
+        """The plan's first list, its parallel lists at once, then its last list."""
+        group = ProcessGroup()
+
+        def restore(name: str, lines: list[str]) -> None:
+            if not lines:
+                return
+            listing = schema_file.with_name(f"pre-data-{name}.list")
+            _write_listing(listing, lines)
+            args = [*pre_data, f"--use-list={listing}", str(schema_file)]
+            with self._run(tool, args, group=group) as proc:
+                proc.check()
+
+        restore("first", plan.first)
+        run_parallel(
+            list(enumerate(plan.parallel)),
+            lambda item: restore(f"parallel-{item[0]}", item[1]),
+            len(plan.parallel),
+            group,
+        )
+        restore("last", plan.last)
 
     def _restore_archive(
         self, tool: PgTool, common: list[str], chunks: Iterator[bytes], group: ProcessGroup
@@ -434,8 +508,12 @@ class LogicalLoad(PostgresConnection):
                 )
             }
 
+    @staticmethod
     def _post_data_entries(
-        self, tool: PgTool, schema_file: Path, partitions: set[tuple[str, str]]
+        tool: PgTool,
+        schema_file: Path,
+        dependencies: dict[int, list[int]],
+        partitions: set[tuple[str, str]],
     ) -> list[_PostDataEntry]:
         """The schema's post-data entries (``pg_restore -l`` lines) in the archive's order.
 
@@ -446,27 +524,14 @@ class LogicalLoad(PostgresConnection):
         does not tell): a partition's trigger state must follow its parent's trigger, which
         pg_dump does not always record as a dependency; those restore last, in the archive's
         order, one at a time."""
-        try:
-            listing, verbose, script = (
-                subprocess.run(
-                    [tool.path, *args, str(schema_file)],
-                    capture_output=True,
-                    check=True,
-                    **_DATABASE_TEXT,
-                ).stdout
-                for args in (
-                    ["--list", "--section=post-data"],
-                    ["--list", "--verbose"],
-                    ["--section=post-data", "--file=-"],
-                )
-            )
-        except subprocess.CalledProcessError as exc:
-            raise DatabaseError(f"pg_restore cannot read the schema part: {exc.stderr}") from exc
+        listing, script = (
+            _read_schema(tool, schema_file, args)
+            for args in (["--list", "--section=post-data"], ["--section=post-data", "--file=-"])
+        )
         index_table = {
             (_unquote(m.group(2)), _unquote(m.group(1))): _unquote(m.group(3))
             for m in _CREATE_INDEX.finditer(script)
         }
-        dependencies = _dependencies(verbose)
         owners: dict[int, tuple[str, str] | None] = {}
         entries: list[_PostDataEntry] = []
         for line in listing.splitlines():
