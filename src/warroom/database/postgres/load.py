@@ -1,10 +1,11 @@
 """Logical restores, in parallel, into a new empty database.
 
-A restore runs the schema's pre-data section, loads the data parts ``jobs`` at a time (each
-copy part in one transaction; a table with a part of its own truncated and its rows written
-frozen), builds the indexes and constraints of each table that has a part of its own as soon
-as its rows are in, then the rest of post-data (the small tables' indexes, foreign keys, ...)
-with ``pg_restore --jobs``; last, the sequences' values are set and the materialized views
+A restore runs the schema's pre-data section (a schema of many tables in ``jobs`` sessions at
+once, by a plan of :mod:`.predata`), loads the data parts ``jobs`` at a time (each copy part in
+one transaction; a table with a part of its own truncated and its rows written frozen), builds
+the indexes and constraints of each table that has a part of its own as soon as its rows are
+in, then the rest of post-data (the small tables' indexes, foreign keys, ...) with
+``pg_restore --jobs``; last, the sequences' values are set and the materialized views
 refreshed. Backups of manifest format 1 (table data in pg_dump archives) restore through
 ``pg_restore``. :meth:`LogicalLoad.apply_properties` gives the database the recorded
 database-level properties (comment, connection limit, privileges, settings).
