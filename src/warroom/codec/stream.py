@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -34,6 +35,30 @@ _OUT_CHUNK = 1 << 20
 # held about 40 MB of job buffers for one worker and released its output in several-MiB
 # pieces; 1 MiB jobs compress as fast and as small (measured: bench/RESULTS.md).
 _JOB_SIZE = 1 << 20
+
+
+# An encrypted stream is compressed this far ahead (or to its end) before its data key is asked
+# for: a wal push opens the repository's keyring (two requests to S3) on another thread while it
+# compresses the segment. The first part of an upload holds as many stored bytes anyway.
+_KEY_AHEAD = 4 << 20
+
+
+def _pulled_ahead(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """``chunks`` again, once their first ``size`` bytes (or all of them) have been pulled."""
+    held: deque[bytes] = deque()
+    pulled = 0
+    for chunk in chunks:
+        held.append(chunk)
+        pulled += len(chunk)
+        if pulled >= size:
+            break
+
+    def again() -> Iterator[bytes]:
+        while held:
+            yield held.popleft()  # not held once handed out
+        yield from chunks
+
+    return again()
 
 
 class Digest(NamedTuple):
@@ -84,7 +109,8 @@ class Encoder:
 
     ``digest`` is available once the returned iterator is exhausted. Compression runs on
     ``threads`` zstd worker threads (0: in the calling thread), in jobs of 1 MiB. With ``keys``
-    the compressed stream is encrypted under a fresh data key, bound to ``context``.
+    the compressed stream is encrypted under a fresh data key, bound to ``context``, asked for
+    once 4 MiB of it (or all of it, if less) are compressed, and held until then.
     """
 
     def __init__(
@@ -129,6 +155,7 @@ class Encoder:
         if self._keys is None:
             header = Header(self.chain, {}).to_bytes()
         else:
+            stored = _pulled_ahead(stored, _KEY_AHEAD)  # the keys may still be opening
             from warroom.codec import aesgcm
 
             key, parameters = self._keys.new_data_key()
