@@ -119,10 +119,13 @@ class _CountingKeys:
         raise AssertionError("not decoding")
 
 
-@pytest.mark.parametrize("megabytes", [2, 12])
-def test_an_encrypted_stream_is_compressed_ahead_of_its_data_key(megabytes: int) -> None:
-    """The data key is asked for once 4 MiB are compressed (or all, if less): the keys may
-    still be opening on another thread (wal push), and a large stream is not held whole."""
+@pytest.mark.parametrize(("megabytes", "ahead"), [(2, 4), (12, 4), (12, 0)])
+def test_an_encrypted_stream_is_compressed_ahead_of_its_data_key(
+    megabytes: int, ahead: int
+) -> None:
+    """The data key is asked for once ``compress_ahead`` bytes are compressed (or all, if
+    less): keys still opening on another thread (wal push) are waited for only then, and a
+    large stream is not held whole."""
     fed: list[int] = []
     keys = _CountingKeys(fed)
 
@@ -131,9 +134,11 @@ def test_an_encrypted_stream_is_compressed_ahead_of_its_data_key(megabytes: int)
             fed.append(1 << 20)
             yield os.urandom(1 << 20)  # incompressible: 1 MiB in, about 1 MiB out
 
-    stored = Encoder(level=1, keys=keys, context=b"k").encode(chunks())
-    next(stored)  # the header: the data key is known
-    if megabytes < 4:
+    encoder = Encoder(level=1, keys=keys, context=b"k", compress_ahead=ahead << 20)
+    next(encoder.encode(chunks()))  # the header: the data key is known
+    if ahead == 0:
+        assert keys.asked_at == 0
+    elif megabytes < ahead:
         assert keys.asked_at == megabytes << 20
     else:
-        assert 4 << 20 <= keys.asked_at <= 6 << 20
+        assert ahead << 20 <= keys.asked_at <= (ahead + 2) << 20

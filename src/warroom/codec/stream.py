@@ -37,12 +37,6 @@ _OUT_CHUNK = 1 << 20
 _JOB_SIZE = 1 << 20
 
 
-# An encrypted stream is compressed this far ahead (or to its end) before its data key is asked
-# for: a wal push opens the repository's keyring (two requests to S3) on another thread while it
-# compresses the segment. The first part of an upload holds as many stored bytes anyway.
-_KEY_AHEAD = 4 << 20
-
-
 def _pulled_ahead(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
     """``chunks`` again, once their first ``size`` bytes (or all of them) have been pulled."""
     held: deque[bytes] = deque()
@@ -110,7 +104,8 @@ class Encoder:
     ``digest`` is available once the returned iterator is exhausted. Compression runs on
     ``threads`` zstd worker threads (0: in the calling thread), in jobs of 1 MiB. With ``keys``
     the compressed stream is encrypted under a fresh data key, bound to ``context``, asked for
-    once 4 MiB of it (or all of it, if less) are compressed, and held until then.
+    once ``compress_ahead`` bytes of it (or all of it, if less) are compressed and held: keys
+    still being opened on another thread are waited for only then.
     """
 
     def __init__(
@@ -120,12 +115,14 @@ class Encoder:
         *,
         keys: DataKeys | None = None,
         context: bytes = b"",
+        compress_ahead: int = 0,
     ) -> None:
         parameters = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=_JOB_SIZE if threads else 0, write_checksum=True
         )
         self._compressor = zstandard.ZstdCompressor(compression_params=parameters)
         self._keys, self._context = keys, context
+        self._ahead = compress_ahead
         self._digest: Digest | None = None
 
     @property
@@ -155,7 +152,8 @@ class Encoder:
         if self._keys is None:
             header = Header(self.chain, {}).to_bytes()
         else:
-            stored = _pulled_ahead(stored, _KEY_AHEAD)  # the keys may still be opening
+            if self._ahead:
+                stored = _pulled_ahead(stored, self._ahead)
             from warroom.codec import aesgcm
 
             key, parameters = self._keys.new_data_key()

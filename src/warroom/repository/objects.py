@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["Reading", "Repository", "open_repository", "probe_repository"]
 
 T = TypeVar("T")
+# Compressed bytes an encoder holds while another thread opens the keyring (two requests to S3)
+# before it waits for its data key: a 16 MiB WAL segment compresses to about that, or less.
+_KEYS_AHEAD = 4 << 20
 
 
 class Reading:
@@ -105,16 +108,6 @@ class Repository:
                 self._pending = None
         return self._keyring
 
-    def _data_keys(self) -> DataKeys | None:
-        """What encrypts a new object: the keyring, None when the repository is not encrypted.
-        While another thread opens the keyring of a repository given master keys (encrypted,
-        then, or refused: see :meth:`open`), the encoder takes it on demand: it compresses
-        ahead, then asks for the object's data key, before it hands out any byte (``wal push``
-        opens it on its lookup thread meanwhile). Otherwise it is opened here, first."""
-        if self._keys_given and self._opening.locked():
-            return _KeyringOnDemand(self)
-        return self.keyring
-
     @classmethod
     def open(cls, storage: Storage, master_keys: Sequence[bytes] = ()) -> Repository:
         """The repository in ``storage``, with encryption as it says (see the module doc):
@@ -137,8 +130,18 @@ class Repository:
     def write(
         self, key: str, chunks: Iterable[bytes], *, level: int = 3, threads: int = 0
     ) -> Digest:
-        """Encode ``chunks`` and store them atomically as ``key``; the digest of both sides."""
-        encoder = Encoder(level, threads, keys=self._data_keys(), context=key.encode())
+        """Encode ``chunks`` and store them atomically as ``key``; the digest of both sides.
+
+        While another thread opens the keyring of a repository given master keys (encrypted,
+        then, or refused: see :meth:`open`), the encoder takes it on demand: it compresses
+        ahead, then asks for the object's data key, before it hands out any byte (``wal push``
+        opens it on its lookup thread meanwhile). Otherwise it is opened first."""
+        keys: DataKeys | None
+        if self._keys_given and self._opening.locked():
+            keys, ahead = _KeyringOnDemand(self), _KEYS_AHEAD
+        else:
+            keys, ahead = self.keyring, 0
+        encoder = Encoder(level, threads, keys=keys, context=key.encode(), compress_ahead=ahead)
         self.storage.put(key, encoder.encode(chunks))
         return encoder.digest
 
@@ -234,8 +237,8 @@ class Repository:
 
 
 class _KeyringOnDemand:
-    """The keyring of a repository given master keys, opened on the first data key asked for
-    (see :meth:`Repository._data_keys`); the opening's failure is raised there."""
+    """The keyring of a repository given master keys, opened (or waited for) on the first data
+    key asked for (see :meth:`Repository.write`); the opening's failure is raised there."""
 
     def __init__(self, repository: Repository) -> None:
         self._repository = repository
