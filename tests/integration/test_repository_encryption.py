@@ -5,8 +5,13 @@ keys without touching objects. Local directory and S3 (moto's server on loopback
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,11 +21,13 @@ from warroom.config import Settings
 from warroom.errors import ConfigurationError, IntegrityError
 from warroom.repository import Repository, Storage
 from warroom.repository.keyring import generate_key, key_id, load_master_keys
+from warroom.repository.layout import REPOSITORY_KEY
 from warroom.repository.local import LocalStorage
 from warroom.repository.s3 import S3Storage
 
 PLAIN = os.urandom(700_000) + b"row\n" * 200_000  # several 256 KiB cipher chunks
 KEY = "database/b/copy-00001"
+T = TypeVar("T")
 
 
 def key() -> bytes:
@@ -79,6 +86,56 @@ def test_a_key_never_writes_into_an_unencrypted_repository(storage: Storage) -> 
     with pytest.raises(ConfigurationError, match="unencrypted objects"):
         Repository.open(storage, [key()])
     assert read(Repository.open(storage)) == PLAIN  # unencrypted repositories keep working
+
+
+OTHER = "database/b/copy-00002"
+
+
+@pytest.mark.parametrize("case", ["wrong key", "no key", "key into unencrypted"])
+def test_writing_while_another_thread_opens_the_keys_refuses_as_open_does(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """What ``wal push`` does: a thread opens the repository's keys (slowly here) while the
+    object is written; given keys, the object is compressed meanwhile, and then refused as
+    :meth:`Repository.open` refuses, before anything is stored."""
+    first = [key()] if case != "key into unencrypted" else []
+    Repository.open(storage, first).write(KEY, [PLAIN])
+    given = {"wrong key": [key()], "no key": [], "key into unencrypted": [key()]}[case]
+    error, exit_code = (IntegrityError, 3) if case == "wrong key" else (ConfigurationError, 2)
+    opening = threading.Event()
+
+    def slowly(method: Callable[[str], T]) -> Callable[[str], T]:
+        def call(name: str) -> T:
+            if name == REPOSITORY_KEY:
+                opening.set()
+                time.sleep(0.3)
+            return method(name)
+
+        return call
+
+    monkeypatch.setattr(storage, "get", slowly(storage.get))
+    monkeypatch.setattr(storage, "stat", slowly(storage.stat))
+    repository = Repository(storage, master_keys=given)
+    events = []
+
+    def open_keys() -> None:
+        with contextlib.suppress(error):
+            assert repository.keyring is not None
+        events.append("opened")
+
+    def chunks() -> Iterator[bytes]:
+        yield PLAIN
+        events.append("compressed")
+
+    opener = threading.Thread(target=open_keys)
+    opener.start()
+    opening.wait()
+    with pytest.raises(error) as raised:
+        repository.write(OTHER, chunks())
+    opener.join()
+    assert raised.value.exit_code == exit_code
+    assert events[0] == ("compressed" if given else "opened")
+    assert [info.key for info in storage.list("database/")] == [KEY]
 
 
 def _tamper(data: bytes, how: str, other: bytes) -> bytes:

@@ -128,6 +128,38 @@ def test_wal_push_and_fetch_against_s3(tmp_path: Path, aws: S3Server, encrypted:
         assert aws.environment()["AWS_SECRET_ACCESS_KEY"] not in refused.stderr
 
 
+@pytest.mark.parametrize("case", ["wrong key", "no key", "key into unencrypted"])
+def test_a_misconfigured_wal_push_to_s3_fails_and_writes_nothing(
+    tmp_path: Path, aws: S3Server, case: str
+) -> None:
+    """The push compresses while it opens the repository's keys: a key that opens nothing,
+    a missing key, or a key for an unencrypted repository still fails it before it writes."""
+    bucket = aws.new_bucket()
+    env = {**aws.environment(), "BACKUP_DIR": f"s3://{bucket}/wal"}
+    first = tmp_path / "000000010000000000000001"
+    first.write_bytes(os.urandom(1 << 20) + bytes(15 << 20))
+    if case != "key into unencrypted":
+        env["WARROOM_ENCRYPTION_KEY_FILE"] = str(_key_file(tmp_path, generate_key()))
+    assert _warroom(env, "wal", "push", str(first)).returncode == 0
+    stored = sorted(o["Key"] for o in aws.client().list_objects_v2(Bucket=bucket)["Contents"])
+    env.pop("WARROOM_ENCRYPTION_KEY_FILE", None)
+    if case != "no key":
+        env["WARROOM_ENCRYPTION_KEY_FILE"] = str(_key_file(tmp_path, generate_key()))
+    second = tmp_path / "000000010000000000000002"
+    second.write_bytes(os.urandom(1 << 20) + bytes(15 << 20))
+    refused = _warroom(env, "wal", "push", str(second))
+    expected = {
+        "wrong key": "none of the configured keys",
+        "no key": "is encrypted",
+        "key into unencrypted": "holds unencrypted objects",
+    }
+    assert refused.returncode == 1 and expected[case] in refused.stderr, refused.stderr
+    after = sorted(o["Key"] for o in aws.client().list_objects_v2(Bucket=bucket)["Contents"])
+    assert after == stored
+    uploads = aws.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert uploads == []
+
+
 @pytest.mark.parametrize("loss", ["deleted", "damaged"])
 def test_restore_and_wal_fetch_use_a_replica_when_the_primary_is_lost(
     tmp_path: Path, aws: S3Server, pg_db: str, restored: str, loss: str

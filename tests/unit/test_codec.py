@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -102,3 +103,42 @@ def test_check_names_the_part_and_mismatch() -> None:
     with pytest.raises(IntegrityError, match="part is damaged") as error:
         decoder.check("0" * 64)
     assert error.value.details == {"part": "part"}
+
+
+class _CountingKeys:
+    """Data keys that note how many plain bytes the encoder had read when it asked for one."""
+
+    def __init__(self, fed: list[int]) -> None:
+        self.fed, self.asked_at = fed, -1
+
+    def new_data_key(self) -> tuple[bytes, dict[str, str]]:
+        self.asked_at = sum(self.fed)
+        return os.urandom(32), {"key": "0" * 16, "wrapped": ""}
+
+    def data_key(self, parameters: dict[str, str]) -> bytes:
+        raise AssertionError("not decoding")
+
+
+@pytest.mark.parametrize(("megabytes", "ahead"), [(2, 4), (12, 4), (12, 0)])
+def test_an_encrypted_stream_is_compressed_ahead_of_its_data_key(
+    megabytes: int, ahead: int
+) -> None:
+    """The data key is asked for once ``compress_ahead`` bytes are compressed (or all, if
+    less): keys still opening on another thread (wal push) are waited for only then, and a
+    large stream is not held whole."""
+    fed: list[int] = []
+    keys = _CountingKeys(fed)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(megabytes):
+            fed.append(1 << 20)
+            yield os.urandom(1 << 20)  # incompressible: 1 MiB in, about 1 MiB out
+
+    encoder = Encoder(level=1, keys=keys, context=b"k", compress_ahead=ahead << 20)
+    next(encoder.encode(chunks()))  # the header: the data key is known
+    if ahead == 0:
+        assert keys.asked_at == 0
+    elif megabytes < ahead:
+        assert keys.asked_at == megabytes << 20
+    else:
+        assert ahead << 20 <= keys.asked_at <= (ahead + 2) << 20

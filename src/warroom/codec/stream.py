@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -34,6 +35,24 @@ _OUT_CHUNK = 1 << 20
 # held about 40 MB of job buffers for one worker and released its output in several-MiB
 # pieces; 1 MiB jobs compress as fast and as small (measured: bench/RESULTS.md).
 _JOB_SIZE = 1 << 20
+
+
+def _pulled_ahead(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """``chunks`` again, once their first ``size`` bytes (or all of them) have been pulled."""
+    held: deque[bytes] = deque()
+    pulled = 0
+    for chunk in chunks:
+        held.append(chunk)
+        pulled += len(chunk)
+        if pulled >= size:
+            break
+
+    def again() -> Iterator[bytes]:
+        while held:
+            yield held.popleft()  # not held once handed out
+        yield from chunks
+
+    return again()
 
 
 class Digest(NamedTuple):
@@ -84,7 +103,9 @@ class Encoder:
 
     ``digest`` is available once the returned iterator is exhausted. Compression runs on
     ``threads`` zstd worker threads (0: in the calling thread), in jobs of 1 MiB. With ``keys``
-    the compressed stream is encrypted under a fresh data key, bound to ``context``.
+    the compressed stream is encrypted under a fresh data key, bound to ``context``, asked for
+    once ``compress_ahead`` bytes of it (or all of it, if less) are compressed and held: keys
+    still being opened on another thread are waited for only then.
     """
 
     def __init__(
@@ -94,12 +115,14 @@ class Encoder:
         *,
         keys: DataKeys | None = None,
         context: bytes = b"",
+        compress_ahead: int = 0,
     ) -> None:
         parameters = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=_JOB_SIZE if threads else 0, write_checksum=True
         )
         self._compressor = zstandard.ZstdCompressor(compression_params=parameters)
         self._keys, self._context = keys, context
+        self._ahead = compress_ahead
         self._digest: Digest | None = None
 
     @property
@@ -129,6 +152,8 @@ class Encoder:
         if self._keys is None:
             header = Header(self.chain, {}).to_bytes()
         else:
+            if self._ahead:
+                stored = _pulled_ahead(stored, self._ahead)
             from warroom.codec import aesgcm
 
             key, parameters = self._keys.new_data_key()

@@ -33,6 +33,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
+from warroom.codec.aesgcm import DataKeys
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError
 from warroom.repository.layout import KEYS_PREFIX, REPOSITORY_KEY, key_document, key_identity
 from warroom.repository.storage import Storage
@@ -86,9 +87,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class Keyring:
-    """The repository keys of one encrypted repository, opened with the master keys; it is
-    the codec's :class:`~warroom.codec.aesgcm.DataKeys`."""
+class Keyring(DataKeys):
+    """The repository keys of one encrypted repository, opened with the master keys: the
+    codec's :class:`~warroom.codec.aesgcm.DataKeys` (so whichever thread opens it loads the
+    codec's cipher too; ``wal push`` opens it on a thread of its own)."""
 
     def __init__(self, storage: Storage, masters: Sequence[bytes]) -> None:
         if not masters:

@@ -31,11 +31,15 @@ from warroom.repository.storage import (
 )
 
 if TYPE_CHECKING:
+    from warroom.codec.aesgcm import DataKeys
     from warroom.repository.keyring import Keyring
 
 __all__ = ["Reading", "Repository", "open_repository", "probe_repository"]
 
 T = TypeVar("T")
+# Compressed bytes an encoder holds while another thread opens the keyring (two requests to S3)
+# before it waits for its data key: a 16 MiB WAL segment compresses to about that, or less.
+_KEYS_AHEAD = 4 << 20
 
 
 class Reading:
@@ -94,6 +98,7 @@ class Repository:
         self._keyring = keyring
         self._pending = master_keys
         self._opening = threading.Lock()
+        self._keys_given = bool(master_keys)  # then encrypted, or refused when opened
 
     @property
     def keyring(self) -> Keyring | None:
@@ -125,8 +130,18 @@ class Repository:
     def write(
         self, key: str, chunks: Iterable[bytes], *, level: int = 3, threads: int = 0
     ) -> Digest:
-        """Encode ``chunks`` and store them atomically as ``key``; the digest of both sides."""
-        encoder = Encoder(level, threads, keys=self.keyring, context=key.encode())
+        """Encode ``chunks`` and store them atomically as ``key``; the digest of both sides.
+
+        While another thread opens the keyring of a repository given master keys (encrypted,
+        then, or refused: see :meth:`open`), the encoder takes it on demand: it compresses
+        ahead, then asks for the object's data key, before it hands out any byte (``wal push``
+        opens it on its lookup thread meanwhile). Otherwise it is opened first."""
+        keys: DataKeys | None
+        if self._keys_given and self._opening.locked():
+            keys, ahead = _KeyringOnDemand(self), _KEYS_AHEAD
+        else:
+            keys, ahead = self.keyring, 0
+        encoder = Encoder(level, threads, keys=keys, context=key.encode(), compress_ahead=ahead)
         self.storage.put(key, encoder.encode(chunks))
         return encoder.digest
 
@@ -219,6 +234,26 @@ class Repository:
         if failure is not None:
             raise failure
         raise NotFoundError(f"no object {key!r} in {self.location}", key=key)
+
+
+class _KeyringOnDemand:
+    """The keyring of a repository given master keys, opened (or waited for) on the first data
+    key asked for (see :meth:`Repository.write`); the opening's failure is raised there."""
+
+    def __init__(self, repository: Repository) -> None:
+        self._repository = repository
+
+    def _keyring(self) -> Keyring:
+        keyring = self._repository.keyring
+        if keyring is None:  # Repository.open encrypts, or refuses, a repository given keys
+            raise AssertionError("a repository opened with master keys has a keyring")
+        return keyring
+
+    def new_data_key(self) -> tuple[bytes, dict[str, Any]]:
+        return self._keyring().new_data_key()
+
+    def data_key(self, parameters: dict[str, Any]) -> bytes:
+        return self._keyring().data_key(parameters)
 
 
 def _existing_keyring(storage: Storage, master_keys: Sequence[bytes]) -> Keyring | None:
