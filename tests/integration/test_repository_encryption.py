@@ -20,7 +20,7 @@ from warroom.codec import Decoder, Encoder
 from warroom.config import Settings
 from warroom.errors import ConfigurationError, IntegrityError
 from warroom.repository import Repository, Storage
-from warroom.repository.keyring import generate_key, key_id, load_master_keys
+from warroom.repository.keyring import Keyring, generate_key, key_id, load_master_keys
 from warroom.repository.layout import REPOSITORY_KEY
 from warroom.repository.local import LocalStorage
 from warroom.repository.s3 import S3Storage
@@ -86,6 +86,23 @@ def test_a_key_never_writes_into_an_unencrypted_repository(storage: Storage) -> 
     with pytest.raises(ConfigurationError, match="unencrypted objects"):
         Repository.open(storage, [key()])
     assert read(Repository.open(storage)) == PLAIN  # unencrypted repositories keep working
+
+
+def test_two_clients_encrypting_an_empty_repository_at_once_both_succeed(
+    storage: Storage,
+) -> None:
+    """Client A has written its repository key but not yet the marker naming it (or was
+    killed there) when client B opens the repository: B is not refused for "unencrypted
+    objects", and whichever marker wins, every object of both stays readable."""
+    master = key()
+    first = Keyring(storage, [master])
+    first_key = first._new_repository_key()  # A, stopped before its marker
+    second = Repository.open(storage, [master])  # B
+    second.write(KEY, [PLAIN])
+    first._set_current(first_key)  # A's marker, written last, wins
+    assert read(Repository.open(storage, [master])) == PLAIN
+    Repository.open(storage, [master]).write(OTHER, [b"under A's key"])
+    assert read(Repository.open(storage, [master]), OTHER) == b"under A's key"
 
 
 OTHER = "database/b/copy-00002"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from warroom.codec import Decoder, Digest, Encoder
 from warroom.errors import ConfigurationError, IntegrityError, NotFoundError, StorageError
-from warroom.repository.layout import LOCK_PREFIXES, REPOSITORY_KEY, probe_key
+from warroom.repository.layout import KEYS_PREFIX, LOCK_PREFIXES, REPOSITORY_KEY, probe_key
 from warroom.repository.storage import (
     ChunkStream,
     Storage,
@@ -275,7 +275,10 @@ def _existing_keyring(storage: Storage, master_keys: Sequence[bytes]) -> Keyring
     marker = keyring.marker()
     if marker is not None:
         return keyring.open(marker)
-    if any(not info.key.startswith(LOCK_PREFIXES) for info in storage.list()):
+    # Key files without the marker: another client is making the repository encrypted (or was
+    # stopped before its marker). Not unencrypted objects: this client makes it encrypted too,
+    # under a repository key of its own; every key file stays readable, whichever marker wins.
+    if any(not info.key.startswith((*LOCK_PREFIXES, KEYS_PREFIX)) for info in storage.list()):
         raise ConfigurationError(
             f"the repository {storage.location} holds unencrypted objects, and an "
             "encryption key is set: encrypt a new, empty repository, or unset the key"
