@@ -157,6 +157,15 @@ class Catalog:
     def close(self) -> None:
         self.engine.dispose()
 
+    def reopen(self) -> None:
+        """Reconnect and bring the schema to the newest version again: the database that holds
+        the catalog was just replaced (restored over) by one with an older catalog, or none."""
+        self.engine.dispose()
+        try:
+            migrations.migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise self.error(f"cannot open the catalog at {self.location}", exc) from exc
+
     def error(self, what: str, exc: SQLAlchemyError) -> StorageError:
         """``<what>: <the driver's reason>``, and for SQLite why, when it shows."""
         reason = str(getattr(exc, "orig", None) or exc)
