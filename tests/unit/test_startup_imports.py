@@ -82,14 +82,15 @@ def test_the_wal_fast_path_exits_without_finalization(
 
 def test_building_the_services_opens_no_catalog(tmp_path: Path) -> None:
     """A backup or a restore records its result in the catalog only at its end and opens it
-    beside its work: building the services neither imports SQLAlchemy nor creates the file."""
+    beside its work: building the services neither imports SQLAlchemy nor creates the file;
+    nor, without an encryption key, cryptography."""
     code = (
         "from warroom.services import build_services\n"
         "with build_services() as services:\n"
         "    services.backups.exists('x')"
     )
     modules = _loaded(code, {"BACKUP_DIR": str(tmp_path / "b"), "CHECKPOINT_DIR": str(tmp_path)})
-    assert _heavy(modules, ("sqlalchemy", "warroom.catalog.store")) == []
+    assert _heavy(modules, ("sqlalchemy", "warroom.catalog.store", "cryptography")) == []
     assert not (tmp_path / "catalog.db").exists()
 
 
