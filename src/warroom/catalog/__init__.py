@@ -6,8 +6,8 @@ the URL and brings the schema to the newest version (:mod:`warroom.catalog.migra
 
 Importing this package loads no SQLAlchemy: :class:`CheckpointRecord`, the value the domain
 passes around, is plain; :class:`Catalog` and :func:`open_catalog` load with their module on
-first use, so a backup or a restore, which records its result only at its end, starts its work
-while the catalog opens on a thread (see :func:`warroom.services.build_services`).
+first use, so a backup or a restore, which records its result only at its end, does its work
+while the catalog opens on a thread (see :class:`~warroom.database.backups.BackupService`).
 """
 
 from __future__ import annotations
