@@ -137,7 +137,7 @@ def _part_path(services: Services, name: str, part: str) -> object:
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_damaged_backup_is_refused_and_target_untouched(
-    services: Services, pg_db: str, damage: str
+    services: Services, pg_db: str, pg_names: list[str], damage: str
 ) -> None:
     with psycopg.connect(pg_db, autocommit=True) as conn:
         conn.execute(
@@ -165,6 +165,12 @@ def test_damaged_backup_is_refused_and_target_untouched(
     assert pg_snapshot(pg_db) == before
     # Refused before anything was touched: not even a safety backup was taken.
     assert [r.name for r in services.backups.list_backups()] == ["victim"]
+    # Refused into a new database too: it does not appear, nor is a staging database left.
+    pg_names.append("wrt_victim")
+    with pytest.raises(IntegrityError, match="victim"):
+        services.backups.restore("victim", new_db="wrt_victim", url=pg_db)
+    assert not pg_database_exists("wrt_victim")
+    assert unclaimed_work_databases("restore") == []
 
 
 def test_the_first_damaged_part_is_the_one_reported(
