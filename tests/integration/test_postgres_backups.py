@@ -6,6 +6,7 @@ import dataclasses
 import json
 import secrets
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ from psycopg import sql
 from tests.conftest import pg_database_exists, pg_url
 from tests.dbcompare import PG_BIN, fill_rich_database, pg_snapshot
 from warroom.codec import Encoder
+from warroom.config import Settings
 from warroom.database import PartRecord, pgcopy
 from warroom.database.manifest import Manifest
 from warroom.database.pgcopy import CopyTable
@@ -27,8 +29,9 @@ from warroom.errors import (
     IntegrityError,
     NameTakenError,
     NotFoundError,
+    StorageError,
 )
-from warroom.repository.layout import backup_prefix, manifest_key
+from warroom.repository.layout import BACKUPS, backup_prefix, manifest_key
 from warroom.services import Services, build_services
 
 
@@ -134,7 +137,7 @@ def _part_path(services: Services, name: str, part: str) -> object:
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_damaged_backup_is_refused_and_target_untouched(
-    services: Services, pg_db: str, damage: str
+    services: Services, pg_db: str, pg_names: list[str], damage: str
 ) -> None:
     with psycopg.connect(pg_db, autocommit=True) as conn:
         conn.execute(
@@ -162,6 +165,12 @@ def test_damaged_backup_is_refused_and_target_untouched(
     assert pg_snapshot(pg_db) == before
     # Refused before anything was touched: not even a safety backup was taken.
     assert [r.name for r in services.backups.list_backups()] == ["victim"]
+    # Refused into a new database too: it does not appear, nor is a staging database left.
+    pg_names.append("wrt_victim")
+    with pytest.raises(IntegrityError, match="victim"):
+        services.backups.restore("victim", new_db="wrt_victim", url=pg_db)
+    assert not pg_database_exists("wrt_victim")
+    assert unclaimed_work_databases("restore") == []
 
 
 def test_the_first_damaged_part_is_the_one_reported(
@@ -276,6 +285,30 @@ def test_failed_restore_leaves_no_database_behind(services: Services, pg_db: str
     assert unclaimed_work_databases("restore") == []
 
 
+def test_a_catalog_that_cannot_open_fails_a_backup_and_a_restore_before_they_commit(
+    tmp_path: Path, pg_db: str, pg_names: list[str]
+) -> None:
+    """The catalog opens beside a backup's or a restore's work, which records its result in it
+    only at its end: when it cannot open, the backup is removed before its manifest is written
+    and the restore is refused before its target appears, as when it failed at the start."""
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t AS SELECT generate_series(1, 10) AS id")
+    places = {"backup_dir": tmp_path / "b", "checkpoint_dir": tmp_path / "c"}
+    with build_services(Settings(**places, catalog_url=f"sqlite:///{tmp_path}/ok.db")) as ok:
+        ok.backups.create(url=pg_db, name="kept")
+    (tmp_path / "a-file").write_text("")
+    broken = Settings(**places, catalog_url=f"sqlite:///{tmp_path}/a-file/catalog.db")
+    pg_names.append("wrt_unrecorded")
+    with build_services(broken) as services:
+        with pytest.raises(StorageError, match="a file of that name is in the way"):
+            services.backups.create(url=pg_db, name="unrecorded")
+        assert sorted(services.backups.storage.children(BACKUPS)) == ["kept"]
+        with pytest.raises(StorageError, match="a file of that name is in the way"):
+            services.backups.restore("kept", new_db="wrt_unrecorded", url=pg_db)
+    assert not pg_database_exists("wrt_unrecorded")
+    assert unclaimed_work_databases("restore") == []
+
+
 def test_restoring_the_catalog_database_keeps_the_catalog(tmp_path: object, pg_db: str) -> None:
     from pathlib import Path
 
@@ -289,6 +322,21 @@ def test_restoring_the_catalog_database_keeps_the_catalog(tmp_path: object, pg_d
         report = services.backups.restore("with-catalog", target_url=pg_db, confirm=True)
         names = {r.name for r in services.backups.list_backups()}
     assert names == {first.name, report.safety_backup}
+
+
+def test_restoring_over_the_catalog_database_a_backup_without_it_keeps_the_catalog(
+    tmp_path: Path, pg_db: str
+) -> None:
+    """A backup taken while the catalog was elsewhere holds none of its tables: restored over
+    the database that now holds the catalog, the catalog comes back, the restore indexed."""
+    places = {"backup_dir": tmp_path / "b", "checkpoint_dir": tmp_path / "c"}
+    elsewhere = Settings(**places, catalog_url=f"sqlite:///{tmp_path}/elsewhere.db")
+    with build_services(elsewhere) as services:
+        services.backups.create(url=pg_db, name="without-catalog")
+    with build_services(Settings(**places, catalog_url=pg_db)) as services:
+        report = services.backups.restore("without-catalog", target_url=pg_db, confirm=True)
+        names = {r.name for r in services.backups.list_backups()}
+    assert names == {"without-catalog", report.safety_backup}
 
 
 def _rewrite(services: Services, manifest: Manifest, name: str, **changes: Any) -> None:

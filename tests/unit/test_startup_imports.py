@@ -80,6 +80,20 @@ def test_the_wal_fast_path_exits_without_finalization(
     assert "is not a WAL file name" in capsys.readouterr().err
 
 
+def test_building_the_services_opens_no_catalog(tmp_path: Path) -> None:
+    """A backup or a restore records its result in the catalog only at its end and opens it
+    beside its work: building the services neither imports SQLAlchemy nor creates the file;
+    nor, without an encryption key, cryptography."""
+    code = (
+        "from warroom.services import build_services\n"
+        "with build_services() as services:\n"
+        "    services.backups.exists('x')"
+    )
+    modules = _loaded(code, {"BACKUP_DIR": str(tmp_path / "b"), "CHECKPOINT_DIR": str(tmp_path)})
+    assert _heavy(modules, ("sqlalchemy", "warroom.catalog.store", "cryptography")) == []
+    assert not (tmp_path / "catalog.db").exists()
+
+
 def test_services_are_built_on_first_use(tmp_path: Path) -> None:
     settings = Settings(
         backup_dir=tmp_path / "backups",
@@ -88,9 +102,10 @@ def test_services_are_built_on_first_use(tmp_path: Path) -> None:
     )
     with build_services(settings) as services:
         assert services.backups.repository is services.repository
-        lazy = ("workflows", "deployments", "cleanup", "notifier", "pitr", "tokens")
+        lazy = ("catalog", "workflows", "deployments", "cleanup", "notifier", "pitr", "tokens")
         assert [name for name in lazy if name in vars(services)] == []
         # Deployments need the notifier and cleanup the workflow engine: one build each.
         assert services.deployments.notifier is services.notifier
         assert services.cleanup is services.cleanup
         assert [name for name in lazy if name not in vars(services)] == ["pitr", "tokens"]
+        assert services.backups.catalog is services.catalog

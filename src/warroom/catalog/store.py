@@ -14,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,45 +24,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from warroom.catalog import migrations, schema
+from warroom.catalog.records import CheckpointRecord
 from warroom.errors import ConfigurationError, StorageError
 from warroom.redact import redact_url
 from warroom.storage.files import make_dirs, open_new, os_reason
 
-__all__ = ["Catalog", "CheckpointRecord", "open_catalog", "sqlalchemy_url"]
-
-
-@dataclass
-class CheckpointRecord:
-    """One checkpoint of any type, as the catalog indexes it."""
-
-    type: str
-    name: str
-    status: str
-    created_at: datetime
-    source: str | None = None
-    source_id: str | None = None
-    safety: bool = False
-    size_original: int | None = None
-    size_stored: int | None = None
-    checksum: str | None = None
-    verified_at: datetime | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "name": self.name,
-            "status": self.status,
-            "created_at": self.created_at.isoformat(),
-            "source": self.source,
-            "source_id": self.source_id,
-            "safety": self.safety,
-            "size_original": self.size_original,
-            "size_stored": self.size_stored,
-            "checksum": self.checksum,
-            "verified_at": self.verified_at.isoformat() if self.verified_at else None,
-            "details": self.details,
-        }
+__all__ = ["Catalog", "open_catalog", "sqlalchemy_url"]
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -190,6 +156,15 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def reopen(self) -> None:
+        """Reconnect and bring the schema to the newest version again: the database that holds
+        the catalog was just replaced (restored over) by one with an older catalog, or none."""
+        self.engine.dispose()
+        try:
+            migrations.migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise self.error(f"cannot open the catalog at {self.location}", exc) from exc
 
     def error(self, what: str, exc: SQLAlchemyError) -> StorageError:
         """``<what>: <the driver's reason>``, and for SQLite why, when it shows."""

@@ -316,6 +316,8 @@ class Settings(BaseSettings):
 
     def master_keys(self) -> list[bytes]:
         """The configured encryption keys, current first (empty: objects are not encrypted)."""
+        if self.encryption_key is None and self.encryption_key_file is None:
+            return []  # without loading the keyring, and cryptography with it (4 ms)
         from warroom.repository.keyring import load_master_keys
 
         key = self.encryption_key.get_secret_value() if self.encryption_key else None

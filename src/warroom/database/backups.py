@@ -22,14 +22,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, closing, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warroom import __version__
-from warroom.catalog import Catalog, CheckpointRecord
+from warroom.catalog import CheckpointRecord
 from warroom.config import Settings
 from warroom.database import (
     DatabaseEngine,
@@ -73,6 +73,9 @@ from warroom.repository.layout import (
     part_key,
     validate_name,
 )
+
+if TYPE_CHECKING:
+    from warroom.catalog import Catalog
 
 __all__ = [
     "BackupService",
@@ -272,17 +275,33 @@ class BackupService:
         self,
         settings: Settings,
         repository: Repository,
-        catalog: Catalog,
+        catalog: Callable[[], Catalog],
         locker: Locker,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.settings = settings
         self.repository = repository
         self.storage = repository.storage
-        self.catalog = catalog
+        self._catalog = catalog
         self.clock = clock
         self.locker = locker
         self._configured_source: tuple[str, Source] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog, from the ``catalog`` callable given (:mod:`warroom.services` opens it on
+        its first call; a call while another thread opens it waits for it)."""
+        return self._catalog()
+
+    @contextmanager
+    def _catalog_alongside(self) -> Iterator[Future[Catalog]]:
+        """The catalog, opening on a thread while the caller works: a backup or a restore
+        records its result in it only at its end, and opening it (importing SQLAlchemy,
+        migrating) takes 0.1-0.2 s of CPU that the server's work leaves free. Started once the
+        caller's own start-up is done, not with the process: then both would compete for the
+        interpreter. The future's ``result()`` raises what opening it raised."""
+        with ThreadPoolExecutor(1, thread_name_prefix="warroom-catalog") as pool:
+            yield pool.submit(self._catalog)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -455,11 +474,13 @@ class BackupService:
             threads = 1 if jobs == 1 else 0
             written: list[PartRecord] = []
             try:
-                write_part = self._write_part(name, progress, threads, written)
-                if physical:
-                    info = engine.base_backup(write_part)
-                else:
-                    info = engine.dump(write_part, jobs)
+                with self._catalog_alongside() as opening:
+                    write_part = self._write_part(name, progress, threads, written)
+                    if physical:
+                        info = engine.base_backup(write_part)
+                    else:
+                        info = engine.dump(write_part, jobs)
+                    catalog = opening.result()  # opened, or the backup fails and is removed
                 parts = sorted(written, key=lambda part: part.name)
                 manifest = Manifest(
                     name=name,
@@ -486,7 +507,7 @@ class BackupService:
                 with suppress(WarroomError):  # the original failure is the one to report
                     self.storage.delete_prefix(backup_prefix(name))
                 raise
-        self.catalog.upsert_checkpoint(_record(manifest))
+        catalog.upsert_checkpoint(_record(manifest))
         return manifest
 
     def _claim_free_name(self, locks: ExitStack, base: str) -> str:
@@ -911,13 +932,17 @@ class BackupService:
         staging = target.sibling(f"warroom_restore_{uuid.uuid4().hex[:12]}")
         progress.start(f"restoring {manifest.name} into {target.display}", manifest.size_original)
         try:
-            tables, load = self._restore_into(staging, manifest, database, progress, jobs, source)
+            with self._catalog_alongside() as opening:
+                tables, load = self._restore_into(
+                    staging, manifest, database, progress, jobs, source
+                )
+                catalog = opening.result()  # it records the restore: opened, or the target stays
             target.replace_with(staging, overwrite=replace)
         except BaseException:
             with suppress(WarroomError):  # the original failure is the one to report
                 staging.drop()
             raise
-        self._reindex_after_restore(manifest, safety)
+        self._reindex_after_restore(catalog, manifest, safety)
         return RestoreReport(
             name=manifest.name,
             target=target.display,
@@ -934,13 +959,16 @@ class BackupService:
         for name in server.sweep_abandoned():
             progress.start(f"dropped {name}, left by an interrupted restore")
 
-    def _reindex_after_restore(self, restored: Manifest, safety: Manifest | None) -> None:
-        """The catalog may live in the database just replaced: reconnect, and make sure the
+    @staticmethod
+    def _reindex_after_restore(
+        catalog: Catalog, restored: Manifest, safety: Manifest | None
+    ) -> None:
+        """The catalog may live in the database just replaced: reopen it, and make sure the
         restored backup and the safety backup are both indexed."""
-        self.catalog.engine.dispose()
+        catalog.reopen()
         for manifest in filter(None, (restored, safety)):
-            if self.catalog.get_checkpoint(CHECKPOINT_TYPE, manifest.name) is None:
-                self.catalog.upsert_checkpoint(_record(manifest))
+            if catalog.get_checkpoint(CHECKPOINT_TYPE, manifest.name) is None:
+                catalog.upsert_checkpoint(_record(manifest))
 
     # -- maintenance ------------------------------------------------------------------------
 
