@@ -188,6 +188,7 @@ def retry_job(services: Services, runner: JobRunner, job_id: str, *, who: str) -
     job = runner.get(job_id)
     return runner.retry(job_id, WORK[job.kind](services, job.params), created_by=who)
 
+
 STORED_STAGES = ("checking the stored bytes of ", "checking ")
 DECODED_STAGES = ("verifying ", "restore test of ", "restoring ")
 

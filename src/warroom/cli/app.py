@@ -234,7 +234,6 @@ BACKUP_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
 ]
 
 
-
 def _copies_column(row: dict[str, Any]) -> str:
     """Where a backup is, with replicas: ``2/2``, or ``1/2, missing in s3://b/p``."""
     copies: dict[str, str] = row["repositories"]

@@ -61,6 +61,8 @@ WORK_FILE = re.compile(r"^warroom_restore_[0-9a-f]{12}$")
 WORK_ENTRY = re.compile(r"^\.?(warroom_restore_[0-9a-f]{12})(?:-wal|-shm|-journal|\..+)?$")
 CLAIM_SUFFIX = ".claim"
 COPY_STEP_PAGES = 256  # pages per step of the copy into a live target
+
+
 def _tables(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "

@@ -110,8 +110,7 @@ class LeaseLocker:
                     yield False
                     return
                 raise ConflictError(
-                    f"{what} is already running ({holder}); wait for it to finish or retry "
-                    "later",
+                    f"{what} is already running ({holder}); wait for it to finish or retry later",
                     lock=f"{self.storage.location}/{key}",
                 )
             self.wait(0.2)

@@ -37,6 +37,7 @@ def _log() -> Logger:
 
     return logging.getLogger("warroom.repository")
 
+
 T = TypeVar("T")
 
 

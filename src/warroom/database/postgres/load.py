@@ -36,7 +36,7 @@ from warroom.database.pgcopy import (
 from warroom.database.pgtools import PgTool, ProcessGroup, run_parallel
 from warroom.database.postgres.connection import MAINTENANCE_DB, PostgresConnection
 from warroom.database.postgres.dump import MATVIEWS_PART, SEQUENCES_PART
-from warroom.database.postgres.predata import PreDataPlan, plan_pre_data
+from warroom.database.postgres.predata import PreDataPlan, plan_pre_data, worth_planning
 from warroom.errors import (
     ConfigurationError,
     DatabaseError,
@@ -252,7 +252,10 @@ class LogicalLoad(PostgresConnection):
             with open(schema_file, "wb") as out:
                 for chunk in read_part("schema"):
                     out.write(chunk)
-            dependencies = _dependencies(_read_schema(tool, schema_file, ["--list", "--verbose"]))
+            verbose = _read_schema(tool, schema_file, ["--list", "--verbose"])
+            dependencies = _dependencies(verbose)
+            if not worth_planning(verbose):  # nor the listing a plan is made from
+                start_over = None
             self._restore_pre_data(tool, common, schema_file, dependencies, jobs, start_over)
 
             partitions = self._loaded_relations("c.relispartition")

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MIN_PARALLEL_ENTRIES", "PARALLEL_KINDS", "PreDataPlan", "plan_pre_data"]
+__all__ = [
+    "MIN_PARALLEL_ENTRIES",
+    "PARALLEL_KINDS",
+    "PreDataPlan",
+    "plan_pre_data",
+    "worth_planning",
+]
 
 # The kinds restored in parallel groups: a table and what belongs to it alone.
 PARALLEL_KINDS = ("SEQUENCE OWNED BY", "SEQUENCE", "TABLE", "DEFAULT", "COMMENT", "ACL")
@@ -48,6 +54,12 @@ def _kind(line: str) -> str | None:
     rest = fields[3] if len(fields) == 4 else ""
     known = sorted({*PARALLEL_KINDS, *_LOOKALIKE_KINDS}, key=len, reverse=True)
     return next((kind for kind in known if rest.startswith(kind + " ")), None)
+
+
+def worth_planning(verbose_listing: str) -> bool:
+    """Whether a schema with this ``pg_restore --list --verbose`` may have a plan: one with
+    fewer lines than a plan's minimum of entries has none (no need to list its pre-data)."""
+    return verbose_listing.count("\n") >= MIN_PARALLEL_ENTRIES
 
 
 def plan_pre_data(
