@@ -102,6 +102,6 @@ def test_one_session_is_kept_where_a_plan_would_not_pay(monkeypatch: pytest.Monk
     assert plan_pre_data(_listing(SCHEMA, T1, S1, OWNED1), DEPENDS, 2) is None  # one group
     monkeypatch.setattr(predata, "MIN_PARALLEL_ENTRIES", 3)
     assert plan_pre_data(listing, DEPENDS, 2) is None
-    assert not worth_planning(listing.split("\n", 3)[3])  # two lines: not even listed
+    assert not worth_planning(f"{T1}\n{T2}\n")  # two lines: not even listed
     assert worth_planning(listing)
     assert plan_pre_data(_listing(SCHEMA, T1, T2, T3), DEPENDS, 2) is not None
