@@ -319,6 +319,17 @@ CREATE FUNCTION first_label(base_row) RETURNS text LANGUAGE sql AS 'SELECT $1.la
 CREATE TABLE uses_function (r base_row, l text DEFAULT first_label(ROW(1, 'y')::base_row));
 CREATE VIEW joined AS SELECT b.id, u.l FROM base_row b JOIN uses_function u ON true;
 CREATE TABLE s2.checked (v int CHECK (v > 0), w int DEFAULT 7);
+CREATE FUNCTION count_base() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM public.base_row';
+CREATE FUNCTION count_atomic() RETURNS bigint LANGUAGE sql
+    BEGIN ATOMIC SELECT count(*) FROM holds_row; END;
+CREATE TABLE checks_count (n bigint CHECK (count_base() >= 0) DEFAULT count_atomic());
+CREATE FUNCTION twice(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+CREATE DOMAIN even AS int CHECK (VALUE = twice(VALUE / 2));
+CREATE TABLE generated_by (a even, b int GENERATED ALWAYS AS (twice(a)) STORED);
+CREATE TYPE wraps AS (r base_row, n int);
+CREATE TABLE holds_wrap (w wraps);
+CREATE VIEW over_joined AS SELECT j.id, g.b FROM joined j, generated_by g;
+CREATE TABLE s2.other_seq (id bigint DEFAULT nextval('public.base_row_id_seq'));
 COMMENT ON TABLE typed IS 'typed';
 COMMENT ON COLUMN s2.checked.v IS 'positive';
 GRANT SELECT ON base_row TO {ROLE};
@@ -339,6 +350,10 @@ INSERT INTO uses_shared_1 DEFAULT VALUES;
 INSERT INTO uses_shared_2 DEFAULT VALUES;
 INSERT INTO uses_function (r) SELECT b FROM base_row b;
 INSERT INTO s2.checked (v) VALUES (3);
+INSERT INTO checks_count DEFAULT VALUES;
+INSERT INTO generated_by (a) VALUES (4), (6);
+INSERT INTO holds_wrap SELECT ROW(b, 1)::wraps FROM base_row b;
+INSERT INTO s2.other_seq DEFAULT VALUES;
 """
 
 FAMILIES: dict[str, tuple[str, str]] = {
