@@ -356,7 +356,41 @@ INSERT INTO holds_wrap SELECT ROW(b, 1)::wraps FROM base_row b;
 INSERT INTO s2.other_seq DEFAULT VALUES;
 """
 
+# What once made a plan fail (then start over), one family each: a cast listed after a table
+# that a default needs, a child of two parents whose defaults would be set before it exists,
+# and tables whose array type names collide (their names' first 62 bytes alike; "a", "_a").
+CAST_AFTER_A_TABLE = """
+CREATE SCHEMA a;
+CREATE TYPE a.aa_mood AS ENUM ('sad', 'ok');
+CREATE TABLE a.t (id int);
+CREATE TYPE a.aaa_wraps AS (t a.t);
+CREATE CAST (text AS a.aa_mood) WITH INOUT AS ASSIGNMENT;
+CREATE TABLE a.u (m a.aa_mood DEFAULT 'ok'::text);
+CREATE TABLE a.v (id int);
+INSERT INTO a.u DEFAULT VALUES;
+"""
+TWO_PARENTS = """
+CREATE TABLE base_row (id int);
+CREATE TYPE wraps AS (r base_row);
+CREATE TABLE p1 (id serial, v text);
+CREATE TABLE p2 (id serial);
+CREATE TABLE c (w wraps) INHERITS (p1);
+ALTER TABLE c INHERIT p2;
+CREATE TABLE many_1 (id int);
+INSERT INTO c (v) VALUES ('child');
+"""
+TYPE_NAMES = """
+CREATE TABLE "_a" (id int);
+CREATE TABLE a (id int);
+CREATE TABLE b (id int);
+DO $$ BEGIN FOR i IN 0..35 LOOP EXECUTE format('CREATE TABLE %I (id int)',
+    repeat('x', 62) || substr('0123456789abcdefghijklmnopqrstuvwxyz', i + 1, 1)); END LOOP; END $$;
+"""
+
 FAMILIES: dict[str, tuple[str, str]] = {
+    "cast_after_a_table": ("", CAST_AFTER_A_TABLE),
+    "two_parents": ("", TWO_PARENTS),
+    "type_names": ("", TYPE_NAMES),
     "pre_data": ("", PRE_DATA),
     "partitioning": ("", PARTITIONING),
     "keys": ("", KEYS),
@@ -426,7 +460,8 @@ def pre_data(
 
         monkeypatch.setattr(load, "plan_pre_data", recorded)
     yield plans
-    assert not [r for r in caplog.records if "starting over" in r.getMessage()]
+    started_over = [r for r in caplog.get_records("call") if "starting over" in r.getMessage()]
+    assert not started_over
     if request.param == "parallel":
         assert plans, "the restore did not plan its pre-data"
 

@@ -319,3 +319,30 @@ def test_a_parallel_pre_data_that_fails_starts_over_in_one_session(
             drop_pg_database(name)
         pg_names.clear()
         _run(PG_URL, f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_cast_keeps_the_meaning_of_the_defaults_parsed_after_it(
+    services: Services, pg_db: str, pg_names: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default parsed with a cast calls the cast's function; without the cast it is another
+    expression, which pg_dump prints the same way (``DEFAULT 255``). The cast is listed after
+    a table here, so no plan may create the table with the default before it."""
+    _run(
+        pg_db,
+        """
+        CREATE SCHEMA a;
+        CREATE TABLE a.t (id int);
+        CREATE TYPE a.wraps AS (t a.t);
+        CREATE CAST (integer AS text) WITH FUNCTION pg_catalog.to_hex(integer) AS ASSIGNMENT;
+        CREATE TABLE a.u (id int, label text DEFAULT 255);
+        CREATE TABLE a.v (id int);
+        """,
+    )
+    monkeypatch.setattr(predata, "MIN_PARALLEL_ENTRIES", 0)
+    pg_names.append("wrt_cast_meaning")
+    services.backups.create(url=pg_db, name="cast")
+    services.backups.restore("cast", new_db="wrt_cast_meaning", url=pg_db)
+    for url in (pg_db, pg_url("wrt_cast_meaning")):
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("INSERT INTO a.u (id) VALUES (1) RETURNING label").fetchone()
+            assert row == ("ff",), url

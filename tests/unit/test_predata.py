@@ -105,3 +105,46 @@ def test_one_session_is_kept_where_a_plan_would_not_pay(monkeypatch: pytest.Monk
     assert not worth_planning(f"{T1}\n{T2}\n")  # two lines: not even listed
     assert worth_planning(listing)
     assert plan_pre_data(_listing(SCHEMA, T1, T2, T3), DEPENDS, 2) is not None
+
+
+def test_no_plan_moves_a_table_ahead_of_a_cast() -> None:
+    # A default parsed before the cast exists means something else (int to text: '255', or
+    # to_hex's 'ff'); pg_dump records no dependency on the cast.
+    wraps = "3; 1247 12 TYPE app wraps postgres"
+    cast = "4; 0 13 CAST pg_catalog CAST (integer AS text) postgres"
+    depends = {**DEPENDS, 3: [10]}
+    assert plan_pre_data(_listing(SCHEMA, T1, wraps, cast, T2, T3), depends, 2) is None
+    plan = plan_pre_data(_listing(SCHEMA, cast, T1, T2), DEPENDS, 2)  # in the prefix: first
+    assert plan is not None and plan.first == [SCHEMA, cast]
+
+
+def test_a_group_a_last_entry_depends_on_keeps_its_later_entries_after_it() -> None:
+    # Child c (last: it needs type wraps, itself on t1) inherits p1 and p2: their defaults,
+    # listed after c, must not be set before c exists (conflicting inherited defaults).
+    p1, p2 = "60; 1259 60 TABLE app p1 postgres", "61; 1259 61 TABLE app p2 postgres"
+    wraps = "62; 1247 62 TYPE app wraps postgres"
+    child = "63; 1259 63 TABLE app c postgres"
+    d1, d2 = "64; 2604 64 DEFAULT app p1 id postgres", "65; 2604 65 DEFAULT app p2 id postgres"
+    depends = {62: [10], 63: [60, 61, 62], 64: [60], 65: [61]}
+    plan = plan_pre_data(_listing(T1, p1, p2, wraps, child, d1, d2, T2), depends, 2)
+    assert plan is not None
+    assert plan.last == [wraps, child, d1, d2]
+    assert sorted(sum(plan.parallel, [])) == sorted([T1, p1, p2, T2])
+
+
+def test_tables_whose_type_names_may_collide_keep_their_order() -> None:
+    short, underscored = "70; 1259 70 TABLE app a postgres", "71; 1259 71 TABLE app _a postgres"
+    long_names = [f"{80 + i}; 1259 {80 + i} TABLE app {'x' * 62}{i} postgres" for i in range(4)]
+    plan = plan_pre_data(_listing(short, T1, underscored, *long_names, T2), {}, 3)
+    assert plan is not None
+    lists = [run for run in plan.parallel if short in run or long_names[0] in run]
+    assert [short, underscored] in [[x for x in run if x in (short, underscored)] for run in lists]
+    assert any(all(name in run for name in long_names) for run in plan.parallel)
+
+    # A table whose type name a view (last) may take, or whose line is in doubt: last.
+    view = "90; 1259 90 VIEW app _t1 postgres"
+    spaced = "91; 1259 91 TABLE app two words postgres"
+    plan = plan_pre_data(_listing(T1, T2, view, spaced, T3), {90: [20]}, 2)
+    assert plan is not None
+    assert plan.last == [T1, view, spaced]
+    assert sorted(plan.parallel) == [[T2], [T3]]
