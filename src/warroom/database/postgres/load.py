@@ -254,9 +254,11 @@ class LogicalLoad(PostgresConnection):
                     out.write(chunk)
             verbose = _read_schema(tool, schema_file, ["--list", "--verbose"])
             dependencies = _dependencies(verbose)
-            if not worth_planning(verbose):  # nor the listing a plan is made from
-                start_over = None
-            self._restore_pre_data(tool, common, schema_file, dependencies, jobs, start_over)
+            plan = None
+            if start_over is not None and jobs > 1 and worth_planning(verbose):
+                entries_listed = _read_schema(tool, schema_file, ["--list", "--section=pre-data"])
+                plan = plan_pre_data(entries_listed, dependencies, jobs)
+            self._restore_pre_data(tool, common, schema_file, plan, start_over)
 
             partitions = self._loaded_relations("c.relispartition")
             entries = self._post_data_entries(tool, schema_file, dependencies, partitions)
@@ -339,17 +341,12 @@ class LogicalLoad(PostgresConnection):
         tool: PgTool,
         common: list[str],
         schema_file: Path,
-        dependencies: dict[int, list[int]],
-        jobs: int,
+        plan: PreDataPlan | None,
         start_over: Callable[[], None] | None,
     ) -> None:
-        """Restore the schema's pre-data: by a :class:`PreDataPlan` where there is one and
-        ``start_over`` is given, else (or once the plan failed and ``start_over`` ran) in one
+        """Restore the schema's pre-data: by ``plan`` where there is one (made only when
+        ``start_over`` is given), else (or once the plan failed and ``start_over`` ran) in one
         ``pg_restore``, as pg_restore itself does."""
-        plan = None
-        if start_over is not None and jobs > 1:
-            listing = _read_schema(tool, schema_file, ["--list", "--section=pre-data"])
-            plan = plan_pre_data(listing, dependencies, jobs)
         pre_data = [*common, "--section=pre-data"]
         if plan is not None and start_over is not None:
             try:

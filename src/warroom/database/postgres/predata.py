@@ -220,7 +220,8 @@ def plan_pre_data(
     # pg_restore takes a list of privileges alone for a data-only restore and restores none of
     # them: floating privileges go with objects (any: pg_restore grants at the end of a run).
     next(run for run in (first, last, lists[0]) if run).extend(floating.values())
-    if any(run and all(_kind(line) == "ACL" for line in run) for run in (first, *lists, last)):
+    kind_of = dict(zip(entries, kinds, strict=True))
+    if any(run and all(kind_of[line] == "ACL" for line in run) for run in (first, *lists, last)):
         return None  # a privilege whose object is in another list: an order pg_dump does not make
     return PreDataPlan(
         first=first,
